@@ -1,0 +1,86 @@
+"""The FastAPI application: the public contract under ``/api/public/bulk``."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from ragcast import __version__
+from ragcast.api import errors
+from ragcast.api.middleware import RequestContextMiddleware
+from ragcast.api.ratelimit import RateLimiter
+from ragcast.api.routes import admin, exports, health, jobs, process, search, uploads, ws
+from ragcast.auth import TicketSigner, load_secret
+from ragcast.context import Context, build_context
+from ragcast.providers.embedders.base import EmbeddingSpec
+from ragcast.runner.broker import Runner
+from ragcast.settings import Settings
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/public/bulk"
+
+
+def _preload(ctx: Context) -> None:
+    """Load the default models in the background so the first job does not wait."""
+    try:
+        ctx.providers.transcriber().warm_up()
+        ctx.providers.embedder(EmbeddingSpec("local", 0))
+    except Exception:
+        log.exception("preloading models failed; they will load on first use")
+
+
+def create_app(settings: Settings | None = None, *, run_workers: bool = True) -> FastAPI:
+    """Build the app; with ``run_workers`` the embedded runner starts with it."""
+    settings = settings or Settings()
+    ctx = build_context(settings)
+    runner = Runner(ctx)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if run_workers:
+            runner.start()
+            app.state.runner_started = True
+            runner.recover()
+        if settings.preload_models:
+            threading.Thread(target=_preload, args=(ctx,), daemon=True).start()
+        try:
+            yield
+        finally:
+            app.state.runner_started = False
+            runner.stop()
+            ctx.db.dispose()
+
+    app = FastAPI(
+        title="ragcast",
+        version=__version__,
+        description="Audio and video to a searchable RAG index: the Bulk Processing API.",
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    app.state.runner = runner
+    app.state.runner_started = False
+    app.state.limiter = RateLimiter(
+        {
+            "process": settings.rate_limit_process,
+            "export": settings.rate_limit_export,
+            "read": settings.rate_limit_read,
+        },
+        settings.redis_url,
+    )
+    app.state.signer = TicketSigner(
+        load_secret(settings.secret_key, settings.data_dir), settings.ws_ticket_ttl_s
+    )
+    errors.install(app)
+    app.add_middleware(RequestContextMiddleware)
+
+    api = APIRouter(prefix=API_PREFIX)
+    for module in (process, jobs, exports, uploads, search, admin, ws):
+        api.include_router(module.router)
+    app.include_router(api)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,91 @@
+"""The one place where errors become the contract's error bodies."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ragcast.errors import RagcastError, RateLimitError, ValidationError
+
+log = logging.getLogger(__name__)
+
+
+def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    """``{"success": false, "error", "message", ...}``."""
+    return {"success": False, "error": code, "message": message, **extra}
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    first = exc.errors()[0] if exc.errors() else {"loc": ("body",), "msg": "invalid request"}
+    field = _field(tuple(first.get("loc", ())))
+    issue = str(first.get("msg", "invalid value"))
+    if first.get("type") == "json_invalid":
+        field, issue = "body", "Request body is not valid JSON"
+    elif first.get("type") == "missing":
+        issue = "Field required"
+    return JSONResponse(
+        error_body(
+            "validation_error",
+            f"Invalid request: {field}: {issue}",
+            details={"field": field, "issue": issue},
+        ),
+        status_code=400,
+    )
+
+
+async def _ragcast(request: Request, exc: RagcastError) -> JSONResponse:
+    headers: dict[str, str] = {}
+    extra: dict[str, Any] = {}
+    if isinstance(exc, ValidationError):
+        extra["details"] = {"field": exc.field, "issue": exc.issue}
+    if isinstance(exc, RateLimitError):
+        extra["retry_after"] = exc.retry_after
+        headers = {**exc.headers, "Retry-After": str(exc.retry_after)}
+    if exc.status_code >= 500:
+        log.error("request failed: %s", exc.message)
+        return _server_error(request)
+    if exc.status_code == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return JSONResponse(
+        error_body(exc.code, exc.message, **extra), status_code=exc.status_code, headers=headers
+    )
+
+
+async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
+    return JSONResponse(
+        error_body(codes.get(exc.status_code, "http_error"), str(exc.detail)),
+        status_code=exc.status_code,
+        headers=getattr(exc, "headers", None),
+    )
+
+
+def _server_error(request: Request) -> JSONResponse:
+    request_id = request.scope.get("state", {}).get("request_id", "req-unknown")
+    return JSONResponse(
+        error_body("processing_error", "Internal server error", request_id=request_id),
+        status_code=500,
+    )
+
+
+async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error in %s %s", request.method, request.url.path)
+    return _server_error(request)
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on ``app``."""
+    app.add_exception_handler(RequestValidationError, _validation)  # type: ignore[arg-type]
+    app.add_exception_handler(RagcastError, _ragcast)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _unhandled)

@@ -1,0 +1,166 @@
+"""Job status, items, cancellation and the job list."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from ragcast.api.deps import CurrentUser, Ctx
+from ragcast.api.schemas import (
+    ID_PATTERN,
+    ItemList,
+    ItemStatus,
+    JobCancelled,
+    JobList,
+    JobResult,
+    JobState,
+    JobStatus,
+    JobSummary,
+    error_responses,
+)
+from ragcast.errors import ConflictError, NotFoundError
+from ragcast.pipeline.progress import TERMINAL_ITEM, TERMINAL_JOB, job_result, terminal_event
+from ragcast.store.models import Item, Job
+
+router = APIRouter(tags=["jobs"])
+
+JobIdPath = Annotated[str, Path(pattern=ID_PATTERN, max_length=128)]
+
+
+def user_job(s: Session, user_id: int, job_id: str) -> Job:
+    """The user's job ``job_id``; another user's job is as absent as a missing one."""
+    job = s.scalar(select(Job).where(Job.user_id == user_id, Job.job_id == job_id))
+    if job is None:
+        raise NotFoundError(f"Job {job_id!r} not found")
+    return job
+
+
+def job_status(job: Job) -> JobStatus:
+    """The contract's status body of ``job``."""
+    return JobStatus(
+        job_id=job.job_id,
+        status=job.status,  # type: ignore[arg-type]
+        progress=job.progress,
+        stage=job.stage,
+        content_processed=job.content_processed,
+        total_content=job.total_content,
+        embeddings=job.embeddings,
+        error=job.error,
+        result=JobResult(**job_result(job)) if job.finished_at is not None else None,
+    )
+
+
+@router.get(
+    "/job/{job_id}/status",
+    response_model=JobStatus,
+    operation_id="getJobStatus",
+    responses=error_responses(400, 401, 404, 429),
+)
+def get_job_status(job_id: JobIdPath, user: CurrentUser, ctx: Ctx) -> JobStatus:
+    """Current status and progress of a job."""
+    with ctx.db.session() as s:
+        return job_status(user_job(s, user.user_id, job_id))
+
+
+@router.get(
+    "/job/{job_id}/items",
+    response_model=ItemList,
+    operation_id="getJobItems",
+    responses=error_responses(400, 401, 404, 429),
+)
+def get_job_items(job_id: JobIdPath, user: CurrentUser, ctx: Ctx) -> ItemList:
+    """Each content item of a job, with its stage, transcript source and error."""
+    with ctx.db.session() as s:
+        job = user_job(s, user.user_id, job_id)
+        return ItemList(
+            job_id=job.job_id,
+            items=[
+                ItemStatus(
+                    index=i.index,
+                    content_id=i.content_id,
+                    source_type=i.source_type,
+                    source=i.title or i.source_ref,
+                    title=i.title,
+                    url=i.url,
+                    status=i.status,
+                    stage=i.stage,
+                    transcript_source=i.transcript_source,
+                    duration_s=i.duration_s,
+                    chunks=i.chunk_count,
+                    tokens=i.token_count,
+                    attempts=i.attempts,
+                    error=i.error,
+                )
+                for i in job.items
+            ],
+        )
+
+
+@router.post(
+    "/job/{job_id}/cancel",
+    response_model=JobCancelled,
+    operation_id="cancelJob",
+    responses=error_responses(400, 401, 404, 409, 429),
+)
+def cancel_job(job_id: JobIdPath, user: CurrentUser, ctx: Ctx, request: Request) -> JobCancelled:
+    """Cancel a job: no new stage of any of its items starts after this."""
+    with ctx.db.session() as s:
+        job = user_job(s, user.user_id, job_id)
+        if job.status in TERMINAL_JOB:
+            raise ConflictError(f"Job {job_id!r} is already {job.status}")
+        job.status = "cancelled"
+        job.stage = "Cancelled by user"
+        job.error = "Job cancelled by user"
+        s.execute(
+            update(Item)
+            .where(Item.job_pk == job.id, Item.status == "pending")
+            .values(status="cancelled", error="cancelled by user")
+        )
+        s.flush()
+        event = terminal_event(job)
+        event["message"] = "Job cancelled by user"
+        job_pk = job.id
+    ctx.bus.publish(job_pk, event)
+    # Close the job now if no item is mid-stage; a running item closes it when it stops.
+    request.app.state.runner.start_job.send(job_pk)
+    return JobCancelled(job_id=job_id, status="cancelled")
+
+
+@router.get(
+    "/jobs",
+    response_model=JobList,
+    operation_id="listJobs",
+    responses=error_responses(400, 401, 429),
+)
+def list_jobs(
+    user: CurrentUser,
+    ctx: Ctx,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    status: JobState | None = None,
+) -> JobList:
+    """The user's jobs, newest first, one page at a time."""
+    with ctx.db.session() as s:
+        q = select(Job).where(Job.user_id == user.user_id)
+        if status is not None:
+            q = q.where(Job.status == status)
+        total = s.scalar(select(func.count()).select_from(q.subquery())) or 0
+        rows = s.scalars(q.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit).offset(offset))
+        jobs = [
+            JobSummary(
+                **job_status(j).model_dump(),
+                platform=j.platform,
+                input_method=j.input_method,
+                embedding_model=j.embedding_model,
+                vector_db=j.vector_db,
+                created_at=j.created_at.isoformat(),
+            )
+            for j in rows
+        ]
+    return JobList(jobs=jobs, total=total, limit=limit, offset=offset)
+
+
+__all__ = ["router", "user_job", "job_status", "TERMINAL_ITEM"]

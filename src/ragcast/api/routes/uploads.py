@@ -1,0 +1,103 @@
+"""``POST /uploads``: stream a file to disk with a size cap and content sniffing."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import zipfile
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, File, Request, UploadFile
+from starlette.concurrency import run_in_threadpool
+
+from ragcast.api.deps import CurrentUser, Ctx
+from ragcast.api.schemas import UploadPublic, error_responses
+from ragcast.errors import PayloadTooLargeError, ValidationError
+from ragcast.pipeline.sniff import sniff
+from ragcast.store.models import Upload
+
+router = APIRouter(tags=["uploads"])
+
+CHUNK = 1024 * 1024
+MAX_DOCX_UNCOMPRESSED = 256 * 1024 * 1024
+MAX_DOCX_MEMBERS = 10_000
+
+
+def _too_large(limit: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(f"File is larger than the upload limit of {limit} bytes")
+
+
+def check_archive(path: Path) -> None:
+    """Refuse a DOCX that would inflate beyond sane bounds (a zip bomb)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+    except zipfile.BadZipFile as exc:
+        raise ValidationError("file", "DOCX file is not a valid zip archive") from exc
+    if len(infos) > MAX_DOCX_MEMBERS or sum(i.file_size for i in infos) > MAX_DOCX_UNCOMPRESSED:
+        raise ValidationError("file", "DOCX file inflates beyond the decompression limit")
+
+
+@router.post(
+    "/uploads",
+    response_model=UploadPublic,
+    operation_id="uploadDocument",
+    responses=error_responses(400, 401, 413, 429),
+)
+async def upload_document(
+    file: Annotated[UploadFile, File(description="Media or document")],
+    user: CurrentUser,
+    ctx: Ctx,
+    request: Request,
+) -> UploadPublic:
+    """Store an uploaded recording or document; returns its ``document_id``."""
+    limit = ctx.settings.max_upload_bytes
+    declared = int(request.headers.get("content-length") or 0)
+    if declared > limit + 64 * 1024:  # allow for the multipart envelope
+        raise _too_large(limit)
+    head = await file.read(8192)
+    sniffed = sniff(head, file.filename or "upload")
+    document_id = f"doc_{secrets.token_hex(12)}"
+    path = ctx.settings.data_dir / "uploads" / f"{document_id}.{sniffed.extension}"
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with path.open("wb") as out:
+            block = head
+            while block:
+                size += len(block)
+                if size > limit:
+                    raise _too_large(limit)
+                digest.update(block)
+                out.write(block)
+                block = await file.read(CHUNK)
+        if sniffed.extension == "docx":
+            check_archive(path)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    filename = Path(file.filename or f"upload.{sniffed.extension}").name[:255]
+    row = Upload(
+        document_id=document_id,
+        user_id=user.user_id,
+        filename=filename,
+        size=size,
+        sha256=digest.hexdigest(),
+        content_type=sniffed.content_type,
+        kind=sniffed.kind,
+        path=str(path),
+    )
+
+    def record() -> None:
+        with ctx.db.session() as s:
+            s.add(row)
+
+    await run_in_threadpool(record)
+    return UploadPublic(
+        document_id=document_id,
+        filename=filename,
+        size=size,
+        sha256=digest.hexdigest(),
+        content_type=sniffed.content_type,
+    )

@@ -1,0 +1,256 @@
+"""Request and response bodies of the public API, named by role."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+
+Platform = Literal["tiktok", "youtube", "twitch", "documents"]
+InputMethod = Literal["channel", "urls", "upload"]
+JobState = Literal["pending", "initializing", "processing", "completed", "failed", "cancelled"]
+ExportFormat = Literal["json", "csv", "parquet", "vector"]
+JinaTask = Literal[
+    "retrieval.passage", "retrieval.query", "text-matching", "code.passage", "code.query"
+]
+
+
+class EmbeddingModelConfig(BaseModel):
+    """The contract's ``embedding_model`` block; unknown keys (``label``) are kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(description="`local`, `jina-v4` or `gemini-exp`", min_length=1)
+    label: str | None = None
+    dimensions: int | None = Field(default=None, description="128-2048")
+    max_tokens: int | None = Field(default=None, ge=1)
+    jina_v4_task: JinaTask = "retrieval.passage"
+    jina_v4_dimensions: int | None = None
+    jina_v4_late_chunking: bool = True
+    jina_v4_multi_vector: bool = False
+    jina_v4_optimize_for_rag: bool = True
+    jina_v4_truncate_at_max: bool = True
+
+
+class VectorDbConfig(BaseModel):
+    """The contract's ``vector_db`` block."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(description="`chroma`, `pinecone`, `qdrant` or `pgvector`", min_length=1)
+    label: str | None = None
+
+
+class ProcessingSettings(BaseModel):
+    """Chunking settings, in tokens of the embedding model's tokenizer."""
+
+    model_config = ConfigDict(extra="allow")
+
+    chunkSize: int = Field(default=1024, ge=16, le=32768)  # noqa: N815 - contract name
+    chunkOverlap: int = Field(default=100, ge=0, le=32768)  # noqa: N815
+    maxTokens: int = Field(default=8192, ge=16, le=131072)  # noqa: N815
+
+
+class JobCreate(BaseModel):
+    """Body of ``POST /process``."""
+
+    job_id: str = Field(pattern=ID_PATTERN, description="Idempotency key within one user")
+    platform: Platform
+    input_method: InputMethod
+    channel_url: str | None = Field(default=None, max_length=2048)
+    pasted_urls: list[str] = Field(default_factory=list, max_length=1000)
+    selected_content: list[str] = Field(default_factory=list, max_length=5000)
+    uploaded_documents: list[str] = Field(default_factory=list, max_length=1000)
+    embedding_model: EmbeddingModelConfig
+    vector_db: VectorDbConfig
+    settings: ProcessingSettings = Field(default_factory=ProcessingSettings)
+    user_id: str | None = Field(default=None, description="Ignored: the API key decides")
+
+
+class JobAccepted(BaseModel):
+    """Answer of ``POST /process``."""
+
+    success: bool = True
+    job_id: str
+    message: str
+    websocket_url: str
+    estimated_time: str
+
+
+class JobResult(BaseModel):
+    """Totals of a finished job."""
+
+    total_items: int
+    completed_items: int
+    failed_items: int
+    processing_time: float
+
+
+class JobStatus(BaseModel):
+    """Answer of ``GET /job/{job_id}/status``."""
+
+    job_id: str
+    status: JobState
+    progress: float
+    stage: str
+    content_processed: int
+    total_content: int
+    embeddings: int
+    error: str | None = None
+    result: JobResult | None = None
+
+
+class JobSummary(JobStatus):
+    """A job in the job list."""
+
+    platform: str
+    input_method: str
+    embedding_model: str
+    vector_db: str
+    created_at: str
+
+
+class JobList(BaseModel):
+    """Answer of ``GET /jobs``: one page, newest first."""
+
+    jobs: list[JobSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+class ItemStatus(BaseModel):
+    """One content item of a job, with its own stage and error."""
+
+    index: int
+    content_id: str
+    source_type: str
+    source: str
+    title: str | None
+    url: str | None
+    status: str
+    stage: str
+    transcript_source: str | None
+    duration_s: float | None
+    chunks: int
+    tokens: int
+    attempts: int
+    error: str | None
+
+
+class ItemList(BaseModel):
+    """Answer of ``GET /job/{job_id}/items``."""
+
+    job_id: str
+    items: list[ItemStatus]
+
+
+class JobCancelled(BaseModel):
+    """Answer of ``POST /job/{job_id}/cancel``."""
+
+    success: bool = True
+    job_id: str
+    status: JobState
+
+
+class ExportCreate(BaseModel):
+    """Body of ``POST /export``."""
+
+    job_id: str = Field(pattern=ID_PATTERN)
+    format: ExportFormat
+    export_id: str | None = Field(default=None, pattern=ID_PATTERN)
+
+
+class ExportAccepted(BaseModel):
+    """Answer of ``POST /export``."""
+
+    success: bool = True
+    export_id: str
+    message: str
+    status_url: str
+
+
+class ExportStatus(BaseModel):
+    """Answer of ``GET /export/{export_id}/status``."""
+
+    export_id: str
+    status: Literal["pending", "processing", "completed", "failed"]
+    progress: float
+    download_url: str | None = None
+    filename: str | None = None
+    file_size: int | None = None
+    error: str | None = None
+
+
+class UploadPublic(BaseModel):
+    """Answer of ``POST /uploads``."""
+
+    document_id: str
+    filename: str
+    size: int
+    sha256: str
+    content_type: str
+
+
+class SearchQuery(BaseModel):
+    """Body of ``POST /search``."""
+
+    query: str = Field(min_length=1, max_length=4096)
+    job_id: str | None = Field(default=None, pattern=ID_PATTERN)
+    top_k: int = Field(default=10, ge=1, le=100)
+
+
+class SearchHit(BaseModel):
+    """One chunk found by a search."""
+
+    score: float
+    text: str
+    start_s: float | None
+    end_s: float | None
+    job_id: str
+    content_id: str
+    chunk_index: int
+    source_type: str
+    source: str
+    title: str | None
+    url: str | None
+
+
+class SearchResults(BaseModel):
+    """Answer of ``POST /search``."""
+
+    success: bool = True
+    query: str
+    results: list[SearchHit]
+
+
+class CleanupResult(BaseModel):
+    """Answer of ``DELETE /cleanup``."""
+
+    success: bool = True
+    deleted_count: int
+
+
+class ErrorDetails(BaseModel):
+    """Which field was wrong and why."""
+
+    field: str
+    issue: str
+
+
+class ErrorBody(BaseModel):
+    """The contract's error body (``details``, ``retry_after``, ``request_id`` by kind)."""
+
+    success: bool = False
+    error: str
+    message: str
+    details: ErrorDetails | None = None
+    retry_after: int | None = None
+    request_id: str | None = None
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for the given error status codes."""
+    return {code: {"model": ErrorBody} for code in codes}

@@ -1,0 +1,29 @@
+"""What every part of one ragcast process shares: settings, store, backends, events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ragcast.providers.registry import Providers
+from ragcast.runner.events import EventBus, LocalEventBus
+from ragcast.settings import Settings
+from ragcast.store.db import Database
+
+
+@dataclass
+class Context:
+    """The services of one process; built once by :func:`build_context`."""
+
+    settings: Settings
+    db: Database
+    providers: Providers
+    bus: EventBus
+
+
+def build_context(settings: Settings, *, migrate: bool = True) -> Context:
+    """Create the data dir, open (and migrate) the store, and set up the backends."""
+    settings.ensure_dirs()
+    db = Database(settings.resolved_database_url)
+    if migrate:
+        db.migrate()
+    return Context(settings=settings, db=db, providers=Providers(settings), bus=LocalEventBus())

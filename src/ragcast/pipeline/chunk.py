@@ -1,0 +1,302 @@
+"""Token-accurate chunking of a transcript for the embedding model.
+
+Sizes are counted with the embedding model's own tokenizer, so no chunk is silently
+truncated by the model. Words are counted once, in one batched call; each word is
+counted *alone*, exactly as it reads at the start of a chunk, so a one-word chunk's
+estimate is exact. Inside a chunk the tokenizer may merge or split across spaces
+differently (byte-level BPE does); the final recount of every chunk text catches that
+and trims the chunk.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import accumulate
+from pathlib import Path
+from typing import Protocol
+
+from tokenizers import Tokenizer
+
+from ragcast.errors import ConfigurationError
+from ragcast.pipeline.types import ChunkSpec, TextChunk, Transcript
+
+# A word ending a sentence, allowing closing quotes or brackets after the mark.
+_SENTENCE_END = re.compile(r"[.!?…。！？][\"'”’)\]»]*$")
+
+# Recount this many chunks per batched call at first; the window doubles while no chunk
+# overflows, so a clean run costs a handful of calls and a messy one wastes little work.
+_FIRST_WINDOW = 16
+_MAX_WINDOW = 4096
+# No token of a real tokenizer spans more characters than this.
+_MAX_CHARS_PER_TOKEN = 128
+
+
+class TokenCounter(Protocol):
+    """Counts tokens of texts as the embedding model's tokenizer sees them."""
+
+    def count(self, texts: Sequence[str]) -> list[int]:
+        """Tokens per text, without special tokens such as [CLS]/[SEP]."""
+        ...
+
+
+class HFTokenCounter:
+    """A :class:`TokenCounter` over a HuggingFace fast tokenizer.
+
+    The tokenizer's truncation and padding are switched off (on the object given), since
+    a sentence-transformers ``tokenizer.json`` usually truncates to the model's maximum
+    and would hide exactly the overflow we count for.
+    """
+
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+        self._tokenizer = tokenizer
+
+    @classmethod
+    def from_path(cls, model_dir: str | Path) -> HFTokenCounter:
+        """Load ``tokenizer.json`` from a model folder (or that file itself)."""
+        path = Path(model_dir)
+        file = path / "tokenizer.json" if path.is_dir() else path
+        if not file.is_file():
+            raise ConfigurationError(f"no tokenizer.json found at {path}")
+        return cls(Tokenizer.from_file(str(file)))
+
+    def count(self, texts: Sequence[str]) -> list[int]:
+        """Tokens per text, without special tokens."""
+        if not texts:
+            return []
+        encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        return [len(e.ids) for e in encodings]
+
+
+@dataclass(slots=True)
+class _Unit:
+    """One whitespace-free piece of text with its times."""
+
+    text: str
+    start: float | None
+    end: float | None
+    boundary: bool = False  # a chunk may end after this unit (sentence or segment end)
+
+
+def chunk_transcript(
+    transcript: Transcript, spec: ChunkSpec, counter: TokenCounter, reserve: int = 2
+) -> list[TextChunk]:
+    """Cut ``transcript`` into chunks of at most ``min(chunk_size, max_tokens) - reserve`` tokens.
+
+    ``reserve`` leaves room for the special tokens the model adds. Chunks prefer to end at
+    a sentence or segment end in their last half, overlap by at most ``chunk_overlap``
+    tokens of trailing words, and always make progress. ``token_count`` is the real
+    count of the chunk text.
+    """
+    limit = min(spec.chunk_size, spec.max_tokens) - reserve
+    if limit < 1:
+        raise ValueError(f"chunk limit must be at least 1 token, got {limit}")
+    units = _flatten(transcript)
+    if not units:
+        return []
+    counts = counter.count([u.text for u in units])
+    units, counts = _split_long_units(units, counts, limit, counter)
+    packer = _Packer(units, counts, limit, max(0, spec.chunk_overlap), counter)
+    return [
+        _make_chunk(index, units, start, end, tokens)
+        for index, (start, end, tokens) in enumerate(packer.run())
+    ]
+
+
+def _flatten(transcript: Transcript) -> list[_Unit]:
+    """All words of all segments in order, split on whitespace, with boundary marks."""
+    units: list[_Unit] = []
+    for segment in transcript.segments:
+        before = len(units)
+        if segment.words:
+            for word in segment.words:
+                units.extend(_Unit(t, word.start, word.end) for t in word.text.split())
+        else:
+            units.extend(_Unit(t, segment.start, segment.end) for t in segment.text.split())
+        if len(units) > before:
+            units[-1].boundary = True
+    for unit in units:
+        if _SENTENCE_END.search(unit.text):
+            unit.boundary = True
+    return units
+
+
+def _split_long_units(
+    units: list[_Unit], counts: list[int], limit: int, counter: TokenCounter
+) -> tuple[list[_Unit], list[int]]:
+    """Split every unit longer than ``limit`` tokens by characters into pieces that fit."""
+    if all(c <= limit for c in counts):
+        return units, counts
+    out_units: list[_Unit] = []
+    out_counts: list[int] = []
+    for unit, count in zip(units, counts, strict=True):
+        if count <= limit:
+            out_units.append(unit)
+            out_counts.append(count)
+            continue
+        pieces = _split_text(unit.text, limit, counter)
+        for i, (piece, piece_count) in enumerate(pieces):
+            last = i == len(pieces) - 1
+            out_units.append(_Unit(piece, unit.start, unit.end, unit.boundary and last))
+            out_counts.append(piece_count)
+    return out_units, out_counts
+
+
+def _split_text(text: str, limit: int, counter: TokenCounter) -> list[tuple[str, int]]:
+    """Greedy character split: each piece is a longest prefix that fits ``limit``."""
+    pieces: list[tuple[str, int]] = []
+    rest = text
+    while rest:
+        size = _fitting_prefix(rest, limit, counter)
+        pieces.append((rest[:size], counter.count([rest[:size]])[0]))
+        rest = rest[size:]
+    return pieces
+
+
+def _fitting_prefix(text: str, limit: int, counter: TokenCounter) -> int:
+    """Length of a longest prefix of ``text`` within ``limit`` tokens, at least 1.
+
+    Probes are capped at ``_MAX_CHARS_PER_TOKEN * limit`` characters so a megabyte of
+    base64 costs a few short tokenizations per piece, not a full one. At least one
+    character is taken, so a character worth more than the limit (byte-level BPE with a
+    tiny limit) still makes progress.
+    """
+    hi = min(len(text), _MAX_CHARS_PER_TOKEN * limit)
+    if counter.count([text[:hi]])[0] <= limit:
+        return hi
+    size = _largest(1, hi - 1, lambda n: counter.count([text[:n]])[0] <= limit)
+    return size or 1
+
+
+def _largest(lo: int, hi: int, fits: Callable[[int], bool]) -> int | None:
+    """Largest ``n`` in ``[lo, hi]`` with ``fits(n)``, assuming ``fits`` is monotone."""
+    best: int | None = None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        if fits(mid):
+            best, lo = mid, mid + 1
+        else:
+            hi = mid - 1
+    return best
+
+
+class _Packer:
+    """Greedy packing over prefix sums of the per-unit token estimates."""
+
+    def __init__(
+        self,
+        units: list[_Unit],
+        counts: list[int],
+        limit: int,
+        overlap: int,
+        counter: TokenCounter,
+    ) -> None:
+        self.units = units
+        self.counts = counts
+        self.prefix = [0, *accumulate(counts)]
+        self.boundary_ends = [i + 1 for i, u in enumerate(units) if u.boundary]
+        self.limit = limit
+        self.overlap = overlap
+        self.counter = counter
+
+    def run(self) -> list[tuple[int, int, int]]:
+        """Return ``(start, end, real_tokens)`` spans covering every unit in order."""
+        spans: list[tuple[int, int, int]] = []
+        start, done, window = 0, 0, _FIRST_WINDOW
+        n = len(self.units)
+        while done < n:
+            proposed = self._propose(start, done, window)
+            real = self.counter.count([self._text(s, e) for s, e, _ in proposed])
+            window = min(window * 2, _MAX_WINDOW)
+            for (s, e, prev_done), tokens in zip(proposed, real, strict=True):
+                overflow = tokens > self.limit
+                if overflow:
+                    s, e, tokens = self._shrink(s, e, prev_done)
+                spans.append((s, e, tokens))
+                start, done = self._next_start(s, e), e
+                if overflow:
+                    # Every later proposal was built on the wrong end: propose again.
+                    window = _FIRST_WINDOW
+                    break
+        return spans
+
+    def _propose(self, start: int, done: int, window: int) -> list[tuple[int, int, int]]:
+        """Up to ``window`` spans from the estimates alone, with the end each one follows."""
+        proposed: list[tuple[int, int, int]] = []
+        n = len(self.units)
+        while done < n and len(proposed) < window:
+            end = self._pick_end(start, done)
+            proposed.append((start, end, done))
+            start, done = self._next_start(start, end), end
+        return proposed
+
+    def _pick_end(self, start: int, done: int) -> int:
+        """End of the chunk starting at ``start``; ``done`` units are already covered."""
+        prefix = self.prefix
+        full = bisect_right(prefix, prefix[start] + self.limit, lo=start + 1) - 1
+        # Always take one new unit, even one whose estimate exceeds the limit.
+        full = max(full, done + 1)
+        if full >= len(self.units):
+            return len(self.units)
+        # The last sentence end that fits; take it if it keeps at least half the chunk.
+        i = bisect_right(self.boundary_ends, full) - 1
+        if i >= 0:
+            end = self.boundary_ends[i]
+            if end > done and 2 * (prefix[end] - prefix[start]) >= prefix[full] - prefix[start]:
+                return end
+        return full
+
+    def _next_start(self, start: int, end: int) -> int:
+        """Start of the chunk after ``[start, end)``: trailing units within the overlap.
+
+        The overlap leaves room for the next new unit and never takes the whole previous
+        chunk, so every chunk covers at least one unit the previous one did not.
+        """
+        if end >= len(self.units):
+            return end
+        budget = min(self.overlap, self.limit - self.counts[end])
+        prefix = self.prefix
+        return bisect_left(prefix, prefix[end] - budget, lo=start + 1, hi=end)
+
+    def _shrink(self, start: int, end: int, done: int) -> tuple[int, int, int]:
+        """Trim an overflowing chunk from the end, keeping at least one new unit.
+
+        If even the overlap plus one new unit overflows, overlap units are dropped from
+        the front; a single unit always fits since its estimate is exact.
+        """
+
+        def fits_end(e: int) -> bool:
+            return self._count(start, e) <= self.limit
+
+        new_end = _largest(done + 1, end - 1, fits_end)
+        if new_end is not None:
+            return start, new_end, self._count(start, new_end)
+        end = done + 1
+        # Keep as many trailing units (overlap plus the one new unit) as still fit.
+        keep = _largest(1, end - start - 1, lambda k: self._count(end - k, end) <= self.limit)
+        new_start = end - (keep or 1)
+        return new_start, end, self._count(new_start, end)
+
+    def _count(self, start: int, end: int) -> int:
+        return self.counter.count([self._text(start, end)])[0]
+
+    def _text(self, start: int, end: int) -> str:
+        return " ".join(u.text for u in self.units[start:end])
+
+
+def _make_chunk(index: int, units: list[_Unit], start: int, end: int, tokens: int) -> TextChunk:
+    """Build the chunk for ``units[start:end]`` with the span of its timed words."""
+    span = units[start:end]
+    first = next((u.start for u in span if u.start is not None), None)
+    last = next((u.end for u in reversed(span) if u.end is not None), None)
+    return TextChunk(
+        index=index,
+        text=" ".join(u.text for u in span),
+        token_count=tokens,
+        start_s=first,
+        end_s=last,
+    )

@@ -1,0 +1,211 @@
+"""The per-item stages: fetch → transcript → chunk → embed → index.
+
+Each stage reads the previous stage's checkpoint from the store and writes its own,
+so a retried or recovered item resumes after its last finished stage. ``Item.stage``
+names the last finished stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from ragcast.context import Context
+from ragcast.errors import ItemError, MediaError
+from ragcast.pipeline.chunk import chunk_transcript
+from ragcast.pipeline.documents import parse_document
+from ragcast.pipeline.types import ChunkSpec, TextChunk
+from ragcast.pipeline.types import Transcript as TranscriptData
+from ragcast.providers.embedders.base import Embedder, EmbeddingSpec
+from ragcast.providers.vectorstores.base import VectorRecord
+from ragcast.store.models import Chunk, Item, Job, Transcript, Upload
+
+#: finished-stage name → share of the item's work done once it is finished
+STAGES: dict[str, float] = {
+    "queued": 0.0,
+    "fetched": 0.05,
+    "transcribed": 0.65,
+    "chunked": 0.70,
+    "embedded": 0.90,
+    "indexed": 1.0,
+}
+#: what an item is doing while it works towards each finished stage
+ACTIVE: dict[str, str] = {
+    "fetched": "fetching",
+    "transcribed": "transcribing",
+    "chunked": "chunking",
+    "embedded": "embedding",
+    "indexed": "indexing",
+}
+ORDER = list(STAGES)
+
+
+def embedding_spec(job: Job) -> EmbeddingSpec:
+    """The resolved embedding spec a job was accepted with."""
+    return EmbeddingSpec(job.embedding_model, job.dimensions, dict(job.request["embedding_model"]))
+
+
+def chunk_spec(job: Job, embedder: Embedder) -> ChunkSpec:
+    """The job's chunk sizes, capped by what the embedding model reads in one input."""
+    settings = job.request.get("settings") or {}
+    size = int(settings.get("chunkSize", 1024))
+    overlap = int(settings.get("chunkOverlap", 100))
+    max_tokens = min(int(settings.get("maxTokens", 8192)), embedder.max_tokens)
+    size = min(size, max_tokens)
+    return ChunkSpec(chunk_size=size, chunk_overlap=min(overlap, size // 2), max_tokens=max_tokens)
+
+
+class ItemStages:
+    """Runs the stages of one item against the store and the backends."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def runner(self, stage: str) -> Callable[[Session, Item, Job], None]:
+        """The function that produces finished stage ``stage``."""
+        return {
+            "fetched": self.fetch,
+            "transcribed": self.transcribe,
+            "chunked": self.chunk,
+            "embedded": self.embed,
+            "indexed": self.index,
+        }[stage]
+
+    # -- fetch ------------------------------------------------------------------------
+    def fetch(self, s: Session, item: Item, job: Job) -> None:
+        """Put the item's media on local disk."""
+        if item.source_type == "upload":
+            upload = s.scalar(select(Upload).where(Upload.document_id == item.source_ref))
+            if upload is None or not Path(upload.path).is_file():
+                raise ItemError(f"uploaded document {item.source_ref} is no longer available")
+            item.media_path = upload.path
+            item.content_type = upload.content_type
+            return
+        raise ItemError(
+            f"fetching {item.source_type} content is not supported by this server "
+            "(install the 'platforms' extra)"
+        )
+
+    # -- transcript -------------------------------------------------------------------
+    def transcribe(self, s: Session, item: Item, job: Job) -> None:
+        """Speech-to-text for media, parsing for documents; stored once."""
+        if s.get(Transcript, item.id) is not None:
+            return  # a finished transcript is never recomputed
+        if item.media_path is None:
+            raise ItemError("item has no media to transcribe")
+        path = Path(item.media_path)
+        ctype = item.content_type or ""
+        if ctype.startswith(("audio/", "video/")):
+            data = self.ctx.providers.transcriber().transcribe(path)
+        else:
+            data = parse_document(path, ctype)
+        if not data.segments and data.source == "asr":
+            raise MediaError("no speech was found in the recording")
+        s.add(
+            Transcript(
+                item_id=item.id,
+                source=data.source,
+                language=data.language,
+                duration_s=data.duration_s,
+                data=data.to_dict(),
+                text=data.text,
+            )
+        )
+        item.transcript_source = data.source
+        item.duration_s = data.duration_s
+
+    # -- chunk ------------------------------------------------------------------------
+    def chunk(self, s: Session, item: Item, job: Job) -> None:
+        """Cut the transcript into token-sized chunks with their time spans."""
+        row = s.get(Transcript, item.id)
+        if row is None:
+            raise ItemError("transcript missing")
+        embedder = self.ctx.providers.embedder(embedding_spec(job))
+        spec = chunk_spec(job, embedder)
+        chunks = chunk_transcript(
+            TranscriptData.from_dict(row.data),
+            spec,
+            embedder.token_counter(),
+            reserve=embedder.reserved_tokens,
+        )
+        s.execute(delete(Chunk).where(Chunk.item_id == item.id))
+        s.add_all(_chunk_rows(item.id, chunks))
+        item.chunk_count = len(chunks)
+        item.token_count = sum(c.token_count for c in chunks)
+
+    # -- embed ------------------------------------------------------------------------
+    def embed(self, s: Session, item: Item, job: Job) -> None:
+        """Embed the chunks not embedded yet, committing batch by batch."""
+        embedder = self.ctx.providers.embedder(embedding_spec(job))
+        while True:
+            rows = s.execute(
+                select(Chunk.id, Chunk.text)
+                .where(Chunk.item_id == item.id, Chunk.embedding.is_(None))
+                .order_by(Chunk.chunk_index)
+                .limit(max(embedder.max_batch, 1) * 4)
+            ).all()
+            if not rows:
+                return
+            vectors = embedder.embed_batch([r.text for r in rows])
+            for (chunk_id, _), vec in zip(rows, vectors, strict=True):
+                s.execute(
+                    update(Chunk)
+                    .where(Chunk.id == chunk_id)
+                    .values(embedding=np.asarray(vec, dtype=np.float32).tobytes())
+                )
+            s.commit()
+
+    # -- index ------------------------------------------------------------------------
+    def index(self, s: Session, item: Item, job: Job) -> None:
+        """Upsert the item's vectors and drop chunks of an earlier, longer version."""
+        store = self.ctx.providers.vector_store(job.vector_db)
+        store.ensure_collection(job.collection, job.dimensions)
+        rows = s.scalars(
+            select(Chunk).where(Chunk.item_id == item.id).order_by(Chunk.chunk_index)
+        ).all()
+        records = [
+            VectorRecord(
+                id=f"{item.content_id}:{c.chunk_index}",
+                vector=np.frombuffer(c.embedding or b"", dtype=np.float32),
+                text=c.text,
+                metadata=vector_metadata(job, item, c),
+            )
+            for c in rows
+        ]
+        store.upsert(job.collection, records)
+        store.delete_stale(job.collection, item.content_id, keep=len(records))
+
+
+def vector_metadata(job: Job, item: Item, chunk: Chunk) -> dict[str, object]:
+    """The metadata stored with each vector (and exported beside it)."""
+    return {
+        "job_id": job.job_id,
+        "content_id": item.content_id,
+        "chunk_index": chunk.chunk_index,
+        "start_s": chunk.start_s,
+        "end_s": chunk.end_s,
+        "token_count": chunk.token_count,
+        "source_type": item.source_type,
+        "source": item.title or item.source_ref,
+        "title": item.title,
+        "url": item.url,
+        "platform": job.platform,
+    }
+
+
+def _chunk_rows(item_id: int, chunks: list[TextChunk]) -> list[Chunk]:
+    return [
+        Chunk(
+            item_id=item_id,
+            chunk_index=c.index,
+            text=c.text,
+            start_s=c.start_s,
+            end_s=c.end_s,
+            token_count=c.token_count,
+        )
+        for c in chunks
+    ]

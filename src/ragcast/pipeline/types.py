@@ -1,0 +1,87 @@
+"""Plain data types passed between pipeline stages.
+
+They are JSON-serialisable through :meth:`to_dict`/``from_dict`` so every stage can
+checkpoint its result in the job store and a retried item resumes from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class Word:
+    """One word of a transcript; times are seconds from the start, or ``None`` for text."""
+
+    text: str
+    start: float | None = None
+    end: float | None = None
+
+
+@dataclass(slots=True)
+class Segment:
+    """A run of words (a Whisper segment, a subtitle cue, a paragraph of a document)."""
+
+    text: str
+    start: float | None = None
+    end: float | None = None
+    words: list[Word] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Transcript:
+    """A whole transcript of one content item."""
+
+    source: str  # "asr", "captions" or "document"
+    language: str | None
+    duration_s: float | None
+    segments: list[Segment]
+
+    @property
+    def text(self) -> str:
+        """The transcript as one string."""
+        return " ".join(s.text.strip() for s in self.segments if s.text.strip())
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialise for the job store."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Transcript:
+        """Rebuild a transcript stored with :meth:`to_dict`."""
+        segments = [
+            Segment(
+                text=s["text"],
+                start=s.get("start"),
+                end=s.get("end"),
+                words=[Word(**w) for w in s.get("words", [])],
+            )
+            for s in data["segments"]
+        ]
+        return cls(
+            source=data["source"],
+            language=data.get("language"),
+            duration_s=data.get("duration_s"),
+            segments=segments,
+        )
+
+
+@dataclass(slots=True)
+class ChunkSpec:
+    """How to cut a transcript: sizes are in tokens of the embedding model's tokenizer."""
+
+    chunk_size: int
+    chunk_overlap: int
+    max_tokens: int
+
+
+@dataclass(slots=True)
+class TextChunk:
+    """A chunk ready to embed, with the time span of the words it holds."""
+
+    index: int
+    text: str
+    token_count: int
+    start_s: float | None
+    end_s: float | None

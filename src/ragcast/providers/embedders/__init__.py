@@ -1,0 +1,1 @@
+"""Embedding backends, chosen by the contract's ``embedding_model.id``."""

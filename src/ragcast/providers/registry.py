@@ -1,0 +1,177 @@
+"""Backends chosen by short name: built-ins and plugins register as entry points.
+
+The same groups a third-party package would use (``ragcast.embedders``,
+``ragcast.vectorstores``) name the built-ins in ``pyproject.toml``; a name that is
+known but lacks its settings or its extra is refused at submission with a ``400``.
+"""
+
+from __future__ import annotations
+
+import threading
+from importlib.metadata import entry_points
+from typing import Any
+
+from ragcast.api.schemas import EmbeddingModelConfig, VectorDbConfig
+from ragcast.errors import ConfigurationError, ValidationError
+from ragcast.providers.embedders.base import Embedder, EmbeddingSpec
+from ragcast.providers.transcribers.base import Transcriber
+from ragcast.providers.transcribers.whisper import WhisperConfig, WhisperTranscriber
+from ragcast.providers.vectorstores.base import VectorStore
+from ragcast.settings import Settings
+
+EMBEDDING_IDS = ("local", "jina-v4", "gemini-exp")
+VECTOR_DB_IDS = ("chroma", "pinecone", "qdrant", "pgvector")
+MIN_DIMS, MAX_DIMS = 128, 2048
+
+
+def _plugin(group: str, name: str) -> Any:
+    for ep in entry_points(group=group):
+        if ep.name == name:
+            return ep.load()
+    return None
+
+
+class Providers:
+    """Builds and caches the backends of one process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.RLock()
+        self._embedders: dict[str, Embedder] = {}
+        self._stores: dict[str, VectorStore] = {}
+        self._transcriber: Transcriber | None = None
+
+    # -- transcription ---------------------------------------------------------------
+    def transcriber(self) -> Transcriber:
+        """The speech-to-text engine (faster-whisper)."""
+        with self._lock:
+            if self._transcriber is None:
+                s = self.settings
+                self._transcriber = WhisperTranscriber(
+                    WhisperConfig(
+                        model=s.whisper_model_path,
+                        device=s.whisper_device,
+                        compute_type=s.whisper_compute_type,
+                        beam_size=s.whisper_beam_size,
+                        cpu_threads=s.whisper_cpu_threads,
+                        vad=s.whisper_vad,
+                    )
+                )
+            return self._transcriber
+
+    # -- embeddings ------------------------------------------------------------------
+    def embedder(self, spec: EmbeddingSpec) -> Embedder:
+        """The embedder for a resolved spec (one instance per model and dimensions)."""
+        with self._lock:
+            found = self._embedders.get(spec.key)
+            if found is not None:
+                return found
+            if spec.id == "local":
+                from ragcast.providers.embedders.local import LocalEmbedder
+
+                emb: Embedder = LocalEmbedder(
+                    self.settings.local_embedding_model_path,
+                    batch_size=self.settings.local_embedding_batch_size,
+                )
+            else:
+                cls = _plugin("ragcast.embedders", spec.id)
+                if cls is None:
+                    raise ConfigurationError(f"no embedder named {spec.id!r} is installed")
+                emb = cls.from_settings(self.settings, spec)
+            self._embedders[spec.key] = emb
+            return emb
+
+    def resolve_embedding(self, cfg: EmbeddingModelConfig) -> EmbeddingSpec:
+        """Validate the request's ``embedding_model`` block; raises ValidationError."""
+        for name in ("dimensions", "jina_v4_dimensions"):
+            value = getattr(cfg, name)
+            if value is not None and not MIN_DIMS <= value <= MAX_DIMS:
+                raise ValidationError(
+                    f"embedding_model.{name}",
+                    f"Must be between {MIN_DIMS} and {MAX_DIMS}",
+                    "Invalid embedding model configuration",
+                )
+        if cfg.id == "local":
+            return self._resolve_local(cfg)
+        if cfg.id == "jina-v4":
+            self._require("jina_api_key", "RAGCAST_JINA_API_KEY", "jina-v4")
+            dims = cfg.jina_v4_dimensions or cfg.dimensions or 1024
+            return EmbeddingSpec("jina-v4", dims, cfg.model_dump(exclude={"label"}))
+        if cfg.id == "gemini-exp":
+            self._require("gemini_api_key", "RAGCAST_GEMINI_API_KEY", "gemini-exp")
+            return EmbeddingSpec("gemini-exp", cfg.dimensions or 768, cfg.model_dump())
+        raise ValidationError(
+            "embedding_model.id",
+            f"unknown model {cfg.id!r}; expected one of {', '.join(EMBEDDING_IDS)}",
+            "Invalid embedding model configuration",
+        )
+
+    def _resolve_local(self, cfg: EmbeddingModelConfig) -> EmbeddingSpec:
+        try:
+            emb = self.embedder(EmbeddingSpec("local", 0))
+        except ConfigurationError as exc:
+            raise ValidationError("embedding_model.id", exc.message) from exc
+        if cfg.dimensions is not None and cfg.dimensions != emb.dimensions:
+            raise ValidationError(
+                "embedding_model.dimensions",
+                f"the local model {emb.model_name} gives {emb.dimensions} dimensions only",
+                "Invalid embedding model configuration",
+            )
+        with self._lock:
+            self._embedders.setdefault(f"local-{emb.dimensions}", emb)
+        return EmbeddingSpec("local", emb.dimensions, {"model": emb.model_name})
+
+    def _require(self, attr: str, env: str, what: str) -> None:
+        if not getattr(self.settings, attr):
+            raise ValidationError(
+                "embedding_model.id",
+                f"{what} needs {env} to be configured on the server",
+                f"Embedding model {what} is not configured on this server",
+            )
+
+    # -- vector stores ---------------------------------------------------------------
+    def check_vector_db(self, cfg: VectorDbConfig) -> str:
+        """Validate ``vector_db``; returns its id."""
+        needs = {
+            "pinecone": ("pinecone_api_key", "RAGCAST_PINECONE_API_KEY"),
+            "qdrant": ("qdrant_url", "RAGCAST_QDRANT_URL or RAGCAST_QDRANT_PATH"),
+            "pgvector": ("pgvector_dsn", "RAGCAST_PGVECTOR_DSN"),
+        }
+        if cfg.id not in VECTOR_DB_IDS:
+            raise ValidationError(
+                "vector_db.id",
+                f"unknown vector database {cfg.id!r}; expected one of {', '.join(VECTOR_DB_IDS)}",
+            )
+        if cfg.id in needs:
+            attr, env = needs[cfg.id]
+            configured = getattr(self.settings, attr) or (
+                cfg.id == "qdrant" and self.settings.qdrant_path
+            )
+            if not configured:
+                raise ValidationError(
+                    "vector_db.id", f"{cfg.id} needs {env} to be configured on the server"
+                )
+        if _plugin("ragcast.vectorstores", cfg.id) is None:
+            raise ValidationError(
+                "vector_db.id", f"the {cfg.id} backend is not installed on this server"
+            )
+        return cfg.id
+
+    def vector_store(self, store_id: str) -> VectorStore:
+        """The vector store named ``store_id`` (one instance per process)."""
+        with self._lock:
+            found = self._stores.get(store_id)
+            if found is not None:
+                return found
+            if store_id == "chroma":
+                from ragcast.providers.vectorstores.chroma import ChromaStore
+
+                s = self.settings
+                store: VectorStore = ChromaStore(path=s.data_dir / "chroma", url=s.chroma_url)
+            else:
+                cls = _plugin("ragcast.vectorstores", store_id)
+                if cls is None:
+                    raise ConfigurationError(f"no vector store named {store_id!r} is installed")
+                store = cls.from_settings(self.settings)
+            self._stores[store_id] = store
+            return store

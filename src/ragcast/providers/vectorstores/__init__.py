@@ -1,0 +1,1 @@
+"""Vector database backends, chosen by the contract's ``vector_db.id``."""

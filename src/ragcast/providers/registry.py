@@ -24,6 +24,23 @@ VECTOR_DB_IDS = ("chroma", "pinecone", "qdrant", "pgvector")
 MIN_DIMS, MAX_DIMS = 128, 2048
 
 
+# Models are large and read-only: one copy per process, whichever app asked first.
+_SHARED: dict[tuple[str, Any], Any] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def _shared_local(path: str, batch_size: int) -> Embedder:
+    from ragcast.providers.embedders.local import LocalEmbedder
+
+    with _SHARED_LOCK:
+        found: Embedder | None = _SHARED.get(("local", (path, batch_size)))
+        if found is None:
+            found = _SHARED[("local", (path, batch_size))] = LocalEmbedder(
+                path, batch_size=batch_size
+            )
+        return found
+
+
 def _plugin(group: str, name: str) -> Any:
     for ep in entry_points(group=group):
         if ep.name == name:
@@ -47,16 +64,19 @@ class Providers:
         with self._lock:
             if self._transcriber is None:
                 s = self.settings
-                self._transcriber = WhisperTranscriber(
-                    WhisperConfig(
-                        model=s.whisper_model_path,
-                        device=s.whisper_device,
-                        compute_type=s.whisper_compute_type,
-                        beam_size=s.whisper_beam_size,
-                        cpu_threads=s.whisper_cpu_threads,
-                        vad=s.whisper_vad,
-                    )
+                config = WhisperConfig(
+                    model=s.whisper_model_path,
+                    device=s.whisper_device,
+                    compute_type=s.whisper_compute_type,
+                    beam_size=s.whisper_beam_size,
+                    cpu_threads=s.whisper_cpu_threads,
+                    vad=s.whisper_vad,
                 )
+                with _SHARED_LOCK:
+                    found_t = _SHARED.get(("whisper", config))
+                    if found_t is None:
+                        found_t = _SHARED[("whisper", config)] = WhisperTranscriber(config)
+                self._transcriber = found_t
             return self._transcriber
 
     # -- embeddings ------------------------------------------------------------------
@@ -67,11 +87,9 @@ class Providers:
             if found is not None:
                 return found
             if spec.id == "local":
-                from ragcast.providers.embedders.local import LocalEmbedder
-
-                emb: Embedder = LocalEmbedder(
+                emb: Embedder = _shared_local(
                     self.settings.local_embedding_model_path,
-                    batch_size=self.settings.local_embedding_batch_size,
+                    self.settings.local_embedding_batch_size,
                 )
             else:
                 cls = _plugin("ragcast.embedders", spec.id)

@@ -68,6 +68,7 @@ def expected_row(record: ExportRecord) -> dict[str, Any]:
 
 
 def read_json(path: Path) -> list[dict[str, Any]]:
+    """Rows of a json export, checking its envelope."""
     doc = json.loads(path.read_text(encoding="utf-8"))
     assert doc["format"] == "ragcast-export"
     assert doc["version"] == 1
@@ -89,6 +90,7 @@ def _csv_value(name: str, value: str) -> Any:
 
 
 def read_csv(path: Path) -> list[dict[str, Any]]:
+    """Rows of a csv export, with cells converted back to their types."""
     with path.open(encoding="utf-8", newline="") as f:
         reader = csv.DictReader(f)
         assert reader.fieldnames == list(FIELD_NAMES)
@@ -96,11 +98,13 @@ def read_csv(path: Path) -> list[dict[str, Any]]:
 
 
 def read_parquet(path: Path) -> list[dict[str, Any]]:
+    """Rows of a parquet export."""
     rows: list[dict[str, Any]] = pq.read_table(path).to_pylist()
     return rows
 
 
 def read_vector(path: Path) -> list[dict[str, Any]]:
+    """Rows of a vector export, rebuilt from id, values and metadata."""
     # One record per line even for a reader that splits on every Unicode line break.
     lines = path.read_text(encoding="utf-8").splitlines()
     rows = []
@@ -127,10 +131,12 @@ READERS: dict[str, Callable[[Path], list[dict[str, Any]]]] = {
 
 
 def export_path(tmp_path: Path, fmt: str) -> Path:
+    """The final path of an export in ``fmt``."""
     return tmp_path / f"export.{EXTENSIONS[fmt]}"
 
 
 def assert_rows_equal(rows: list[dict[str, Any]], records: list[ExportRecord]) -> None:
+    """Every field of every row equals the record's, embeddings bit for bit."""
     assert len(rows) == len(records)
     for row, record in zip(rows, records, strict=True):
         expected = expected_row(record)
@@ -147,6 +153,7 @@ def assert_rows_equal(rows: list[dict[str, Any]], records: list[ExportRecord]) -
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_round_trip_every_field(tmp_path: Path, fmt: str) -> None:
+    """Every field of 2,500 records reads back exactly; progress comes per batch."""
     records = list(make_records(2500))
     path = export_path(tmp_path, fmt)
     progress: list[int] = []
@@ -161,6 +168,7 @@ def test_round_trip_every_field(tmp_path: Path, fmt: str) -> None:
 
 
 def test_parquet_schema_and_row_groups(tmp_path: Path) -> None:
+    """Parquet has the explicit schema and one row group per batch."""
     path = export_path(tmp_path, "parquet")
     write_export("parquet", make_records(2500), path, total=2500, batch_size=1000)
 
@@ -178,6 +186,7 @@ def test_parquet_schema_and_row_groups(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_empty_export_is_valid(tmp_path: Path, fmt: str) -> None:
+    """Zero records still make a valid file that reads back empty."""
     path = export_path(tmp_path, fmt)
     progress: list[int] = []
 
@@ -193,6 +202,7 @@ def test_empty_export_is_valid(tmp_path: Path, fmt: str) -> None:
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_awkward_text_survives(tmp_path: Path, fmt: str) -> None:
+    """Commas, quotes, newlines and unusual Unicode round-trip in every format."""
     rng = np.random.default_rng(1)
     texts = [
         'He said, "hello, world" — then left.',
@@ -218,6 +228,8 @@ def test_awkward_text_survives(tmp_path: Path, fmt: str) -> None:
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_failing_source_leaves_no_file(tmp_path: Path, fmt: str) -> None:
+    """A source raising midway propagates and leaves neither file."""
+
     def failing() -> Iterator[ExportRecord]:
         yield from make_records(1500)
         raise RuntimeError("chunk store went away")
@@ -233,6 +245,7 @@ def test_failing_source_leaves_no_file(tmp_path: Path, fmt: str) -> None:
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_failed_export_keeps_previous_file(tmp_path: Path, fmt: str) -> None:
+    """A failed re-export leaves the previous complete export intact."""
     path = export_path(tmp_path, fmt)
     write_export(fmt, make_records(3), path, total=3)
     before = path.read_bytes()
@@ -250,6 +263,7 @@ def test_failed_export_keeps_previous_file(tmp_path: Path, fmt: str) -> None:
 
 @pytest.mark.parametrize("fmt", ["json", "csv", "vector"])
 def test_nan_embedding_fails_instead_of_writing_invalid_json(tmp_path: Path, fmt: str) -> None:
+    """NaN is refused rather than written as invalid JSON."""
     record = next(make_records(1))
     record.embedding = [0.5, math.nan]
     path = export_path(tmp_path, fmt)
@@ -261,6 +275,7 @@ def test_nan_embedding_fails_instead_of_writing_invalid_json(tmp_path: Path, fmt
 
 
 def test_unknown_format_and_bad_batch_size(tmp_path: Path) -> None:
+    """Bad arguments raise ValueError before any file is created."""
     with pytest.raises(ValueError, match="unknown export format"):
         write_export("xml", make_records(1), tmp_path / "a.xml", total=1)
     with pytest.raises(ValueError, match="batch_size"):
@@ -271,12 +286,14 @@ def test_unknown_format_and_bad_batch_size(tmp_path: Path) -> None:
 def test_count_mismatch_is_logged_not_raised(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """A count different from ``total`` is only logged."""
     path = export_path(tmp_path, "json")
     assert write_export("json", make_records(2), path, total=5) == 2
     assert "expected 5" in caplog.text
 
 
 def test_metadata_excludes_id_and_embedding() -> None:
+    """``metadata()`` holds every field but ``id`` and ``embedding``."""
     record = next(make_records(1))
     metadata = record.metadata()
     assert set(metadata) == set(FIELD_NAMES) - {"id", "embedding"}
@@ -298,6 +315,7 @@ def numpy_records(n: int) -> Iterator[ExportRecord]:
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_memory_stays_bounded(tmp_path: Path, fmt: str) -> None:
+    """Python memory peaks far below the data size: records are streamed."""
     path = export_path(tmp_path, fmt)
     tracemalloc.start()
     try:
@@ -334,6 +352,7 @@ def _arrow_peak(tmp_path: Path, n: int) -> int:
 
 
 def test_parquet_arrow_memory_stays_bounded(tmp_path: Path) -> None:
+    """Arrow's memory stays bounded and independent of the record count."""
     small, big = _arrow_peak(tmp_path, 3_000), _arrow_peak(tmp_path, BIG_N)
 
     assert big < WHOLE_DATA_BYTES * 0.25, f"arrow peak {big / 1e6:.1f} MB"

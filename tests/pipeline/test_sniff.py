@@ -146,6 +146,9 @@ SRT = b"1\n00:00:01,000 --> 00:00:02,000\nHello\n"
         ("Grüße, 你好\n".encode(), "a.log", "text/plain", "txt"),
         (b"WEBVTTX is not a header", "a.vtt", "text/plain", "txt"),
         (b"12\nnot a cue", "a.txt", "text/plain", "txt"),
+        (b"ID3 tags hold the title", "a.txt", "text/plain", "txt"),
+        (b"lastftyp looks like a box", "a.txt", "text/plain", "txt"),
+        (b"OggS is a capture pattern", "a.txt", "text/plain", "txt"),
     ],
 )
 def test_text_formats(head: bytes, name: str, content_type: str, extension: str) -> None:

@@ -8,6 +8,7 @@ segment per cue whose words carry the cue's times. Every failure to read the fil
 from __future__ import annotations
 
 import html
+import io
 import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -47,7 +48,7 @@ def parse_document(path: Path, content_type: str) -> Transcript:
         data = path.read_bytes()
     except OSError as exc:
         raise MediaError(f"could not read file: {exc.strerror or exc}") from exc
-    segments = [s for s in parser(path, data) if s.words]
+    segments = [s for s in parser(data) if s.words]
     if not segments:
         raise MediaError("document contains no text")
     return Transcript(source="document", language=None, duration_s=None, segments=segments)
@@ -75,34 +76,40 @@ def _paragraphs(text: str) -> Iterator[Segment]:
         yield _text_segment(block)
 
 
-def _parse_plain(path: Path, data: bytes) -> Iterable[Segment]:
+def _parse_plain(data: bytes) -> Iterable[Segment]:
     return _paragraphs(_decode(data, "text"))
 
 
-def _parse_pdf(path: Path, data: bytes) -> Iterable[Segment]:
+def _parse_pdf(data: bytes) -> Iterable[Segment]:
     from pypdf import PdfReader  # imported when needed: it is slow to import
 
     segments: list[Segment] = []
+    failures: list[Exception] = []
     try:
-        reader = PdfReader(path)
+        reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
             raise MediaError("could not read PDF: it is password-protected")
         for page in reader.pages:
-            segments.extend(_paragraphs(page.extract_text() or ""))
+            try:
+                segments.extend(_paragraphs(page.extract_text() or ""))
+            except Exception as exc:  # one broken page should not lose the others
+                failures.append(exc)
     except MediaError:
         raise
     except Exception as exc:  # pypdf raises many kinds on corrupt input
         raise MediaError(f"could not read PDF: {_reason(exc)}") from exc
     if not any(s.words for s in segments):
+        if failures:
+            raise MediaError(f"could not read PDF: {_reason(failures[0])}") from failures[0]
         raise MediaError("PDF has no extractable text (scanned images are not supported)")
     return segments
 
 
-def _parse_docx(path: Path, data: bytes) -> Iterable[Segment]:
+def _parse_docx(data: bytes) -> Iterable[Segment]:
     import docx
 
     try:
-        document = docx.Document(str(path))
+        document = docx.Document(io.BytesIO(data))
         return [_text_segment(text) for text in _docx_blocks(document.iter_inner_content())]
     except Exception as exc:  # zip, XML and package errors alike
         raise MediaError(f"could not read DOCX: {_reason(exc)}") from exc
@@ -127,11 +134,11 @@ def _docx_blocks(items: Iterable[Paragraph | Table]) -> Iterator[str]:
             yield item.text
 
 
-def _parse_srt(path: Path, data: bytes) -> Iterable[Segment]:
+def _parse_srt(data: bytes) -> Iterable[Segment]:
     return _cues(_decode(data, "SRT").split("\n"), vtt=False)
 
 
-def _parse_vtt(path: Path, data: bytes) -> Iterable[Segment]:
+def _parse_vtt(data: bytes) -> Iterable[Segment]:
     return _cues(_decode(data, "WebVTT").split("\n"), vtt=True)
 
 
@@ -206,7 +213,7 @@ def _reason(exc: Exception) -> str:
     return message or type(exc).__name__
 
 
-_PARSERS: dict[str, Callable[[Path, bytes], Iterable[Segment]]] = {
+_PARSERS: dict[str, Callable[[bytes], Iterable[Segment]]] = {
     "text/plain": _parse_plain,
     "text/markdown": _parse_plain,
     "text/x-markdown": _parse_plain,

@@ -89,7 +89,7 @@ def _riff_flac_amr(head: bytes, name: str) -> Sniffed | None:
 
 
 def _mpeg(head: bytes, name: str) -> Sniffed | None:
-    if head[:3] == b"ID3":
+    if _is_id3(head):
         # An ID3 tag may front FLAC too; look past it when it ends inside the head.
         size = 10 + _syncsafe(head[6:10])
         if head[size : size + 4] == b"fLaC":
@@ -104,6 +104,16 @@ def _mpeg(head: bytes, name: str) -> Sniffed | None:
     return None
 
 
+def _is_id3(head: bytes) -> bool:
+    """An ID3v2 header: version 2-4 and a syncsafe size, so text saying "ID3" is not one."""
+    return (
+        head[:3] == b"ID3"
+        and len(head) >= 10
+        and head[3] in (2, 3, 4)
+        and all(b < 0x80 for b in head[6:10])
+    )
+
+
 def _syncsafe(data: bytes) -> int:
     """Decode an ID3 syncsafe integer (7 bits per byte)."""
     value = 0
@@ -113,11 +123,11 @@ def _syncsafe(data: bytes) -> int:
 
 
 def _container(head: bytes, name: str) -> Sniffed | None:
-    if head[:4] == b"OggS":
+    if head[:5] == b"OggS\x00":  # capture pattern and stream structure version 0
         if b"\x80theora" in head[:512]:
             return Sniffed("video", "video/ogg", "ogv")
         return Sniffed("audio", "audio/ogg", "opus" if b"OpusHead" in head[:512] else "ogg")
-    if head[4:8] == b"ftyp":
+    if head[4:8] == b"ftyp" and 8 <= int.from_bytes(head[:4], "big") <= 4096:
         return _iso_media(head, name)
     if head[:4] == b"\x1a\x45\xdf\xa3":
         if b"webm" in head[:64]:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tokenizers import Tokenizer
 
 from ragcast.errors import ConfigurationError
 from ragcast.pipeline.chunk import HFTokenCounter, TokenCounter
@@ -68,5 +69,7 @@ class LocalEmbedder(Embedder):
             if (path / "tokenizer.json").is_file():
                 self._counter = HFTokenCounter.from_path(path)
             else:
-                self._counter = HFTokenCounter(self._load().tokenizer.backend_tokenizer)
+                # A copy: the counter turns truncation off, the model must keep it.
+                backend = self._load().tokenizer.backend_tokenizer
+                self._counter = HFTokenCounter(Tokenizer.from_str(backend.to_str()))
         return self._counter

@@ -1,8 +1,9 @@
-"""Rich displays of the CLI: a job's live progress (one bar per item) and its summary."""
+"""Rich displays of the CLI: live job progress (a bar per item), transfers and tables."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -21,6 +22,7 @@ from rich.progress import (
 from rich.table import Table
 
 from ragcast.client import TERMINAL_STATUSES, ApiError, Client
+from ragcast.client.sync import Progress as OnProgress
 
 TERMINAL_ITEM = ("completed", "failed", "cancelled")
 NAME_WIDTH = 32
@@ -41,8 +43,7 @@ def _item_share(status: str, stage: str) -> float:
     return STAGES[ORDER[ORDER.index(finished) - 1]] if finished else 0.0
 
 
-def transfer_progress(console: Console, *, enabled: bool = True) -> Progress:
-    """A progress display for uploads and downloads (bytes, speed)."""
+def _transfers(console: Console, *, enabled: bool = True) -> Progress:
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -51,6 +52,42 @@ def transfer_progress(console: Console, *, enabled: bool = True) -> Progress:
         console=console,
         disable=not enabled,
     )
+
+
+def _bar(progress: Progress, task: TaskID) -> OnProgress:
+    def update(done: int, _total: int) -> None:
+        progress.update(task, completed=done)
+
+    return update
+
+
+def upload_files(
+    client: Client, paths: list[Path], console: Console, *, enabled: bool = True
+) -> list[str]:
+    """Upload each file with a progress bar; returns their document ids."""
+    ids: list[str] = []
+    with _transfers(console, enabled=enabled) as bars:
+        for path in paths:
+            task = bars.add_task(f"Uploading {escape(path.name)}", total=path.stat().st_size)
+            ids.append(client.upload(path, on_progress=_bar(bars, task))["document_id"])
+    return ids
+
+
+def fetch_export(client: Client, export_id: str, dest: Path, console: Console) -> Path:
+    """Wait for an export to finish, then download it with a progress bar."""
+    with console.status(f"Exporting ({escape(export_id)})…"):
+        while (state := client.export_status(export_id))["status"] not in ("completed", "failed"):
+            time.sleep(0.5)
+    if state["status"] == "failed":
+        raise ApiError(
+            500, {"error": "export_failed", "message": f"Export failed: {state['error']}"}
+        )
+    if not dest.is_dir():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    with _transfers(console) as bars:
+        name = escape(str(state["filename"]))
+        task = bars.add_task(f"Downloading {name}", total=state["file_size"])
+        return client.download(export_id, dest, on_progress=_bar(bars, task))
 
 
 class JobProgress:
@@ -94,7 +131,8 @@ class JobProgress:
         text = f"  {escape(name):<{NAME_WIDTH}} [{style}]{escape(state[:60])}[/]"
         share = _item_share(status, stage)
         if index not in self._items:
-            self._items[index] = self._progress.add_task(text, total=1.0, completed=share)
+            self._items[index] = self._progress.add_task(text, total=1.0)
+            self._progress.update(self._items[index], completed=share)
         else:
             task = self._items[index]
             # A retried stage must not make the bar jump back.
@@ -108,7 +146,9 @@ class JobProgress:
             self.item(message["item"])
         if kind == "error" or message.get("status") in ("failed", "cancelled"):
             text = message.get("message") or message.get("error") or message.get("status")
-            self._progress.update(self._overall, description=f"[bold red]Job[/] {escape(str(text))}")
+            self._progress.update(
+                self._overall, description=f"[bold red]Job[/] {escape(str(text))}"
+            )
             return
         progress = float(message.get("progress") or 0.0)
         stage = escape(str(message.get("stage") or ""))
@@ -197,3 +237,40 @@ def clock(seconds: float | None) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
+def status_table(body: dict[str, Any]) -> Table:
+    """A job's status body as a two-column grid."""
+    table = Table.grid(padding=(0, 2))
+    for key in ("job_id", "status", "progress", "stage", "content_processed", "total_content"):
+        table.add_row(key, escape(str(body[key])))
+    table.add_row("embeddings", str(body["embeddings"]))
+    if body.get("error"):
+        table.add_row("error", f"[red]{escape(str(body['error']))}[/]")
+    return table
+
+
+def jobs_table(page: dict[str, Any]) -> Table:
+    """One page of the job list."""
+    table = Table("Job", "Status", "Progress", "Items", "Embeddings", "Created")
+    table.caption = f"{len(page['jobs'])} of {page['total']} jobs"
+    for job in page["jobs"]:
+        table.add_row(
+            escape(job["job_id"]),
+            job["status"],
+            f"{job['progress']:.0f}%",
+            f"{job['content_processed']}/{job['total_content']}",
+            str(job["embeddings"]),
+            job["created_at"][:19].replace("T", " "),
+        )
+    return table
+
+
+def hits_table(hits: list[dict[str, Any]]) -> Table:
+    """Search hits: score, source, time span in the recording and the chunk's text."""
+    table = Table("Score", "Source", "Span", "Text")
+    for hit in hits:
+        span = "" if hit["start_s"] is None else f"{clock(hit['start_s'])}-{clock(hit['end_s'])}"
+        source = escape(str(hit.get("title") or hit["source"]))
+        table.add_row(f"{hit['score']:.3f}", source, span, escape(hit["text"]))
+    return table

@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
     app.state.ctx = ctx
     app.state.runner = runner
     app.state.runner_started = False
+    app.state.run_workers = run_workers
     app.state.limiter = RateLimiter(
         {
             "process": settings.rate_limit_process,

@@ -29,7 +29,8 @@ def readyz(request: Request) -> JSONResponse:
         checks["database"] = "ok"
     except Exception as exc:
         checks["database"] = f"error: {type(exc).__name__}"
-    checks["workers"] = "ok" if request.app.state.runner_started else "stopped"
+    if request.app.state.run_workers:
+        checks["workers"] = "ok" if request.app.state.runner_started else "stopped"
     ok = all(v == "ok" for v in checks.values())
     return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, 200 if ok else 503)
 

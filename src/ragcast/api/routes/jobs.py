@@ -139,7 +139,7 @@ def list_jobs(
     user: CurrentUser,
     ctx: Ctx,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     status: JobState | None = None,
 ) -> JobList:
     """The user's jobs, newest first, one page at a time."""

@@ -1,0 +1,406 @@
+"""The ``ragcast`` command: serve the API, manage keys, and drive jobs from a terminal.
+
+Client commands talk to ``--server`` when given; without it they start the service
+embedded in this process (data in ``RAGCAST_DATA_DIR``), which stops with the command.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console, Group
+from rich.markup import escape
+from rich.table import Table
+
+from ragcast.cli_progress import (
+    fetch_export,
+    follow,
+    hits_table,
+    items_table,
+    job_summary,
+    jobs_table,
+    status_table,
+    upload_files,
+)
+from ragcast.client import ApiError, Client, ValidationError
+
+if TYPE_CHECKING:
+    from ragcast.context import Context
+
+app = typer.Typer(help="ragcast: audio and video to a searchable RAG index.", no_args_is_help=True)
+keys_app = typer.Typer(help="Create, list and revoke API keys (acts on the local store).")
+app.add_typer(keys_app, name="keys")
+
+out = Console()
+err = Console(stderr=True)
+
+Server = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        envvar="RAGCAST_SERVER",
+        help="Base URL of a ragcast server; without it the service runs embedded.",
+    ),
+]
+ApiKey = Annotated[
+    str | None,
+    typer.Option("--api-key", envvar="RAGCAST_API_KEY", help="API key for --server."),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+STARTUP_TIMEOUT_S = 60.0
+
+
+class ExportFormat(StrEnum):
+    """The export formats of the contract."""
+
+    json = "json"
+    csv = "csv"
+    parquet = "parquet"
+    vector = "vector"
+
+
+def _print_error(exc: ApiError) -> None:
+    err.print(f"[red]Error: {escape(exc.message)}[/]")
+    if isinstance(exc, ValidationError) and exc.details:
+        field, issue = exc.details.get("field"), exc.details.get("issue")
+        err.print(f"[red]  {escape(str(field))}: {escape(str(issue))}[/]")
+    if exc.request_id:
+        err.print(f"[dim]  request id: {escape(exc.request_id)}[/]")
+
+
+@contextmanager
+def _store() -> Iterator[Context]:
+    """The local store, for commands that act on it directly."""
+    from ragcast.context import build_context
+    from ragcast.settings import Settings
+
+    ctx = build_context(Settings())
+    try:
+        yield ctx
+    finally:
+        ctx.db.dispose()
+
+
+@contextmanager
+def _embedded(*, workers: bool, preload: bool) -> Iterator[Client]:
+    """The API on a free local port in a background thread, with a temporary key."""
+    # Model loaders draw their own progress bars, which would tear the rich display.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    import uvicorn
+
+    from ragcast.api.app import create_app
+    from ragcast.auth import create_key, revoke_key
+    from ragcast.settings import Settings
+
+    settings = Settings() if preload else Settings(preload_models=False)
+    fastapi_app = create_app(settings, run_workers=workers)
+    ctx: Context = fastapi_app.state.ctx
+    # Bound here and handed over, so no other process can take the port in between.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(fastapi_app, log_config=None, log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="ragcast-embedded", daemon=True
+    )
+    thread.start()
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                err.print("[red]Error: the embedded service did not start[/]")
+                raise typer.Exit(1)
+            time.sleep(0.02)
+        with ctx.db.session() as s:
+            key, _ = create_key(s, "local")
+        try:
+            with Client(f"http://127.0.0.1:{port}", key) as client:
+                yield client
+        finally:
+            with ctx.db.session() as s:
+                revoke_key(s, key)
+    finally:
+        server.should_exit = True
+        thread.join()
+        sock.close()
+
+
+@contextmanager
+def _service(
+    server: str | None, api_key: str | None, *, workers: bool = False, preload: bool = False
+) -> Iterator[Client]:
+    """A client of ``server``, or of the embedded service; API errors end the command."""
+    try:
+        if server:
+            if not api_key:
+                err.print("[red]Error: --server needs --api-key (or RAGCAST_API_KEY)[/]")
+                raise typer.Exit(2)
+            with Client(server, api_key) as client:
+                yield client
+        else:
+            with _embedded(workers=workers, preload=preload) as client:
+                yield client
+    except ApiError as exc:
+        _print_error(exc)
+        raise typer.Exit(1) from None
+
+
+def _show(data: Any, as_json: bool, render: Any = None) -> None:
+    """Print ``data`` as JSON, or its rich rendering."""
+    if as_json:
+        # Plain echo: rich would wrap long lines and break the JSON for other programs.
+        typer.echo(json.dumps(data, indent=2))
+    else:
+        out.print(render)
+
+
+def _finish(client: Client, job_id: str, status: dict[str, Any], as_json: bool) -> int:
+    """Print a finished job's items and result; the exit code it deserves."""
+    items = client.items(job_id)["items"]
+    _show({"job": status, "items": items}, as_json, Group(items_table(items), job_summary(status)))
+    return 0 if status["status"] == "completed" else 1
+
+
+# -- server and keys -------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        bool, typer.Option("--workers/--no-workers", help="Run the pipeline workers in-process.")
+    ] = True,
+) -> None:
+    """Run the API server (with the embedded workers unless --no-workers)."""
+    import uvicorn
+
+    from ragcast.api.app import create_app
+    from ragcast.settings import Settings
+
+    uvicorn.run(create_app(Settings(), run_workers=workers), host=host, port=port)
+
+
+@keys_app.command("create")
+def keys_create(
+    user: Annotated[str, typer.Option("--user", help="User the key acts for (created if new).")],
+    admin: Annotated[bool, typer.Option("--admin", help="Make the user an admin.")] = False,
+) -> None:
+    """Create an API key; it is printed once and cannot be shown again."""
+    from ragcast.auth import create_key
+
+    with _store() as ctx, ctx.db.session() as s:
+        key, row = create_key(s, user, admin=admin)
+        prefix = row.prefix
+    typer.echo(key)
+    role = "admin " if admin else ""
+    err.print(f"Created {role}key {prefix}… for user {escape(user)}; it is shown only once.")
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List API keys (their prefixes; keys themselves are not stored)."""
+    from sqlalchemy import select
+
+    from ragcast.store.models import ApiKey as ApiKeyRow
+    from ragcast.store.models import User
+
+    table = Table("Prefix", "User", "Admin", "Created", "Revoked")
+    with _store() as ctx, ctx.db.session() as s:
+        rows = s.execute(
+            select(ApiKeyRow, User)
+            .join(User, User.id == ApiKeyRow.user_id)
+            .order_by(ApiKeyRow.created_at, ApiKeyRow.id)
+        ).all()
+        for key, user in rows:
+            revoked = f"{key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else ""
+            table.add_row(
+                key.prefix,
+                escape(user.name),
+                "yes" if user.is_admin else "",
+                f"{key.created_at:%Y-%m-%d %H:%M}",
+                revoked,
+                style="dim" if revoked else None,
+            )
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    prefix: Annotated[str, typer.Argument(help="The key's prefix (rc_ + 8 characters) or key.")],
+) -> None:
+    """Revoke the active keys matching PREFIX."""
+    from ragcast.auth import revoke_key
+    from ragcast.errors import NotFoundError
+
+    try:
+        with _store() as ctx, ctx.db.session() as s:
+            count = revoke_key(s, prefix)
+    except NotFoundError as exc:
+        err.print(f"[red]Error: {escape(exc.message)}[/]")
+        raise typer.Exit(1) from None
+    if not count:
+        err.print(f"[red]Error: no active key matches {escape(prefix)}[/]")
+        raise typer.Exit(1)
+    out.print(f"Revoked {count} key{'s' if count > 1 else ''}.")
+
+
+# -- jobs ------------------------------------------------------------------------------
+
+
+@app.command()
+def process(
+    files: Annotated[list[Path], typer.Argument(help="Recordings or documents to process.")],
+    wait: Annotated[
+        bool, typer.Option("--wait/--no-wait", help="Follow the job until it ends.")
+    ] = True,
+    job_id: Annotated[str | None, typer.Option("--job-id", help="Idempotency key.")] = None,
+    chunk_size: Annotated[int, typer.Option(help="Chunk size in tokens.")] = 1024,
+    chunk_overlap: Annotated[int, typer.Option(help="Chunk overlap in tokens.")] = 100,
+    server: Server = None,
+    api_key: ApiKey = None,
+    as_json: AsJson = False,
+) -> None:
+    """Upload FILE... and run them through the pipeline (transcribe, chunk, embed, index)."""
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        err.print(f"[red]Error: no such file: {escape(', '.join(missing))}[/]")
+        raise typer.Exit(2)
+    job_id = job_id or f"bulk-{time.time_ns() // 1_000_000}"
+    code = 0
+    with _service(server, api_key, workers=True, preload=True) as client:
+        documents = upload_files(client, files, err, enabled=not as_json)
+        accepted = client.process(
+            {
+                "job_id": job_id,
+                "platform": "documents",
+                "input_method": "upload",
+                "uploaded_documents": documents,
+                "embedding_model": {"id": "local"},
+                "vector_db": {"id": "chroma"},
+                "settings": {
+                    "chunkSize": chunk_size,
+                    "chunkOverlap": chunk_overlap,
+                    "maxTokens": 8192,
+                },
+            }
+        )
+        if not wait:
+            if not server:
+                err.print(
+                    "[yellow]The embedded service stops with this command; the job resumes "
+                    f"with `ragcast watch {escape(job_id)}` or `ragcast serve`.[/]"
+                )
+            _show(accepted, as_json, f"Job {escape(job_id)} accepted.")
+            return
+        if not as_json:
+            err.print(
+                f"Job [bold]{escape(job_id)}[/] accepted (about {accepted['estimated_time']})."
+            )
+        status = follow(client, job_id, accepted["websocket_url"], err, enabled=not as_json)
+        code = _finish(client, job_id, status, as_json)
+    raise typer.Exit(code)
+
+
+@app.command()
+def watch(
+    job_id: Annotated[str, typer.Argument(help="The job to follow.")],
+    server: Server = None,
+    api_key: ApiKey = None,
+    as_json: AsJson = False,
+) -> None:
+    """Follow a job live until it ends, then show its items."""
+    with _service(server, api_key, workers=True, preload=True) as client:
+        status = follow(client, job_id, None, err, enabled=not as_json)
+        code = _finish(client, job_id, status, as_json)
+    raise typer.Exit(code)
+
+
+@app.command()
+def status(
+    job_id: Annotated[str, typer.Argument(help="The job to show.")],
+    server: Server = None,
+    api_key: ApiKey = None,
+    as_json: AsJson = False,
+) -> None:
+    """Show a job's status and progress."""
+    with _service(server, api_key) as client:
+        body = client.status(job_id)
+    _show(body, as_json, status_table(body))
+
+
+@app.command()
+def jobs(
+    limit: Annotated[int, typer.Option(help="How many jobs to list.")] = 50,
+    offset: Annotated[int, typer.Option(help="How many of the newest to skip.")] = 0,
+    server: Server = None,
+    api_key: ApiKey = None,
+    as_json: AsJson = False,
+) -> None:
+    """List your jobs, newest first."""
+    with _service(server, api_key) as client:
+        page = client.jobs(limit=limit, offset=offset)
+    _show(page, as_json, jobs_table(page))
+
+
+@app.command()
+def cancel(
+    job_id: Annotated[str, typer.Argument(help="The job to cancel.")],
+    server: Server = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Cancel a job: no new stage of its items starts after this."""
+    with _service(server, api_key) as client:
+        client.cancel(job_id)
+    out.print(f"Job {escape(job_id)} cancelled.")
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    job_id: Annotated[str | None, typer.Option("--job-id", help="Search one job only.")] = None,
+    top_k: Annotated[int, typer.Option("--top-k", help="How many chunks to return.")] = 5,
+    server: Server = None,
+    api_key: ApiKey = None,
+    as_json: AsJson = False,
+) -> None:
+    """Search your indexed chunks; shows each hit's time span in its recording."""
+    with _service(server, api_key) as client:
+        hits = client.search(query, job_id=job_id, top_k=top_k)["results"]
+    _show(hits, as_json, hits_table(hits) if hits else "[yellow]No results.[/]")
+
+
+@app.command()
+def export(
+    job_id: Annotated[str, typer.Argument(help="The finished job to export.")],
+    fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="File format.")] = (
+        ExportFormat.json
+    ),
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File or folder to save to.")
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait/--no-wait", help="Wait for the export and download it.")
+    ] = True,
+    server: Server = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Export a job's chunks and embeddings to a file."""
+    with _service(server, api_key, workers=True) as client:
+        export_id = client.export(job_id, fmt.value)["export_id"]
+        if not wait:
+            out.print(f"Export {escape(export_id)} started.")
+            return
+        path = fetch_export(client, export_id, output or Path.cwd(), err)
+    out.print(f"Saved {escape(str(path))} ({path.stat().st_size} bytes)")

@@ -92,7 +92,7 @@ def _store() -> Iterator[Context]:
 
 
 @contextmanager
-def _embedded(*, workers: bool, preload: bool) -> Iterator[Client]:
+def _embedded(*, workers: bool) -> Iterator[Client]:
     """The API on a free local port in a background thread, with a temporary key."""
     # Model loaders draw their own progress bars, which would tear the rich display.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -102,8 +102,9 @@ def _embedded(*, workers: bool, preload: bool) -> Iterator[Client]:
     from ragcast.auth import create_key, revoke_key
     from ragcast.settings import Settings
 
-    settings = Settings() if preload else Settings(preload_models=False)
-    fastapi_app = create_app(settings, run_workers=workers)
+    # No preloading: a command that ends while the loader thread is still inside native
+    # model code aborts the interpreter at exit; the workers load models on first use.
+    fastapi_app = create_app(Settings(preload_models=False), run_workers=workers)
     ctx: Context = fastapi_app.state.ctx
     # Bound here and handed over, so no other process can take the port in between.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -137,19 +138,22 @@ def _embedded(*, workers: bool, preload: bool) -> Iterator[Client]:
 
 
 @contextmanager
-def _service(
-    server: str | None, api_key: str | None, *, workers: bool = False, preload: bool = False
-) -> Iterator[Client]:
+def _service(server: str | None, api_key: str | None, *, workers: bool = False) -> Iterator[Client]:
     """A client of ``server``, or of the embedded service; API errors end the command."""
     try:
         if server:
             if not api_key:
                 err.print("[red]Error: --server needs --api-key (or RAGCAST_API_KEY)[/]")
                 raise typer.Exit(2)
-            with Client(server, api_key) as client:
+            try:
+                remote = Client(server, api_key)
+            except ValueError as exc:
+                err.print(f"[red]Error: --server: {escape(str(exc))}[/]")
+                raise typer.Exit(2) from None
+            with remote as client:
                 yield client
         else:
-            with _embedded(workers=workers, preload=preload) as client:
+            with _embedded(workers=workers) as client:
                 yield client
     except ApiError as exc:
         _print_error(exc)
@@ -279,7 +283,9 @@ def process(
         raise typer.Exit(2)
     job_id = job_id or f"bulk-{time.time_ns() // 1_000_000}"
     code = 0
-    with _service(server, api_key, workers=True, preload=True) as client:
+    # Without --wait the embedded service only queues the job: its workers would be
+    # stopped mid-item when the command ends.
+    with _service(server, api_key, workers=wait) as client:
         documents = upload_files(client, files, err, enabled=not as_json)
         accepted = client.process(
             {
@@ -299,15 +305,14 @@ def process(
         if not wait:
             if not server:
                 err.print(
-                    "[yellow]The embedded service stops with this command; the job resumes "
-                    f"with `ragcast watch {escape(job_id)}` or `ragcast serve`.[/]"
+                    "[yellow]Queued only: the embedded service stops with this command. The "
+                    f"job runs with `ragcast watch {escape(job_id)}` or `ragcast serve`.[/]"
                 )
             _show(accepted, as_json, f"Job {escape(job_id)} accepted.")
             return
         if not as_json:
-            err.print(
-                f"Job [bold]{escape(job_id)}[/] accepted (about {accepted['estimated_time']})."
-            )
+            estimate = accepted["estimated_time"]
+            err.print(f"Job [bold]{escape(job_id)}[/] accepted (estimated: {estimate}).")
         status = follow(client, job_id, accepted["websocket_url"], err, enabled=not as_json)
         code = _finish(client, job_id, status, as_json)
     raise typer.Exit(code)
@@ -321,7 +326,7 @@ def watch(
     as_json: AsJson = False,
 ) -> None:
     """Follow a job live until it ends, then show its items."""
-    with _service(server, api_key, workers=True, preload=True) as client:
+    with _service(server, api_key, workers=True) as client:
         status = follow(client, job_id, None, err, enabled=not as_json)
         code = _finish(client, job_id, status, as_json)
     raise typer.Exit(code)

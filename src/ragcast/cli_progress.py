@@ -25,7 +25,8 @@ from ragcast.client import TERMINAL_STATUSES, ApiError, Client
 from ragcast.client.sync import Progress as OnProgress
 
 TERMINAL_ITEM = ("completed", "failed", "cancelled")
-NAME_WIDTH = 32
+NAME_WIDTH = 24
+STAGE_WIDTH = 40
 STATUS_STYLE = {"completed": "green", "failed": "red", "cancelled": "yellow"}
 
 
@@ -124,11 +125,10 @@ class JobProgress:
         name = str(item.get("title") or item.get("source") or item.get("content_id") or index)
         if len(name) > NAME_WIDTH:
             name = name[: NAME_WIDTH - 1] + "…"
+        # The state only: a failed item's reason goes to the items table, where it fits.
         state = stage if status not in TERMINAL_ITEM else status
-        if status == "failed" and item.get("error"):
-            state = f"failed: {item['error']}"
         style = STATUS_STYLE.get(status, "cyan")
-        text = f"  {escape(name):<{NAME_WIDTH}} [{style}]{escape(state[:60])}[/]"
+        text = f"  {escape(name):<{NAME_WIDTH}} [{style}]{escape(state):<12}[/]"
         share = _item_share(status, stage)
         if index not in self._items:
             self._items[index] = self._progress.add_task(text, total=1.0)
@@ -146,12 +146,13 @@ class JobProgress:
             self.item(message["item"])
         if kind == "error" or message.get("status") in ("failed", "cancelled"):
             text = message.get("message") or message.get("error") or message.get("status")
+            text = escape(str(text)[:STAGE_WIDTH])
             self._progress.update(
-                self._overall, description=f"[bold red]Job[/] {escape(str(text))}"
+                self._overall, completed=100.0, description=f"[bold red]Job[/] {text}"
             )
             return
         progress = float(message.get("progress") or 0.0)
-        stage = escape(str(message.get("stage") or ""))
+        stage = escape(str(message.get("stage") or "")[:STAGE_WIDTH])
         style = "green" if kind == "completed" or message.get("status") == "completed" else "bold"
         self._progress.update(
             self._overall, completed=progress, description=f"[{style}]Job[/] {stage}"

@@ -32,9 +32,7 @@ def search(
         contents = {
             job.id: list(
                 s.scalars(
-                    select(Item.content_id).where(
-                        Item.job_pk == job.id, Item.status == "completed"
-                    )
+                    select(Item.content_id).where(Item.job_pk == job.id, Item.status == "completed")
                 )
             )
             for job in jobs

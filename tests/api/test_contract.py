@@ -50,13 +50,22 @@ def test_process_answers_the_contract(api: Api, doc: str) -> None:
     assert r.headers["X-RateLimit-Limit"] == "20"
     status = api.wait("bulk-1")
     assert set(status) == {
-        "job_id", "status", "progress", "stage", "content_processed", "total_content",
-        "embeddings", "error", "result",
+        "job_id",
+        "status",
+        "progress",
+        "stage",
+        "content_processed",
+        "total_content",
+        "embeddings",
+        "error",
+        "result",
     }
     assert status["status"] == "completed" and status["progress"] == 100
     assert status["stage"] == "Processing completed successfully!"
     assert status["result"] == {
-        "total_items": 1, "completed_items": 1, "failed_items": 0,
+        "total_items": 1,
+        "completed_items": 1,
+        "failed_items": 0,
         "processing_time": status["result"]["processing_time"],
     }
     assert status["embeddings"] >= 1
@@ -86,32 +95,53 @@ def test_job_id_is_an_idempotency_key_per_user(api: Api, doc: str, tmp_path: Pat
     [
         ({"platform": "myspace"}, "platform", None),
         ({"input_method": "fax"}, "input_method", None),
-        ({"embedding_model": {"id": "local", "dimensions": 100}}, "embedding_model.dimensions",
-         "Must be between 128 and 2048"),
-        ({"embedding_model": {"id": "local", "dimensions": 4096}}, "embedding_model.dimensions",
-         "Must be between 128 and 2048"),
-        ({"embedding_model": {"id": "jina-v4", "jina_v4_dimensions": 64}},
-         "embedding_model.jina_v4_dimensions", "Must be between 128 and 2048"),
-        ({"embedding_model": {"id": "local", "dimensions": 1024}}, "embedding_model.dimensions",
-         None),
+        (
+            {"embedding_model": {"id": "local", "dimensions": 100}},
+            "embedding_model.dimensions",
+            "Must be between 128 and 2048",
+        ),
+        (
+            {"embedding_model": {"id": "local", "dimensions": 4096}},
+            "embedding_model.dimensions",
+            "Must be between 128 and 2048",
+        ),
+        (
+            {"embedding_model": {"id": "jina-v4", "jina_v4_dimensions": 64}},
+            "embedding_model.jina_v4_dimensions",
+            "Must be between 128 and 2048",
+        ),
+        (
+            {"embedding_model": {"id": "local", "dimensions": 1024}},
+            "embedding_model.dimensions",
+            None,
+        ),
         ({"embedding_model": {"id": "word2vec"}}, "embedding_model.id", None),
         ({"embedding_model": {"id": "jina-v4"}}, "embedding_model.id", None),
         ({"embedding_model": {"id": "gemini-exp"}}, "embedding_model.id", None),
-        ({"embedding_model": {"id": "jina-v4", "jina_v4_task": "poetry"}},
-         "embedding_model.jina_v4_task", None),
+        (
+            {"embedding_model": {"id": "jina-v4", "jina_v4_task": "poetry"}},
+            "embedding_model.jina_v4_task",
+            None,
+        ),
         ({"vector_db": {"id": "mongodb"}}, "vector_db.id", None),
         ({"vector_db": {"id": "pinecone"}}, "vector_db.id", None),
         ({"vector_db": {"id": "qdrant"}}, "vector_db.id", None),
         ({"vector_db": {"id": "pgvector"}}, "vector_db.id", None),
-        ({"settings": {"chunkSize": 100, "chunkOverlap": 100}}, "settings.chunkOverlap",
-         "Must be smaller than settings.chunkSize"),
+        (
+            {"settings": {"chunkSize": 100, "chunkOverlap": 100}},
+            "settings.chunkOverlap",
+            "Must be smaller than settings.chunkSize",
+        ),
         ({"settings": {"chunkSize": 0}}, "settings.chunkSize", None),
         ({"uploaded_documents": []}, "uploaded_documents", None),
         ({"uploaded_documents": ["doc_missing"]}, "uploaded_documents[0]", None),
         ({"input_method": "channel"}, "input_method", None),
         ({"platform": "youtube", "input_method": "channel"}, "channel_url", None),
-        ({"platform": "youtube", "input_method": "channel", "channel_url": "file:///etc/passwd"},
-         "channel_url", None),
+        (
+            {"platform": "youtube", "input_method": "channel", "channel_url": "file:///etc/passwd"},
+            "channel_url",
+            None,
+        ),
         ({"platform": "tiktok", "input_method": "urls"}, "pasted_urls", None),
         ({"job_id": "has spaces"}, "job_id", None),
         ({"job_id": None}, "job_id", None),
@@ -143,7 +173,11 @@ def test_malformed_json_is_a_400(api: Api) -> None:
 
 
 def test_missing_and_bad_keys_are_401(api: Api) -> None:
-    for headers in ({}, {"Authorization": "Bearer rc_notakey0000000000000"}, {"Authorization": "x"}):
+    for headers in (
+        {},
+        {"Authorization": "Bearer rc_notakey0000000000000"},
+        {"Authorization": "x"},
+    ):
         r = api.client.get(f"{PREFIX}/jobs", headers=headers)
         _error(r, 401, "unauthorized")
 
@@ -152,7 +186,8 @@ def test_objects_of_another_user_answer_404(api: Api, doc: str) -> None:
     assert api.submit("private", [doc]).status_code == 200
     api.wait("private")
     exp = api.client.post(
-        f"{PREFIX}/export", json={"job_id": "private", "format": "json", "export_id": "e1"},
+        f"{PREFIX}/export",
+        json={"job_id": "private", "format": "json", "export_id": "e1"},
         headers=api.h(),
     )
     assert exp.status_code == 200
@@ -179,9 +214,7 @@ def test_objects_of_another_user_answer_404(api: Api, doc: str) -> None:
     assert "lighthouse" in r.json()["results"][0]["text"]
 
 
-def test_exactly_20_of_25_concurrent_submissions_are_accepted(
-    api: Api, doc: str
-) -> None:
+def test_exactly_20_of_25_concurrent_submissions_are_accepted(api: Api, doc: str) -> None:
     def submit(n: int) -> Any:
         return api.submit(f"burst-{n}", [doc])
 
@@ -247,7 +280,9 @@ def test_job_list_is_paginated_and_private(api: Api, doc: str) -> None:
 def test_uploads_are_capped_and_sniffed(api_factory: Callable[..., Api]) -> None:
     api = api_factory(max_upload_bytes=4096)
     url = f"{PREFIX}/uploads"
-    ok = api.client.post(url, files={"file": ("a.txt", io.BytesIO(b"hello there"))}, headers=api.h())
+    ok = api.client.post(
+        url, files={"file": ("a.txt", io.BytesIO(b"hello there"))}, headers=api.h()
+    )
     assert ok.status_code == 200
     body = ok.json()
     assert set(body) == {"document_id", "filename", "size", "sha256", "content_type"}
@@ -260,9 +295,10 @@ def test_uploads_are_capped_and_sniffed(api_factory: Callable[..., Api]) -> None
         url, files={"file": ("a.mp3", io.BytesIO(bytes(range(256)) * 4))}, headers=api.h()
     )
     _error(binary, 400, "validation_error")
-    assert not any((api.settings.data_dir / "uploads").iterdir()) or len(
-        list((api.settings.data_dir / "uploads").iterdir())
-    ) == 1
+    assert (
+        not any((api.settings.data_dir / "uploads").iterdir())
+        or len(list((api.settings.data_dir / "uploads").iterdir())) == 1
+    )
 
 
 def test_health_and_metrics(api: Api) -> None:

@@ -48,7 +48,7 @@ def test_transcripts_and_search_match_the_references(
 
     with api.client.app.state.ctx.db.session() as s:  # type: ignore[attr-defined]
         rows = s.execute(select(Item.index, Transcript.text).join(Transcript)).all()
-    hyps = {index: text for index, text in rows}
+    hyps = dict(rows)
     refs = [normalise(r.reference) for r in english_recordings]
     outs = [normalise(hyps[i]) for i in range(len(english_recordings))]
     pooled = jiwer.wer(refs, outs)
@@ -96,8 +96,19 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        cmd = [sys.executable, "-m", "uvicorn", "--factory", "ragcast.api.app:create_app",
-               "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "ragcast.api.app:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+        ]
         self.proc = subprocess.Popen(cmd, env=self.env)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -132,8 +143,14 @@ def _items(data_dir: Path) -> list[dict[str, Any]]:
         with ctx.db.session() as s:
             rows = s.execute(select(Item, Transcript.created_at).outerjoin(Transcript)).all()
             return [
-                {"index": i.index, "stage": i.stage, "status": i.status, "attempts": i.attempts,
-                 "transcribed_at": t, "chunks": i.chunk_count}
+                {
+                    "index": i.index,
+                    "stage": i.stage,
+                    "status": i.status,
+                    "attempts": i.attempts,
+                    "transcribed_at": t,
+                    "chunks": i.chunk_count,
+                }
                 for i, t in rows
             ]
     finally:

@@ -46,8 +46,15 @@ def test_websocket_reports_each_stage_then_completes(
     assert messages[0]["type"] == "progress"  # the current state, on connect
     progress = [m for m in messages if m["type"] == "progress"]
     for m in progress:
-        assert set(m) >= {"type", "job_id", "progress", "stage", "contentProcessed", "embeddings",
-                          "status"}
+        assert set(m) >= {
+            "type",
+            "job_id",
+            "progress",
+            "stage",
+            "contentProcessed",
+            "embeddings",
+            "status",
+        }
         assert m["job_id"] == "ws-job"
     values = [m["progress"] for m in progress]
     assert values == sorted(values), "progress went backwards"
@@ -115,9 +122,7 @@ def test_a_job_whose_items_all_fail_is_failed(api: Api, tmp_path: Path) -> None:
     assert status["status"] == "failed" and status["error"]
 
 
-def test_cancel_stops_a_job_between_stages(
-    api: Api, english_recordings: list[Recording]
-) -> None:
+def test_cancel_stops_a_job_between_stages(api: Api, english_recordings: list[Recording]) -> None:
     docs = [api.upload(r.path) for r in english_recordings]
     accepted = api.submit("to-cancel", docs).json()
     r = api.client.post(f"{PREFIX}/job/to-cancel/cancel", headers=api.h())
@@ -137,7 +142,7 @@ def finished_job(api: Api, english_recordings: list[Recording], tmp_path: Path) 
     srt = tmp_path / "talk.srt"
     srt.write_text(
         "1\n00:00:01,000 --> 00:00:04,000\nThe harbour opens at dawn.\n\n"
-        "2\n00:00:05,500 --> 00:00:09,000\nFishing boats return, \"heavy\", at noon.\n"
+        '2\n00:00:05,500 --> 00:00:09,000\nFishing boats return, "heavy", at noon.\n'
     )
     docs = [api.upload(english_recordings[0].path), api.upload(srt)]
     small = {"chunkSize": 16, "chunkOverlap": 4, "maxTokens": 8192}
@@ -172,7 +177,9 @@ def test_every_export_format_round_trips(api: Api, finished_job: str) -> None:
         assert r.status_code == 200
         assert r.headers["content-type"] == "application/octet-stream"
         assert r.headers["content-disposition"] == f'attachment; filename="{status["filename"]}"'
-        assert status["filename"].startswith("bulk-embeddings-") and status["filename"].endswith(ext)
+        assert status["filename"].startswith("bulk-embeddings-") and status["filename"].endswith(
+            ext
+        )
         assert int(r.headers["content-length"]) == status["file_size"] == len(r.content)
         if fmt == "json":
             rows = json.loads(r.content)["chunks"]
@@ -206,10 +213,16 @@ def test_download_supports_range(api: Api, finished_job: str) -> None:
     assert part.status_code == 206 and part.content == full[2:12]
 
 
-def test_export_of_unfinished_or_unknown_jobs(api: Api, english_recordings: list[Recording]) -> None:
-    r = api.client.post(f"{PREFIX}/export", json={"job_id": "nope", "format": "csv"}, headers=api.h())
+def test_export_of_unfinished_or_unknown_jobs(
+    api: Api, english_recordings: list[Recording]
+) -> None:
+    r = api.client.post(
+        f"{PREFIX}/export", json={"job_id": "nope", "format": "csv"}, headers=api.h()
+    )
     assert r.status_code == 404
-    r = api.client.post(f"{PREFIX}/export", json={"job_id": "nope", "format": "xml"}, headers=api.h())
+    r = api.client.post(
+        f"{PREFIX}/export", json={"job_id": "nope", "format": "xml"}, headers=api.h()
+    )
     assert r.status_code == 400 and r.json()["details"]["field"] == "format"
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from limits import RateLimitItem, parse
-from limits.storage import MemoryStorage, Storage, storage_from_string
+from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from ragcast.errors import RateLimitError
@@ -42,9 +43,7 @@ class RateLimiter:
 
     def __init__(self, limits: dict[str, str], storage_url: str | None = None) -> None:
         self._items: dict[str, RateLimitItem] = {b: parse(limits[b]) for b in BUCKETS}
-        self._storage: Storage = (
-            storage_from_string(storage_url) if storage_url else MemoryStorage()
-        )
+        self._storage: Any = storage_from_string(storage_url) if storage_url else MemoryStorage()
         self._limiter = MovingWindowRateLimiter(self._storage)
 
     def hit(self, bucket: str, user_id: int) -> RateState:

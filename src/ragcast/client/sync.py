@@ -27,6 +27,7 @@ API_PREFIX = "/api/public/bulk"
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 TERMINAL_MESSAGES = frozenset({"completed", "error"})
 Progress = Callable[[int, int], None]
+RETRYABLE_TRANSPORT_ERRORS = (httpx.NetworkError, httpx.TimeoutException, httpx.RemoteProtocolError)
 
 
 def _filename(response: httpx.Response, fallback: str) -> str:
@@ -83,6 +84,8 @@ class Client:
         backoff: float = 1.0,
         max_retry_wait: float = 60.0,
     ) -> None:
+        if not re.match(r"https?://", base_url):
+            raise ValueError(f"base_url must start with http:// or https://, not {base_url!r}")
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
         self.timeout = timeout
@@ -111,15 +114,16 @@ class Client:
 
     # -- transport ---------------------------------------------------------------------
 
-    def _delay(self, attempt: int, error: ApiError | None) -> float | None:
+    def _delay(self, attempt: int, error: ApiError) -> float | None:
         """Seconds to wait before retry ``attempt + 1``, or None to give up."""
-        if attempt >= self.max_retries:
+        transient = (
+            isinstance(error, ApiConnectionError | RateLimitError) or error.status_code >= 500
+        )
+        if attempt >= self.max_retries or not transient:
             return None
         if isinstance(error, RateLimitError) and error.retry_after is not None:
             # Waiting less than the server asked would only earn another 429.
             return error.retry_after if error.retry_after <= self.max_retry_wait else None
-        if error is not None and error.status_code < 500 and error.status_code != 429:
-            return None
         return float(self.backoff * 2**attempt)
 
     def _send(self, method: str, path: str, *, stream: bool = False, **kw: Any) -> httpx.Response:
@@ -136,6 +140,8 @@ class Client:
                 error: ApiError = ApiConnectionError(
                     0, {"error": "connection_error", "message": message}
                 )
+                if not isinstance(exc, RETRYABLE_TRANSPORT_ERRORS):  # a bad URL or proxy
+                    raise error from exc
             else:
                 if response.is_success:
                     return response

@@ -10,9 +10,11 @@ lost when the process dies.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import dramatiq
+from dramatiq import Actor
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import (
     AgeLimit,
@@ -70,7 +72,7 @@ class Runner:
         max_retries = ctx.settings.max_retries
 
         def start_job(job_pk: int) -> None:
-            tasks.start_job(ctx, job_pk, self.process_item.send)
+            tasks.start_job(ctx, job_pk, self._enqueue_item)
 
         def process_item(item_id: int) -> None:
             tasks.process_item(ctx, item_id, last_attempt=_last_attempt(max_retries))
@@ -78,15 +80,17 @@ class Runner:
         def export(export_pk: int) -> None:
             run_export(ctx, export_pk)
 
-        self.start_job = dramatiq.actor(
-            start_job, actor_name="start_job", queue_name=QUEUE_JOBS, broker=self.broker
-        )
-        self.process_item = dramatiq.actor(
-            process_item, actor_name="process_item", queue_name=QUEUE_ITEMS, broker=self.broker
-        )
-        self.export = dramatiq.actor(
-            export, actor_name="run_export", queue_name=QUEUE_EXPORTS, broker=self.broker
-        )
+        self.start_job = self._actor(start_job, "start_job", QUEUE_JOBS)
+        self.process_item = self._actor(process_item, "process_item", QUEUE_ITEMS)
+        self.export = self._actor(export, "run_export", QUEUE_EXPORTS)
+
+    def _actor(self, fn: Callable[[int], None], name: str, queue: str) -> Actor[[int], None]:
+        decorate = dramatiq.actor(actor_name=name, queue_name=queue, broker=self.broker)
+        actor: Actor[[int], None] = decorate(fn)
+        return actor
+
+    def _enqueue_item(self, item_id: int) -> None:
+        self.process_item.send(item_id)
 
     def start(self, threads: int | None = None) -> None:
         """Start worker threads in this process (embedded mode)."""

@@ -46,7 +46,9 @@ def cleanup(
         files += [p for p in s.scalars(select(Export.path).where(Export.job_pk.in_(ids))) if p]
         docs = set(s.scalars(select(Item.source_ref).where(Item.job_pk.in_(ids))))
         still_used = set(
-            s.scalars(select(Item.source_ref).where(Item.job_pk.not_in(ids), Item.source_ref.in_(docs)))
+            s.scalars(
+                select(Item.source_ref).where(Item.job_pk.not_in(ids), Item.source_ref.in_(docs))
+            )
         )
         for up in s.scalars(select(Upload).where(Upload.document_id.in_(docs - still_used))):
             files.append(up.path)

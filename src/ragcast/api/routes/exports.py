@@ -11,7 +11,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 from sqlalchemy import select
 
-from ragcast.api.deps import CurrentUser, Ctx, ExportUser
+from ragcast.api.deps import Ctx, CurrentUser, ExportUser
 from ragcast.api.routes.jobs import user_job
 from ragcast.api.schemas import (
     ID_PATTERN,
@@ -46,7 +46,9 @@ def _user_export(ctx: Ctx, user_id: int, export_id: str) -> Export:
     operation_id="startExport",
     responses=error_responses(400, 401, 404, 409, 429),
 )
-def start_export(body: ExportCreate, user: ExportUser, ctx: Ctx, request: Request) -> ExportAccepted:
+def start_export(
+    body: ExportCreate, user: ExportUser, ctx: Ctx, request: Request
+) -> ExportAccepted:
     """Export a finished job's chunks; ``export_id`` is generated when absent."""
     export_id = body.export_id or f"export-{secrets.token_hex(8)}"
     with ctx.db.session() as s:

@@ -32,7 +32,9 @@ def readyz(request: Request) -> JSONResponse:
     if request.app.state.run_workers:
         checks["workers"] = "ok" if request.app.state.runner_started else "stopped"
     ok = all(v == "ok" for v in checks.values())
-    return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, 200 if ok else 503)
+    return JSONResponse(
+        {"status": "ok" if ok else "unavailable", "checks": checks}, 200 if ok else 503
+    )
 
 
 @router.get("/metrics", operation_id="metrics", response_class=PlainTextResponse)

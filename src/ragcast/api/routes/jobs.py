@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query, Request
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from ragcast.api.deps import CurrentUser, Ctx
+from ragcast.api.deps import Ctx, CurrentUser
 from ragcast.api.schemas import (
     ID_PATTERN,
     ItemList,
@@ -148,7 +148,9 @@ def list_jobs(
         if status is not None:
             q = q.where(Job.status == status)
         total = s.scalar(select(func.count()).select_from(q.subquery())) or 0
-        rows = s.scalars(q.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit).offset(offset))
+        rows = s.scalars(
+            q.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit).offset(offset)
+        )
         jobs = [
             JobSummary(
                 **job_status(j).model_dump(),

@@ -154,8 +154,7 @@ def start_processing(body: JobCreate, user: ProcessUser, ctx: Ctx, request: Requ
             sizes = []
         if job.request_hash != digest:
             raise ConflictError(
-                f"job_id {body.job_id!r} is already used by a different request; "
-                "use a new job_id"
+                f"job_id {body.job_id!r} is already used by a different request; use a new job_id"
             )
         job_pk = job.id
     if created:

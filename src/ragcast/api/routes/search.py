@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
-from ragcast.api.deps import CurrentUser, Ctx
+from ragcast.api.deps import Ctx, CurrentUser
 from ragcast.api.routes.jobs import user_job
 from ragcast.api.schemas import SearchHit, SearchQuery, SearchResults, error_responses
 from ragcast.search import search

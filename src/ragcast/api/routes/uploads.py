@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from ragcast.api.deps import CurrentUser, Ctx
+from ragcast.api.deps import Ctx, CurrentUser
 from ragcast.api.schemas import UploadPublic, error_responses
 from ragcast.errors import PayloadTooLargeError, ValidationError
 from ragcast.pipeline.sniff import sniff

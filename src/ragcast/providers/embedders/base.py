@@ -51,7 +51,7 @@ class Embedder(ABC):
 
     def embed_query(self, text: str) -> Vectors:
         """Embed one search query."""
-        return self.embed_batch([text], query=True)[0]
+        return np.asarray(self.embed_batch([text], query=True)[0], dtype=np.float32)
 
-    def warm_up(self) -> None:
+    def warm_up(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Load what the first call would otherwise load (optional)."""

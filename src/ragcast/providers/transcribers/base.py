@@ -17,5 +17,5 @@ class Transcriber(ABC):
     def transcribe(self, path: Path, *, language: str | None = None) -> Transcript:
         """Transcribe ``path``; raises :class:`ragcast.errors.MediaError` on unreadable media."""
 
-    def warm_up(self) -> None:
+    def warm_up(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Load what the first call would otherwise load (optional)."""

@@ -7,13 +7,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 
 @dataclass(slots=True)
 class VectorRecord:
     """One chunk's vector with its id (``content_id:chunk_index``) and metadata."""
 
     id: str
-    vector: Sequence[float]
+    vector: Sequence[float] | npt.NDArray[np.float32]
     text: str
     metadata: dict[str, Any] = field(default_factory=dict)
 

@@ -19,8 +19,9 @@ class ChromaStore(VectorStore):
 
     def __init__(self, *, path: Path | None = None, url: str | None = None) -> None:
         import chromadb
+        from chromadb.config import Settings
 
-        settings = chromadb.Settings(anonymized_telemetry=False, allow_reset=False)
+        settings = Settings(anonymized_telemetry=False, allow_reset=False)
         if url:
             parsed = urlparse(url)
             self._client: Any = chromadb.HttpClient(
@@ -93,10 +94,17 @@ class ChromaStore(VectorStore):
         )
         hits = []
         for id_, doc, meta, dist in zip(
-            res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0],
+            res["ids"][0],
+            res["documents"][0],
+            res["metadatas"][0],
+            res["distances"][0],
             strict=True,
         ):
-            hits.append(VectorHit(id=id_, score=1.0 - float(dist), text=doc or "", metadata=dict(meta or {})))
+            hits.append(
+                VectorHit(
+                    id=id_, score=1.0 - float(dist), text=doc or "", metadata=dict(meta or {})
+                )
+            )
         return hits
 
     def count(self, name: str) -> int:

@@ -1,0 +1,83 @@
+"""A real ragcast server in a background thread, for the SDK and CLI tests."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from ragcast.api.app import create_app
+from ragcast.auth import create_key
+from ragcast.client import Client
+from ragcast.settings import Settings
+from tests.conftest import make_settings
+
+SRT = """1
+00:00:01,000 --> 00:00:04,000
+The lighthouse keeper climbed the spiral stairs at dusk.
+
+2
+00:01:05,000 --> 00:01:09,500
+Every evening he polished the great lens until it shone.
+"""
+
+
+@dataclass
+class LiveServer:
+    """A running server: its base URL, an API key of user ``alice``, and the app."""
+
+    url: str
+    key: str
+    app: FastAPI
+
+    def client(self) -> Client:
+        """A :class:`Client` of this server."""
+        return Client(self.url, self.key)
+
+
+@contextmanager
+def serve_in_thread(settings: Settings) -> Iterator[LiveServer]:
+    """Run the app (workers on) with uvicorn on a free port until the block ends."""
+    app = create_app(settings)
+    with app.state.ctx.db.session() as s:
+        key, _ = create_key(s, "alice")
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_config=None, log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.02)
+        yield LiveServer(f"http://127.0.0.1:{port}", key, app)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+    """A real server on ``tmp_path / "server"``, models not preloaded."""
+    with serve_in_thread(make_settings(tmp_path / "server")) as live:
+        yield live
+
+
+@pytest.fixture
+def subtitles(tmp_path: Path) -> Path:
+    """A small SubRip file: a document with time spans, quick to index."""
+    path = tmp_path / "lighthouse.srt"
+    path.write_text(SRT)
+    return path

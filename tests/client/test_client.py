@@ -1,0 +1,255 @@
+"""Tests for :mod:`ragcast.client`: retries and error mapping on a mock transport, then
+the whole SDK against a real server."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ragcast.client import (
+    ApiConnectionError,
+    ApiError,
+    AuthError,
+    Client,
+    ConflictError,
+    NotFoundError,
+    RateLimitError,
+    ValidationError,
+)
+from tests.client.conftest import LiveServer
+
+BASE = "http://ragcast.test"
+
+
+class Recorder:
+    """A mock transport answering from a script, recording each request."""
+
+    def __init__(self, *answers: httpx.Response | Exception) -> None:
+        self.answers = list(answers)
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        request.read()
+        self.requests.append(request)
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def client(self, **kwargs: Any) -> Client:
+        return Client(BASE, "rc_test", transport=httpx.MockTransport(self), **kwargs)
+
+
+def error(status: int, code: str, message: str, **extra: Any) -> httpx.Response:
+    """A response with the contract's error body."""
+    body = {"success": False, "error": code, "message": message, **extra}
+    return httpx.Response(status, json=body)
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Record the client's waits instead of waiting."""
+    waited: list[float] = []
+    monkeypatch.setattr("ragcast.client.sync.time.sleep", waited.append)
+    return waited
+
+
+def test_429_is_retried_after_retry_after(sleeps: list[float]) -> None:
+    rec = Recorder(
+        httpx.Response(429, headers={"Retry-After": "1"}, json={"message": "slow down"}),
+        httpx.Response(200, json={"job_id": "j1", "status": "completed"}),
+    )
+    assert rec.client().status("j1")["status"] == "completed"
+    assert len(rec.requests) == 2
+    assert sleeps == [1.0]
+    assert rec.requests[0].headers["authorization"] == "Bearer rc_test"
+    assert rec.requests[0].url.path == "/api/public/bulk/job/j1/status"
+
+
+def test_429_with_a_wait_beyond_the_cap_is_raised_at_once(sleeps: list[float]) -> None:
+    rec = Recorder(
+        error(429, "rate_limit_exceeded", "Too many requests.", retry_after=2700),
+    )
+    with pytest.raises(RateLimitError) as info:
+        rec.client(max_retry_wait=60).jobs()
+    assert info.value.retry_after == 2700
+    assert len(rec.requests) == 1 and sleeps == []
+
+
+def test_5xx_backs_off_1_2_4_then_raises(sleeps: list[float]) -> None:
+    rec = Recorder(error(503, "processing_error", "Internal server error", request_id="req-1"))
+    with pytest.raises(ApiError) as info:
+        rec.client().status("j1")
+    assert len(rec.requests) == 4
+    assert sleeps == [1.0, 2.0, 4.0]
+    assert info.value.status_code == 503 and info.value.request_id == "req-1"
+
+
+def test_process_is_retried_with_the_same_job_id(sleeps: list[float]) -> None:
+    rec = Recorder(
+        httpx.ConnectError("refused"),
+        error(500, "processing_error", "Internal server error"),
+        httpx.Response(200, json={"success": True, "job_id": "x"}),
+    )
+    rec.client().process({"platform": "documents"})
+    ids = {json.loads(r.content)["job_id"] for r in rec.requests}
+    assert len(rec.requests) == 3 and sleeps == [1.0, 2.0]
+    assert len(ids) == 1 and ids.pop().startswith("bulk-")
+
+
+def test_export_id_is_fixed_before_the_first_try(sleeps: list[float]) -> None:
+    rec = Recorder(error(502, "http_error", "bad gateway"), httpx.Response(200, json={}))
+    rec.client().export("j1", "csv")
+    bodies = [json.loads(r.content) for r in rec.requests]
+    assert bodies[0] == bodies[1] and bodies[0]["export_id"].startswith("export-")
+
+
+def test_connection_errors_end_as_api_connection_error(sleeps: list[float]) -> None:
+    rec = Recorder(httpx.ConnectError("refused"))
+    with pytest.raises(ApiConnectionError) as info:
+        rec.client(max_retries=1).status("j1")
+    assert info.value.status_code == 0 and "refused" in info.value.message
+    assert isinstance(info.value.__cause__, httpx.ConnectError)
+    assert sleeps == [1.0]
+
+
+def test_400_is_a_validation_error_with_details(sleeps: list[float]) -> None:
+    rec = Recorder(
+        error(
+            400,
+            "validation_error",
+            "Invalid embedding model configuration",
+            details={
+                "field": "embedding_model.dimensions",
+                "issue": "Must be between 128 and 2048",
+            },
+        )
+    )
+    with pytest.raises(ValidationError) as info:
+        rec.client().process({"job_id": "j1"})
+    assert info.value.details == {
+        "field": "embedding_model.dimensions",
+        "issue": "Must be between 128 and 2048",
+    }
+    assert info.value.message == "Invalid embedding model configuration"
+    assert info.value.code == "validation_error"
+    assert len(rec.requests) == 1 and sleeps == []
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [(401, AuthError), (403, AuthError), (404, NotFoundError), (409, ConflictError)],
+)
+def test_error_statuses_map_to_their_class(status: int, kind: type[ApiError]) -> None:
+    rec = Recorder(error(status, "some_error", "nope"))
+    with pytest.raises(kind):
+        rec.client().cancel("j1")
+    assert len(rec.requests) == 1
+
+
+def test_a_non_json_error_body_still_gives_a_message(sleeps: list[float]) -> None:
+    rec = Recorder(httpx.Response(502, text="<html>Bad Gateway</html>"))
+    with pytest.raises(ApiError) as info:
+        rec.client(max_retries=0).jobs()
+    assert info.value.status_code == 502 and "Bad Gateway" in info.value.message
+
+
+def test_upload_streams_a_multipart_file_and_reports_progress(tmp_path: Path) -> None:
+    path = tmp_path / "talk.wav"
+    path.write_bytes(b"RIFF" + bytes(300_000))
+    rec = Recorder(httpx.Response(200, json={"document_id": "doc_1"}))
+    seen: list[tuple[int, int]] = []
+    assert rec.client().upload(path, on_progress=lambda d, t: seen.append((d, t))) == {
+        "document_id": "doc_1"
+    }
+    request = rec.requests[0]
+    assert request.headers["content-type"].startswith("multipart/form-data")
+    assert int(request.headers["content-length"]) == len(request.content)
+    assert b'name="file"; filename="talk.wav"' in request.content
+    assert bytes(300_000) in request.content
+    assert len(seen) > 1 and seen[-1] == (300_004, 300_004)
+
+
+def test_download_streams_to_a_folder_under_a_safe_name(tmp_path: Path) -> None:
+    payload = bytes(range(256)) * 1000
+    rec = Recorder(
+        httpx.Response(
+            200,
+            content=payload,
+            headers={"Content-Disposition": 'attachment; filename="../../evil.csv"'},
+        )
+    )
+    seen: list[tuple[int, int]] = []
+    path = rec.client().download("exp-1", tmp_path, on_progress=lambda d, t: seen.append((d, t)))
+    assert path == tmp_path / "evil.csv"
+    assert path.read_bytes() == payload
+    assert seen[-1] == (len(payload), len(payload))
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_wait_polls_until_a_terminal_status(sleeps: list[float]) -> None:
+    rec = Recorder(
+        httpx.Response(200, json={"status": "pending"}),
+        httpx.Response(200, json={"status": "processing"}),
+        httpx.Response(200, json={"status": "failed"}),
+    )
+    assert rec.client().wait("j1", poll_s=0.5)["status"] == "failed"
+    assert sleeps == [0.5, 0.5]
+
+
+def test_wait_gives_up_after_its_timeout() -> None:
+    rec = Recorder(httpx.Response(200, json={"status": "processing"}))
+    with pytest.raises(TimeoutError):
+        rec.client().wait("j1", poll_s=0.01, timeout=0.05)
+
+
+def test_the_sdk_against_a_real_server(live_server: LiveServer, subtitles: Path) -> None:
+    with live_server.client() as client:
+        doc = client.upload(subtitles)
+        accepted = client.process(
+            {
+                "job_id": "sdk-1",
+                "platform": "documents",
+                "input_method": "upload",
+                "uploaded_documents": [doc["document_id"]],
+                "embedding_model": {"id": "local"},
+                "vector_db": {"id": "chroma"},
+            }
+        )
+        messages = list(client.monitor("sdk-1", accepted["websocket_url"]))
+        assert messages[0]["type"] == "progress"
+        assert messages[-1]["type"] == "completed"
+        assert any(m.get("item", {}).get("stage") == "indexed" for m in messages)
+        assert client.wait("sdk-1")["result"]["completed_items"] == 1
+
+        # With the API key instead of the ticket: the finished job's terminal message.
+        assert [m["type"] for m in client.monitor("sdk-1")] == ["completed"]
+        with pytest.raises(ApiError):
+            list(client.monitor("no-such-job"))
+
+        hits = client.search("who polished the lens", job_id="sdk-1", top_k=1)["results"]
+        assert hits and hits[0]["start_s"] is not None
+
+        export_id = client.export("sdk-1", "json")["export_id"]
+        while (state := client.export_status(export_id))["status"] != "completed":
+            assert state["status"] != "failed", state
+            time.sleep(0.1)
+        path = client.download(export_id, live_server.app.state.ctx.settings.data_dir)
+        assert path.stat().st_size == state["file_size"]
+        assert "lighthouse" in path.read_text().lower()
+
+        with pytest.raises(NotFoundError):
+            client.status("no-such-job")
+        with pytest.raises(ConflictError):
+            client.cancel("sdk-1")
+        assert client.jobs()["total"] == 1
+
+
+def test_a_url_without_scheme_is_refused() -> None:
+    with pytest.raises(ValueError, match="http"):
+        Client("localhost:8000", "rc_x")

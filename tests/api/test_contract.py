@@ -307,3 +307,17 @@ def test_health_and_metrics(api: Api) -> None:
     assert ready.status_code == 200 and ready.json()["checks"]["database"] == "ok"
     assert "ragcast_jobs" in api.client.get("/metrics").text
     assert api.client.get("/openapi.json").json()["paths"][f"{PREFIX}/process"]
+
+
+def test_configured_but_missing_backends_are_refused_at_submission(
+    api_factory: Callable[..., Api], tmp_path: Path
+) -> None:
+    api = api_factory(jina_api_key="jina_test", pinecone_api_key="pc_test")
+    path = tmp_path / "n.txt"
+    path.write_text(TEXT)
+    doc = api.upload(path)
+    r = api.submit("j", [doc], embedding_model={"id": "jina-v4", "jina_v4_dimensions": 1024})
+    assert "not installed" in _error(r, 400, "validation_error")["details"]["issue"]
+    r = api.submit("p", [doc], vector_db={"id": "pinecone"})
+    assert "not installed" in _error(r, 400, "validation_error")["details"]["issue"]
+    assert api.client.get(f"{PREFIX}/jobs", headers=api.h()).json()["total"] == 0

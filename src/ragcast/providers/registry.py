@@ -146,6 +146,12 @@ class Providers:
                 f"{what} needs {env} to be configured on the server",
                 f"Embedding model {what} is not configured on this server",
             )
+        if _plugin("ragcast.embedders", what) is None:
+            raise ValidationError(
+                "embedding_model.id",
+                f"the {what} embedder is not installed on this server",
+                f"Embedding model {what} is not available on this server",
+            )
 
     # -- vector stores ---------------------------------------------------------------
     def check_vector_db(self, cfg: VectorDbConfig) -> str:

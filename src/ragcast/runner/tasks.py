@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
 
 from ragcast.context import Context
 from ragcast.errors import ItemError, TransientError
@@ -75,9 +76,12 @@ def process_item(ctx: Context, item_id: int, *, last_attempt: bool = True) -> No
         item.status = "processing"
         item.attempts += 1
     try:
-        for stage in ORDER[ORDER.index(_finished(ctx, item_id)) + 1 :]:
-            if not _run_stage(ctx, stages, item_id, stage):
-                break
+        try:
+            for stage in ORDER[ORDER.index(_finished(ctx, item_id)) + 1 :]:
+                if not _run_stage(ctx, stages, item_id, stage):
+                    break
+        except OperationalError as exc:  # a locked or unreachable store passes
+            raise TransientError(f"job store unavailable: {exc.orig}") from exc
     except TransientError as exc:
         if not last_attempt:
             log.warning("item %s: transient failure, will retry: %s", item_id, exc)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.markup import escape
 from rich.table import Table
 
@@ -160,7 +160,7 @@ def _service(server: str | None, api_key: str | None, *, workers: bool = False) 
         raise typer.Exit(1) from None
 
 
-def _show(data: Any, as_json: bool, render: Any = None) -> None:
+def _show(data: Any, as_json: bool, render: RenderableType) -> None:
     """Print ``data`` as JSON, or its rich rendering."""
     if as_json:
         # Plain echo: rich would wrap long lines and break the JSON for other programs.
@@ -390,7 +390,7 @@ def search(
 def export(
     job_id: Annotated[str, typer.Argument(help="The finished job to export.")],
     fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="File format.")] = (
-        ExportFormat.json
+        ExportFormat.parquet
     ),
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="File or folder to save to.")

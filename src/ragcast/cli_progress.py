@@ -163,12 +163,13 @@ def follow(
     console: Console,
     *,
     enabled: bool = True,
-    poll_s: float = 1.0,
+    poll_s: float = 4.0,
 ) -> dict[str, Any]:
     """Show a job's progress until it ends; returns its final status body.
 
     Follows the WebSocket; when the socket cannot be opened or breaks (a proxy that
-    drops upgrades, an expired ticket), it falls back to polling the status.
+    drops upgrades, an expired ticket), it falls back to polling the status, every
+    ``poll_s`` seconds: the default stays under the contract's 1000 reads an hour.
     """
     with JobProgress(console, enabled=enabled) as display:
         for item in client.items(job_id)["items"]:

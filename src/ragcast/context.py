@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 from ragcast.providers.registry import Providers
 from ragcast.runner.events import EventBus, LocalEventBus
@@ -18,6 +19,8 @@ class Context:
     db: Database
     providers: Providers
     bus: EventBus
+    #: set when the process shuts down: work stops at the next safe point
+    stopping: threading.Event = field(default_factory=threading.Event)
 
 
 def build_context(settings: Settings, *, migrate: bool = True) -> Context:

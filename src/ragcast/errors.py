@@ -17,6 +17,7 @@ and :class:`TransientError` for a failure worth retrying (a provider outage).
     - MediaError           the media or document could not be read
   - TransientError         retry with backoff; ``retry_after`` seconds when the provider said
   - ConfigurationError     a backend is not installed or not configured
+  - Interrupted            the process is stopping; the work resumes at the next start
 """
 
 from __future__ import annotations
@@ -112,3 +113,7 @@ class TransientError(RagcastError):
 
 class ConfigurationError(RagcastError):
     """A backend is not installed or lacks its settings."""
+
+
+class Interrupted(RagcastError):
+    """Work stopped because the process is shutting down; it is resumed, not failed."""

@@ -12,6 +12,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from starlette.testclient import WebSocketDenialResponse
 from starlette.websockets import WebSocketDisconnect
 
 from tests.conftest import PREFIX, Api, Recording
@@ -79,16 +80,17 @@ def test_websocket_refuses_bad_tickets_and_other_users(api: Api, tmp_path: Path)
     path.write_text("A short note about tides.")
     accepted = api.submit("ws-auth", [api.upload(path)]).json()
     token = accepted["websocket_url"].split("token=")[1]
-    for url, headers in (
-        (f"{PREFIX}/ws/bulk-processing/ws-auth?token=1.9999999999.forged", {}),
-        (f"{PREFIX}/ws/bulk-processing/other-job?token={token}", {}),
-        (f"{PREFIX}/ws/bulk-processing/ws-auth", {}),
-        (f"{PREFIX}/ws/bulk-processing/ws-auth", api.h("bob")),
+    for url, headers, status, code in (
+        (f"{PREFIX}/ws/bulk-processing/ws-auth?token=1.9999999999.forged", {}, 401, "unauthorized"),
+        (f"{PREFIX}/ws/bulk-processing/other-job?token={token}", {}, 401, "unauthorized"),
+        (f"{PREFIX}/ws/bulk-processing/ws-auth", {}, 401, "unauthorized"),
+        (f"{PREFIX}/ws/bulk-processing/ws-auth", api.h("bob"), 404, "not_found"),
     ):
-        with pytest.raises(WebSocketDisconnect) as info:
+        with pytest.raises(WebSocketDenialResponse) as info:
             with api.client.websocket_connect(url, headers=headers) as ws:
                 ws.receive_json()
-        assert info.value.code == 1008
+        assert info.value.status_code == status
+        assert info.value.json()["error"] == code
 
 
 def test_a_corrupt_item_fails_alone(

@@ -302,7 +302,7 @@ def test_metadata_excludes_id_and_embedding() -> None:
 
 # The whole data set as float64 Python values; a writer that buffered it all would need
 # at least this much.
-BIG_N = 30_000
+BIG_N = 10_000
 WHOLE_DATA_BYTES = BIG_N * DIM * 8
 
 

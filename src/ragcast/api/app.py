@@ -46,13 +46,17 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
             runner.start()
             app.state.runner_started = True
             runner.recover()
+        preload = threading.Thread(target=_preload, args=(ctx,), name="ragcast-preload")
         if settings.preload_models:
-            threading.Thread(target=_preload, args=(ctx,), daemon=True).start()
+            preload.start()
         try:
             yield
         finally:
             app.state.runner_started = False
             runner.stop()
+            if preload.is_alive():
+                # A native library torn down mid-load at exit aborts the process.
+                preload.join()
             ctx.db.dispose()
 
     app = FastAPI(

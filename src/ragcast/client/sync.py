@@ -187,7 +187,7 @@ class Client:
         return self._json("GET", "/jobs", params=params)
 
     def wait(
-        self, job_id: str, poll_s: float = 1.0, timeout: float | None = None
+        self, job_id: str, poll_s: float = 4.0, timeout: float | None = None
     ) -> dict[str, Any]:
         """Poll a job's status until it is completed, failed or cancelled."""
         deadline = None if timeout is None else time.monotonic() + timeout

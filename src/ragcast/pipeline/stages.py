@@ -100,7 +100,9 @@ class ItemStages:
         path = Path(item.media_path)
         ctype = item.content_type or ""
         if ctype.startswith(("audio/", "video/")):
-            data = self.ctx.providers.transcriber().transcribe(path)
+            data = self.ctx.providers.transcriber().transcribe(
+                path, should_stop=self.ctx.stopping.is_set
+            )
         else:
             data = parse_document(path, ctype)
         if not data.segments and data.source == "asr":

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 QUEUE_JOBS = "ragcast.jobs"
 QUEUE_ITEMS = "ragcast.items"
 QUEUE_EXPORTS = "ragcast.exports"
+STOP_TIMEOUT_MS = 120_000
 
 
 def _middleware(ctx: Context) -> list[Any]:
@@ -101,9 +102,14 @@ class Runner:
         self._worker.start()
 
     def stop(self) -> None:
-        """Stop the worker threads (unfinished work stays in the store)."""
+        """Stop the worker threads at their next safe point; unfinished work stays stored.
+
+        Items stop between stages (a transcription between two segments), so the wait
+        is short, and no native decoder is torn down mid-call at interpreter exit.
+        """
+        self.ctx.stopping.set()
         if self._worker is not None:
-            self._worker.stop(timeout=10_000)
+            self._worker.stop(timeout=STOP_TIMEOUT_MS)
             self._worker = None
         self.broker.close()
 

@@ -16,7 +16,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 
 from ragcast.context import Context
-from ragcast.errors import ItemError, TransientError
+from ragcast.errors import Interrupted, ItemError, TransientError
 from ragcast.pipeline.progress import (
     TERMINAL_ITEM,
     finalize_job,
@@ -82,6 +82,9 @@ def process_item(ctx: Context, item_id: int, *, last_attempt: bool = True) -> No
                     break
         except OperationalError as exc:  # a locked or unreachable store passes
             raise TransientError(f"job store unavailable: {exc.orig}") from exc
+    except Interrupted:
+        log.info("item %s: stopped for shutdown; it resumes at the next start", item_id)
+        return
     except TransientError as exc:
         if not last_attempt:
             log.warning("item %s: transient failure, will retry: %s", item_id, exc)
@@ -103,6 +106,8 @@ def _finished(ctx: Context, item_id: int) -> str:
 
 def _run_stage(ctx: Context, stages: ItemStages, item_id: int, stage: str) -> bool:
     """Run one stage; False when the job was cancelled before it could start."""
+    if ctx.stopping.is_set():
+        raise Interrupted("the process is shutting down")
     with ctx.db.session() as s:
         item = s.get(Item, item_id)
         assert item is not None

@@ -7,12 +7,14 @@ import contextlib
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from ragcast.api.errors import error_body
 from ragcast.auth import TicketSigner, authenticate
 from ragcast.context import Context
-from ragcast.errors import AuthError
+from ragcast.errors import AuthError, NotFoundError, RagcastError
 from ragcast.pipeline.progress import progress_event, terminal_event
 from ragcast.store.models import Job
 
@@ -51,11 +53,11 @@ async def progress_socket(websocket: WebSocket, job_id: str) -> None:
     try:
         user_id = await run_in_threadpool(_user_id, ctx, signer, websocket, job_id)
     except AuthError as exc:
-        await websocket.close(code=POLICY_VIOLATION, reason=exc.message[:120])
+        await _deny(websocket, exc)
         return
     first = await run_in_threadpool(_snapshot, ctx, user_id, job_id)
     if first is None:
-        await websocket.close(code=POLICY_VIOLATION, reason="job not found")
+        await _deny(websocket, NotFoundError(f"Job {job_id!r} not found"))
         return
     job_pk = first[0]
     await websocket.accept()
@@ -69,6 +71,18 @@ async def progress_socket(websocket: WebSocket, job_id: str) -> None:
             if not finished:
                 await _forward(websocket, queue, message, lambda: _snapshot(ctx, user_id, job_id))
         await websocket.close()
+
+
+async def _deny(websocket: WebSocket, exc: RagcastError) -> None:
+    """Refuse the handshake with the contract's error body (401/404) where the server can.
+
+    Servers without the denial-response extension get a close with code 1008 instead.
+    """
+    body = error_body(exc.code, exc.message)
+    try:
+        await websocket.send_denial_response(JSONResponse(body, status_code=exc.status_code))
+    except RuntimeError:
+        await websocket.close(code=POLICY_VIOLATION, reason=exc.message[:120])
 
 
 async def _forward(

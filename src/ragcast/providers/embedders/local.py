@@ -33,6 +33,9 @@ class LocalEmbedder(Embedder):
     def _load(self) -> Any:
         if self._model is None:
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # quiet logs
 
             try:
                 model = SentenceTransformer(self.model_name, device=self.device)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ragcast.errors import MediaError
+from ragcast.errors import Interrupted, MediaError
 from ragcast.pipeline.types import Segment, Transcript, Word
 from ragcast.providers.transcribers.base import Transcriber
 
@@ -55,10 +56,17 @@ class WhisperTranscriber(Transcriber):
         with self._lock:
             self._load()
 
-    def transcribe(self, path: Path, *, language: str | None = None) -> Transcript:
+    def transcribe(
+        self,
+        path: Path,
+        *,
+        language: str | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Transcript:
         """Transcribe ``path`` with word timestamps."""
         with self._lock:
             model = self._load()
+            out: list[Segment] = []
             try:
                 segments, info = model.transcribe(
                     str(path),
@@ -67,9 +75,14 @@ class WhisperTranscriber(Transcriber):
                     word_timestamps=True,
                     language=language,
                 )
-                out = [_segment(s) for s in segments]
+                for seg in segments:  # decoded lazily: a stop request is seen within one
+                    if should_stop is not None and should_stop():
+                        raise Interrupted("transcription stopped: the process is shutting down")
+                    out.append(_segment(seg))
+            except Interrupted:
+                raise
             except Exception as exc:  # PyAV/ffmpeg raise many kinds for broken media
-                raise MediaError(f"could not decode audio: {_reason(exc)}") from exc
+                raise MediaError(f"could not decode audio: {_reason(exc, path)}") from exc
         return Transcript(
             source="asr",
             language=info.language,
@@ -87,6 +100,7 @@ def _segment(seg: Any) -> Segment:
     return Segment(text=seg.text.strip(), start=float(seg.start), end=float(seg.end), words=words)
 
 
-def _reason(exc: Exception) -> str:
-    text = str(exc).strip() or type(exc).__name__
+def _reason(exc: Exception, path: Path) -> str:
+    # Decoders name the file; the server's paths are nobody else's business.
+    text = (str(exc).strip() or type(exc).__name__).replace(str(path), path.name)
     return text.splitlines()[0][:300]

@@ -7,6 +7,7 @@ known but lacks its settings or its extra is refused at submission with a ``400`
 
 from __future__ import annotations
 
+import logging
 import threading
 from importlib.metadata import entry_points
 from typing import Any
@@ -18,6 +19,8 @@ from ragcast.providers.transcribers.base import Transcriber
 from ragcast.providers.transcribers.whisper import WhisperConfig, WhisperTranscriber
 from ragcast.providers.vectorstores.base import VectorStore
 from ragcast.settings import Settings
+
+log = logging.getLogger(__name__)
 
 EMBEDDING_IDS = ("local", "jina-v4", "gemini-exp")
 VECTOR_DB_IDS = ("chroma", "pinecone", "qdrant", "pgvector")
@@ -42,9 +45,18 @@ def _shared_local(path: str, batch_size: int) -> Embedder:
 
 
 def _plugin(group: str, name: str) -> Any:
+    """The class registered as ``name`` in ``group``; None when absent or not importable.
+
+    A built-in whose optional extra is not installed fails to import: that is the same,
+    for a user, as a backend that is not installed.
+    """
     for ep in entry_points(group=group):
         if ep.name == name:
-            return ep.load()
+            try:
+                return ep.load()
+            except ImportError as exc:
+                log.info("backend %s:%s is not available: %s", group, name, exc)
+                return None
     return None
 
 
@@ -112,12 +124,11 @@ class Providers:
         if cfg.id == "local":
             return self._resolve_local(cfg)
         if cfg.id == "jina-v4":
-            self._require("jina_api_key", "RAGCAST_JINA_API_KEY", "jina-v4")
-            dims = cfg.jina_v4_dimensions or cfg.dimensions or 1024
-            return EmbeddingSpec("jina-v4", dims, cfg.model_dump(exclude={"label"}))
+            cls = self._require("jina_api_key", "RAGCAST_JINA_API_KEY", "jina-v4")
+            return cls.resolve(cfg, self.settings)  # type: ignore[no-any-return]
         if cfg.id == "gemini-exp":
-            self._require("gemini_api_key", "RAGCAST_GEMINI_API_KEY", "gemini-exp")
-            return EmbeddingSpec("gemini-exp", cfg.dimensions or 768, cfg.model_dump())
+            cls = self._require("gemini_api_key", "RAGCAST_GEMINI_API_KEY", "gemini-exp")
+            return cls.resolve(cfg, self.settings)  # type: ignore[no-any-return]
         raise ValidationError(
             "embedding_model.id",
             f"unknown model {cfg.id!r}; expected one of {', '.join(EMBEDDING_IDS)}",
@@ -139,19 +150,22 @@ class Providers:
             self._embedders.setdefault(f"local-{emb.dimensions}", emb)
         return EmbeddingSpec("local", emb.dimensions, {"model": emb.model_name})
 
-    def _require(self, attr: str, env: str, what: str) -> None:
+    def _require(self, attr: str, env: str, what: str) -> Any:
+        """The embedder class for ``what``, checking its settings and installation."""
         if not getattr(self.settings, attr):
             raise ValidationError(
                 "embedding_model.id",
                 f"{what} needs {env} to be configured on the server",
                 f"Embedding model {what} is not configured on this server",
             )
-        if _plugin("ragcast.embedders", what) is None:
+        cls = _plugin("ragcast.embedders", what)
+        if cls is None:
             raise ValidationError(
                 "embedding_model.id",
                 f"the {what} embedder is not installed on this server",
                 f"Embedding model {what} is not available on this server",
             )
+        return cls
 
     # -- vector stores ---------------------------------------------------------------
     def check_vector_db(self, cfg: VectorDbConfig) -> str:
@@ -199,3 +213,11 @@ class Providers:
                 store = cls.from_settings(self.settings)
             self._stores[store_id] = store
             return store
+
+    def check_collection(self, store_id: str, collection: str, dimensions: int) -> None:
+        """Create or check a job's collection at submission (a dimension clash is a 400)."""
+        try:
+            store = self.vector_store(store_id)
+        except ConfigurationError as exc:
+            raise ValidationError("vector_db.id", exc.message) from exc
+        store.ensure_collection(collection, dimensions)

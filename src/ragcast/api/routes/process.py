@@ -116,6 +116,8 @@ def start_processing(body: JobCreate, user: ProcessUser, ctx: Ctx, request: Requ
     check_inputs(body)
     spec = ctx.providers.resolve_embedding(body.embedding_model)
     vector_db = ctx.providers.check_vector_db(body.vector_db)
+    collection = f"ragcast-u{user.user_id}-{spec.key}"
+    ctx.providers.check_collection(vector_db, collection, spec.dimensions)
     digest = request_hash(body)
     signer: TicketSigner = request.app.state.signer
     created = False
@@ -133,7 +135,7 @@ def start_processing(body: JobCreate, user: ProcessUser, ctx: Ctx, request: Requ
                 embedding_model=spec.id,
                 dimensions=spec.dimensions,
                 vector_db=vector_db,
-                collection=f"ragcast-u{user.user_id}-{spec.key}",
+                collection=collection,
                 total_content=len(items),
                 stage="Queued",
                 items=items,

@@ -5,12 +5,16 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from ragcast.pipeline.chunk import TokenCounter
+
+if TYPE_CHECKING:
+    from ragcast.api.schemas import EmbeddingModelConfig
+    from ragcast.settings import Settings
 
 Vectors = npt.NDArray[np.float32]
 
@@ -40,6 +44,19 @@ class Embedder(ABC):
     supports_late_chunking: bool = False
     #: special tokens the model adds around each input (kept free when chunking)
     reserved_tokens: int = 0
+
+    @classmethod
+    def resolve(cls, cfg: EmbeddingModelConfig, settings: Settings) -> EmbeddingSpec:
+        """Validate a request's ``embedding_model`` block for this backend (plugins).
+
+        Raises :class:`ragcast.errors.ValidationError` for what the model cannot do.
+        """
+        raise NotImplementedError
+
+    @classmethod
+    def from_settings(cls, settings: Settings, spec: EmbeddingSpec) -> Embedder:
+        """Build the embedder for a resolved spec (plugins)."""
+        raise NotImplementedError
 
     @abstractmethod
     def embed_batch(self, texts: Sequence[str], *, query: bool = False) -> Vectors:

@@ -5,10 +5,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from ragcast.settings import Settings
 
 
 @dataclass(slots=True)
@@ -36,6 +39,11 @@ class VectorStore(ABC):
 
     id: str = "store"
     max_batch: int = 1000
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> VectorStore:
+        """Build the store from the server settings (plugins)."""
+        raise NotImplementedError
 
     @abstractmethod
     def ensure_collection(self, name: str, dimensions: int) -> None:

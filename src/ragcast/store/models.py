@@ -102,6 +102,8 @@ class Job(Base):
     embeddings: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     processing_time: Mapped[float | None] = mapped_column(Float, default=None)
+    #: how chunks were counted: a tokenizer's name, or the estimate used in its place
+    tokenizer: Mapped[str | None] = mapped_column(String(255), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -170,6 +172,8 @@ class Chunk(Base):
     end_s: Mapped[float | None] = mapped_column(Float, default=None)
     token_count: Mapped[int] = mapped_column(Integer)
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    #: float32 bytes of a multi-vector embedding (n x dimensions), when the job asked for one
+    multi_embedding: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
 
 
 class Export(Base):

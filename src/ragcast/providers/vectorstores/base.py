@@ -22,6 +22,8 @@ class VectorRecord:
     vector: Sequence[float] | npt.NDArray[np.float32]
     text: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: per-token vectors (n x dimensions) of a multi-vector embedding, where asked for
+    multi_vector: npt.NDArray[np.float32] | None = None
 
 
 @dataclass(slots=True)
@@ -39,6 +41,8 @@ class VectorStore(ABC):
 
     id: str = "store"
     max_batch: int = 1000
+    #: whether records' ``multi_vector`` can be stored and searched (late interaction)
+    supports_multi_vector: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> VectorStore:

@@ -184,16 +184,47 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[
-        bool, typer.Option("--workers/--no-workers", help="Run the pipeline workers in-process.")
-    ] = True,
+        bool | None,
+        typer.Option(
+            "--workers/--no-workers",
+            help="Run the pipeline workers in-process (default: yes, unless "
+            "RAGCAST_BROKER_URL names a shared broker).",
+        ),
+    ] = None,
 ) -> None:
-    """Run the API server (with the embedded workers unless --no-workers)."""
+    """Run the API server."""
     import uvicorn
 
     from ragcast.api.app import create_app
     from ragcast.settings import Settings
 
     uvicorn.run(create_app(Settings(), run_workers=workers), host=host, port=port)
+
+
+@app.command()
+def worker(
+    queues: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--queues",
+            "-q",
+            help="Queues to consume (repeatable): ragcast.jobs, ragcast.fetch, "
+            "ragcast.transcribe, ragcast.embed, ragcast.index, ragcast.exports. Default: all.",
+        ),
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="Worker threads (default RAGCAST_WORKERS).")
+    ] = None,
+) -> None:
+    """Run pipeline workers against RAGCAST_BROKER_URL until interrupted."""
+    from ragcast.runner.worker import run_worker
+    from ragcast.settings import Settings
+
+    settings = Settings()
+    if not settings.broker_url:
+        err.print("[red]Error: ragcast worker needs RAGCAST_BROKER_URL (redis:// or amqp://)[/]")
+        raise typer.Exit(2)
+    run_worker(settings, queues=queues or None, threads=threads)
 
 
 @keys_app.command("create")

@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     workers: int = 2
     max_retries: int = 3
     retry_min_backoff_ms: int = 1000
+    max_active_jobs_per_user: int = 3
+    broker_namespace: str = "ragcast"
+    broker_heartbeat_timeout_ms: int = 15_000
+    #: share of a million Redis broker commands that also requeue dead workers' messages
+    broker_maintenance_chance: int = 20_000
+    #: prefix of every Redis key and channel ragcast uses (limits, events, metrics)
+    redis_key_prefix: str = "ragcast"
 
     whisper_model: str = "tiny.en"
     whisper_device: str = "cpu"
@@ -59,13 +66,31 @@ class Settings(BaseSettings):
 
     jina_api_key: str | None = None
     jina_base_url: str = "https://api.jina.ai"
+    #: ragcast's own cap on the estimated tokens of one Jina request (inputs are also <= 2048)
+    jina_max_request_tokens: int = 65536
     gemini_api_key: str | None = None
     gemini_base_url: str = "https://generativelanguage.googleapis.com"
+    #: the Gemini model behind ``embedding_model.id = "gemini-exp"``
+    gemini_model: str = "gemini-embedding-001"
+    # Cloud embedding calls: tries per request (429/5xx/connection errors), backoff, timeout.
+    provider_max_attempts: int = 4
+    provider_backoff_s: float = 0.5
+    provider_max_backoff_s: float = 30.0
+    provider_timeout_s: float = 120.0
     pinecone_api_key: str | None = None
-    pinecone_host: str | None = None
+    pinecone_host: str | None = Field(
+        default=None, description="Data-plane host of the Pinecone index (skips the lookup)."
+    )
+    pinecone_index: str | None = Field(
+        default=None, description="Name of the Pinecone index, resolved to its host."
+    )
+    pinecone_namespace_prefix: str = ""
+    pinecone_upsert_workers: int = Field(default=4, ge=1, le=32)
     qdrant_url: str | None = None
     qdrant_path: str | None = None
+    qdrant_api_key: str | None = None
     pgvector_dsn: str | None = None
+    pgvector_schema: str = "public"
     chroma_url: str | None = None
 
     @cached_property

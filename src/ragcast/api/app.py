@@ -34,18 +34,25 @@ def _preload(ctx: Context) -> None:
         log.exception("preloading models failed; they will load on first use")
 
 
-def create_app(settings: Settings | None = None, *, run_workers: bool = True) -> FastAPI:
-    """Build the app; with ``run_workers`` the embedded runner starts with it."""
+def create_app(settings: Settings | None = None, *, run_workers: bool | None = None) -> FastAPI:
+    """Build the app; with ``run_workers`` the pipeline workers run in this process.
+
+    By default they do in embedded mode and do not when ``RAGCAST_BROKER_URL`` names a
+    shared broker (then ``ragcast worker`` processes do the work).
+    """
     settings = settings or Settings()
     ctx = build_context(settings)
     runner = Runner(ctx)
+    if run_workers is None:
+        run_workers = runner.embedded
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if run_workers:
             runner.start()
             app.state.runner_started = True
-            runner.recover()
+            if runner.embedded:  # a shared broker keeps its messages; the stub does not
+                runner.recover()
         preload = threading.Thread(target=_preload, args=(ctx,), name="ragcast-preload")
         if settings.preload_models:
             preload.start()
@@ -76,6 +83,7 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
             "read": settings.rate_limit_read,
         },
         settings.redis_url,
+        settings.redis_key_prefix,
     )
     app.state.signer = TicketSigner(
         load_secret(settings.secret_key, settings.data_dir), settings.ws_ticket_ttl_s

@@ -41,9 +41,15 @@ class RateState:
 class RateLimiter:
     """One moving window per user and bucket (``process``, ``export``, ``read``)."""
 
-    def __init__(self, limits: dict[str, str], storage_url: str | None = None) -> None:
+    def __init__(
+        self, limits: dict[str, str], storage_url: str | None = None, key_prefix: str = "ragcast"
+    ) -> None:
         self._items: dict[str, RateLimitItem] = {b: parse(limits[b]) for b in BUCKETS}
-        self._storage: Any = storage_from_string(storage_url) if storage_url else MemoryStorage()
+        self._storage: Any = (
+            storage_from_string(storage_url, key_prefix=f"{key_prefix}:limits")
+            if storage_url
+            else MemoryStorage()
+        )
         self._limiter = MovingWindowRateLimiter(self._storage)
 
     def hit(self, bucket: str, user_id: int) -> RateState:

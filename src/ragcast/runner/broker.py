@@ -1,16 +1,23 @@
-"""Dramatiq actors and the in-process runner of the embedded mode.
+"""Dramatiq actors, the broker chosen by settings, and the worker runner.
 
-The actors are declared per broker (not at import time) so a process can build its
-broker from settings first. In embedded mode the broker is Dramatiq's ``StubBroker``
-with worker threads in this process; the store is the source of truth, and
-:meth:`Runner.recover` re-enqueues unfinished work at start-up, so nothing accepted is
-lost when the process dies.
+The actors are declared per broker (not at import time) so a process builds its broker
+from settings first. Each pipeline stage is its own actor on its own queue, so a fleet
+can route transcription to GPU machines and fetching elsewhere
+(``ragcast worker --queues ragcast.transcribe``).
+
+- Embedded (no ``RAGCAST_BROKER_URL``): Dramatiq's ``StubBroker`` with worker threads in
+  the API process; its messages live in memory, so :meth:`Runner.recover` re-enqueues
+  unfinished work from the store at start-up.
+- Distributed: ``redis://`` (``RedisBroker``, messages acknowledged after the work is
+  stored, a dead worker's messages requeued after a short heartbeat timeout) or
+  ``amqp://`` (``RabbitmqBroker``, unacknowledged messages return when the connection
+  drops).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import dramatiq
@@ -30,17 +37,27 @@ from ragcast.context import Context
 from ragcast.exports.job import run_export
 from ragcast.pipeline.progress import TERMINAL_JOB
 from ragcast.runner import tasks
+from ragcast.settings import Settings
 from ragcast.store.models import Export, Job
 
 log = logging.getLogger(__name__)
 
 QUEUE_JOBS = "ragcast.jobs"
-QUEUE_ITEMS = "ragcast.items"
 QUEUE_EXPORTS = "ragcast.exports"
+#: finished stage → the queue of the actor that produces it
+STAGE_QUEUES = {
+    "fetched": "ragcast.fetch",
+    "transcribed": "ragcast.transcribe",
+    "chunked": "ragcast.embed",
+    "embedded": "ragcast.embed",
+    "indexed": "ragcast.index",
+}
+QUEUES = (QUEUE_JOBS, *dict.fromkeys(STAGE_QUEUES.values()), QUEUE_EXPORTS)
 STOP_TIMEOUT_MS = 120_000
+DEFER_MS = 1000
 
 
-def _middleware(ctx: Context) -> list[Any]:
+def _middleware(settings: Settings) -> list[Any]:
     # No TimeLimit: a three-hour recording must not be killed by a default limit.
     return [
         AgeLimit(),
@@ -48,12 +65,37 @@ def _middleware(ctx: Context) -> list[Any]:
         Callbacks(),
         Pipelines(),
         Retries(
-            max_retries=ctx.settings.max_retries,
-            min_backoff=ctx.settings.retry_min_backoff_ms,
+            max_retries=settings.max_retries,
+            min_backoff=settings.retry_min_backoff_ms,
             max_backoff=5 * 60 * 1000,
         ),
         CurrentMessage(),
     ]
+
+
+def make_broker(settings: Settings) -> dramatiq.Broker:
+    """The broker ``RAGCAST_BROKER_URL`` names, or the in-process stub."""
+    url = settings.broker_url
+    middleware = _middleware(settings)
+    if not url:
+        return StubBroker(middleware=middleware)
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from dramatiq.brokers.redis import RedisBroker
+
+        return RedisBroker(  # type: ignore[no-untyped-call]
+            url=url,
+            namespace=settings.broker_namespace,
+            heartbeat_timeout=settings.broker_heartbeat_timeout_ms,
+            # Dead workers' messages are requeued only during "maintenance"; Dramatiq's
+            # default (0.1 % of commands) can leave them waiting for many minutes.
+            maintenance_chance=settings.broker_maintenance_chance,
+            middleware=middleware,
+        )
+    if url.startswith(("amqp://", "amqps://")):
+        from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+        return RabbitmqBroker(url=url, middleware=middleware)
+    raise ValueError(f"RAGCAST_BROKER_URL must be redis:// or amqp://, not {url!r}")
 
 
 def _last_attempt(max_retries: int) -> bool:
@@ -68,38 +110,56 @@ class Runner:
 
     def __init__(self, ctx: Context, broker: dramatiq.Broker | None = None) -> None:
         self.ctx = ctx
-        self.broker = broker or StubBroker(middleware=_middleware(ctx))
+        self.broker = broker or make_broker(ctx.settings)
+        self.embedded = isinstance(self.broker, StubBroker)
         self._worker: dramatiq.Worker | None = None
         max_retries = ctx.settings.max_retries
 
         def start_job(job_pk: int) -> None:
-            tasks.start_job(ctx, job_pk, self._enqueue_item)
-
-        def process_item(item_id: int) -> None:
-            tasks.process_item(ctx, item_id, last_attempt=_last_attempt(max_retries))
+            tasks.start_job(ctx, job_pk, self.enqueue_stage, defer=self._defer_start)
 
         def export(export_pk: int) -> None:
             run_export(ctx, export_pk)
 
         self.start_job = self._actor(start_job, "start_job", QUEUE_JOBS)
-        self.process_item = self._actor(process_item, "process_item", QUEUE_ITEMS)
         self.export = self._actor(export, "run_export", QUEUE_EXPORTS)
+        self.stages: dict[str, Actor[[int], None]] = {}
+        for stage, queue in STAGE_QUEUES.items():
 
-    def _actor(self, fn: Callable[[int], None], name: str, queue: str) -> Actor[[int], None]:
+            def run(item_id: int, stage: str = stage) -> None:
+                tasks.run_stage(
+                    ctx, item_id, stage, self.enqueue_stage, last_attempt=_last_attempt(max_retries)
+                )
+
+            self.stages[stage] = self._actor(run, f"stage_{stage}", queue)
+
+    def _actor(self, fn: Callable[..., None], name: str, queue: str) -> Actor[[int], None]:
         decorate = dramatiq.actor(actor_name=name, queue_name=queue, broker=self.broker)
         actor: Actor[[int], None] = decorate(fn)
         return actor
 
-    def _enqueue_item(self, item_id: int) -> None:
-        self.process_item.send(item_id)
+    def enqueue_stage(self, item_id: int, stage: str) -> None:
+        """Send the message that runs ``stage`` of an item."""
+        self.stages[stage].send(item_id)
 
-    def start(self, threads: int | None = None) -> None:
-        """Start worker threads in this process (embedded mode)."""
+    def _defer_start(self, job_pk: int) -> None:
+        self.start_job.send_with_options(args=(job_pk,), delay=DEFER_MS)
+
+    def start(self, threads: int | None = None, queues: Iterable[str] | None = None) -> None:
+        """Start worker threads in this process, consuming ``queues`` (default: all)."""
         self.broker.emit_after("process_boot")
         self._worker = dramatiq.Worker(
-            self.broker, worker_threads=threads or self.ctx.settings.workers, worker_timeout=100
+            self.broker,
+            queues=set(queues) if queues else None,
+            worker_threads=threads or self.ctx.settings.workers,
+            worker_timeout=100,
         )
         self._worker.start()
+
+    @property
+    def running(self) -> bool:
+        """Whether this process runs workers."""
+        return self._worker is not None
 
     def stop(self) -> None:
         """Stop the worker threads at their next safe point; unfinished work stays stored.
@@ -113,14 +173,42 @@ class Runner:
             self._worker = None
         self.broker.close()
 
+    def queue_depths(self) -> dict[str, int]:
+        """Messages waiting per queue, where the broker can tell."""
+        depths: dict[str, int] = {}
+        for queue in QUEUES:
+            try:
+                if isinstance(self.broker, StubBroker):
+                    depths[queue] = self.broker.queues[queue].qsize()
+                elif hasattr(self.broker, "client"):  # Redis
+                    key = f"{self.ctx.settings.broker_namespace}:{queue}"
+                    depths[queue] = int(self.broker.client.hlen(f"{key}.msgs"))
+            except Exception:  # an unknown queue or an unreachable broker
+                continue
+        return depths
+
+    def broker_ok(self) -> bool:
+        """Whether the broker answers."""
+        try:
+            if hasattr(self.broker, "client"):
+                return bool(self.broker.client.ping())
+            if hasattr(self.broker, "connection"):
+                return bool(self.broker.connection.is_open)
+        except Exception:
+            return False
+        return True
+
     def recover(self) -> int:
         """Re-enqueue every unfinished job and export; returns how many."""
         with self.ctx.db.session() as s:
             jobs = s.scalars(select(Job.id).where(Job.status.not_in(TERMINAL_JOB))).all()
+            cancelled = s.scalars(
+                select(Job.id).where(Job.status == "cancelled", Job.finished_at.is_(None))
+            ).all()
             exports = s.scalars(
                 select(Export.id).where(Export.status.in_(("pending", "processing")))
             ).all()
-        for job_pk in jobs:
+        for job_pk in [*jobs, *cancelled]:
             self.start_job.send(job_pk)
         for export_pk in exports:
             self.export.send(export_pk)

@@ -9,11 +9,14 @@ checkpoints in the store.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from ragcast.context import Context
 from ragcast.errors import Interrupted, ItemError, TransientError
@@ -25,24 +28,32 @@ from ragcast.pipeline.progress import (
     terminal_event,
 )
 from ragcast.pipeline.stages import ACTIVE, ORDER, ItemStages
-from ragcast.store.models import Item, Job
+from ragcast.store.models import Item, Job, User
 
 log = logging.getLogger(__name__)
 
-Enqueue = Callable[[int], None]
+#: enqueue(item_id, stage): run ``stage`` of an item next
+Enqueue = Callable[[int, str], None]
+#: defer(job_pk): try to start a job again later
+Defer = Callable[[int], None]
 
 
-def start_job(ctx: Context, job_pk: int, enqueue_item: Enqueue) -> None:
-    """Move a job to ``processing`` and enqueue each unfinished item."""
+def start_job(ctx: Context, job_pk: int, enqueue: Enqueue, *, defer: Defer | None = None) -> None:
+    """Move a job to ``processing`` and enqueue the next stage of each unfinished item.
+
+    With a per-user limit on active jobs, a job over the limit stays ``pending`` and
+    ``defer`` asks for this call again later.
+    """
     with ctx.db.session() as s:
         job = s.get(Job, job_pk)
         if job is None or job.finished_at is not None:
             return
-        if job.status == "cancelled":
-            # Items still queued cancel themselves at their next stage check.
-            pending = [i.id for i in job.items if i.status not in TERMINAL_ITEM]
-            event = None
-        elif job.status == "pending":
+        event: dict[str, Any] | None = None
+        if job.status == "pending" and not _may_start(ctx, s, job):
+            if defer is not None:
+                defer(job_pk)
+            return
+        if job.status == "pending":
             job.status = "initializing"
             job.stage = "Initializing"
             s.flush()
@@ -51,35 +62,61 @@ def start_job(ctx: Context, job_pk: int, enqueue_item: Enqueue) -> None:
             job.status = "processing"
             job.started_at = job.started_at or datetime.now(UTC)
             refresh_job(s, job)
-            pending = [i.id for i in job.items if i.status not in TERMINAL_ITEM]
             event = progress_event(job)
+        # Items of a cancelled job cancel themselves at their next stage check.
+        pending = [(i.id, i.stage) for i in job.items if i.status not in TERMINAL_ITEM]
     if event is not None:
         ctx.bus.publish(job_pk, event)
-    for item_id in pending:
-        enqueue_item(item_id)
+    for item_id, finished in pending:
+        enqueue(item_id, next_stage(finished) or ORDER[-1])
     if not pending:
         _close(ctx, job_pk)
 
 
-def process_item(ctx: Context, item_id: int, *, last_attempt: bool = True) -> None:
-    """Run an item's remaining stages; it fails alone with a readable reason.
+def _may_start(ctx: Context, s: Session, job: Job) -> bool:
+    """Whether the user is under their limit of active jobs (the user row is locked)."""
+    limit = ctx.settings.max_active_jobs_per_user
+    if limit <= 0:
+        return True
+    s.execute(select(User.id).where(User.id == job.user_id).with_for_update())
+    active = s.scalar(
+        select(func.count(Job.id)).where(
+            Job.user_id == job.user_id,
+            Job.status.in_(("initializing", "processing")),
+            Job.finished_at.is_(None),
+        )
+    )
+    return int(active or 0) < limit
 
-    A :class:`TransientError` is re-raised for the broker to retry unless this is the
+
+def next_stage(finished: str) -> str | None:
+    """The stage after ``finished``; None after the last."""
+    index = ORDER.index(finished) + 1
+    return ORDER[index] if index < len(ORDER) else None
+
+
+def run_stage(
+    ctx: Context, item_id: int, stage: str, enqueue: Enqueue, *, last_attempt: bool = True
+) -> None:
+    """Run one stage of an item, then enqueue the next; the item fails alone on errors.
+
+    A message for a stage already finished (a redelivery) does nothing. A
+    :class:`TransientError` is re-raised for the broker to retry unless this is the
     last attempt, after which the item is failed with the reason.
     """
-    stages = ItemStages(ctx)
     with ctx.db.session() as s:
         item = s.get(Item, item_id)
         if item is None or item.status in TERMINAL_ITEM:
             return
+        if ORDER.index(item.stage) >= ORDER.index(stage):
+            return
         job_pk = item.job_pk
         item.status = "processing"
         item.attempts += 1
+    started = time.perf_counter()
     try:
         try:
-            for stage in ORDER[ORDER.index(_finished(ctx, item_id)) + 1 :]:
-                if not _run_stage(ctx, stages, item_id, stage):
-                    break
+            ran = _run_stage(ctx, ItemStages(ctx), item_id, stage)
         except OperationalError as exc:  # a locked or unreachable store passes
             raise TransientError(f"job store unavailable: {exc.orig}") from exc
     except Interrupted:
@@ -90,18 +127,20 @@ def process_item(ctx: Context, item_id: int, *, last_attempt: bool = True) -> No
             log.warning("item %s: transient failure, will retry: %s", item_id, exc)
             raise
         _fail(ctx, item_id, f"{exc.message} (gave up after retries)")
+        ran = False
     except ItemError as exc:
         _fail(ctx, item_id, exc.message)
+        ran = False
     except Exception as exc:
         log.exception("item %s failed", item_id)
         _fail(ctx, item_id, f"internal error: {type(exc).__name__}: {exc}"[:500])
-    _close(ctx, job_pk)
-
-
-def _finished(ctx: Context, item_id: int) -> str:
-    with ctx.db.session() as s:
-        item = s.get(Item, item_id)
-        return item.stage if item is not None else ORDER[-1]
+        ran = False
+    ctx.metrics.observe_stage(stage, time.perf_counter() - started, ok=ran)
+    following = next_stage(stage) if ran else None
+    if following is not None:
+        enqueue(item_id, following)
+    else:
+        _close(ctx, job_pk)
 
 
 def _run_stage(ctx: Context, stages: ItemStages, item_id: int, stage: str) -> bool:

@@ -29,6 +29,9 @@ def readyz(request: Request) -> JSONResponse:
         checks["database"] = "ok"
     except Exception as exc:
         checks["database"] = f"error: {type(exc).__name__}"
+    runner = request.app.state.runner
+    if not runner.embedded:
+        checks["broker"] = "ok" if runner.broker_ok() else "unreachable"
     if request.app.state.run_workers:
         checks["workers"] = "ok" if request.app.state.runner_started else "stopped"
     ok = all(v == "ok" for v in checks.values())
@@ -54,4 +57,20 @@ def metrics(request: Request) -> PlainTextResponse:
         )
         for status, stage, n in rows:
             lines.append(f'ragcast_items{{status="{status}",stage="{stage}"}} {n}')
+    lines += [
+        "# HELP ragcast_queue_depth Messages waiting per queue.",
+        "# TYPE ragcast_queue_depth gauge",
+    ]
+    for queue, depth in request.app.state.runner.queue_depths().items():
+        lines.append(f'ragcast_queue_depth{{queue="{queue}"}} {depth}')
+    totals = ctx.metrics.stage_totals()
+    for name, kind, help_text in (
+        ("count", "counter", "Stage runs."),
+        ("failed", "counter", "Stage runs that failed their item."),
+        ("seconds", "counter", "Seconds spent in each stage (sum)."),
+    ):
+        metric = f"ragcast_stage_{name}_total" if name != "seconds" else "ragcast_stage_seconds_sum"
+        lines += [f"# HELP {metric} {help_text}", f"# TYPE {metric} {kind}"]
+        for stage, row in sorted(totals.items()):
+            lines.append(f'{metric}{{stage="{stage}"}} {row.get(name, 0.0)}')
     return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")

@@ -1,0 +1,66 @@
+"""Stage durations and outcomes, summed per stage: in memory, or in Redis across processes."""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from typing import Any, Protocol
+
+
+class Metrics(Protocol):
+    """Where workers record what each stage took."""
+
+    def observe_stage(self, stage: str, seconds: float, *, ok: bool) -> None:
+        """Record one run of ``stage``."""
+
+    def stage_totals(self) -> dict[str, dict[str, float]]:
+        """Per stage: ``count``, ``failed`` and ``seconds`` (the sum)."""
+
+
+class LocalMetrics:
+    """Metrics of this process only (embedded mode)."""
+
+    def __init__(self) -> None:
+        self._totals: dict[str, dict[str, float]] = defaultdict(
+            lambda: {"count": 0.0, "failed": 0.0, "seconds": 0.0}
+        )
+        self._lock = threading.Lock()
+
+    def observe_stage(self, stage: str, seconds: float, *, ok: bool) -> None:
+        """Add one run to the totals."""
+        with self._lock:
+            row = self._totals[stage]
+            row["count"] += 1
+            row["failed"] += 0 if ok else 1
+            row["seconds"] += seconds
+
+    def stage_totals(self) -> dict[str, dict[str, float]]:
+        """A copy of the totals."""
+        with self._lock:
+            return {k: dict(v) for k, v in self._totals.items()}
+
+
+class RedisMetrics:
+    """Totals in one Redis hash, so every worker adds to the same figures."""
+
+    def __init__(self, url: str, prefix: str = "ragcast") -> None:
+        import redis
+
+        self._redis: Any = redis.Redis.from_url(url)
+        self.key = f"{prefix}:metrics:stages"
+
+    def observe_stage(self, stage: str, seconds: float, *, ok: bool) -> None:
+        """Add one run to the shared totals."""
+        pipe = self._redis.pipeline()
+        pipe.hincrbyfloat(self.key, f"{stage}:count", 1)
+        pipe.hincrbyfloat(self.key, f"{stage}:failed", 0 if ok else 1)
+        pipe.hincrbyfloat(self.key, f"{stage}:seconds", seconds)
+        pipe.execute()
+
+    def stage_totals(self) -> dict[str, dict[str, float]]:
+        """The shared totals."""
+        out: dict[str, dict[str, float]] = defaultdict(dict)
+        for key, value in self._redis.hgetall(self.key).items():
+            stage, _, name = key.decode().rpartition(":")
+            out[stage][name] = float(value)
+        return dict(out)

@@ -1,0 +1,48 @@
+"""``ragcast worker``: pipeline workers in their own process, until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Iterable
+from types import FrameType
+
+from ragcast.context import build_context
+from ragcast.providers.embedders.base import EmbeddingSpec
+from ragcast.runner.broker import QUEUES, Runner
+from ragcast.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def run_worker(
+    settings: Settings, *, queues: Iterable[str] | None = None, threads: int | None = None
+) -> None:
+    """Consume ``queues`` (default: all) with ``threads`` worker threads until signalled."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    chosen = list(queues or QUEUES)
+    unknown = sorted(set(chosen) - set(QUEUES))
+    if unknown:
+        raise SystemExit(f"unknown queues: {', '.join(unknown)}; known: {', '.join(QUEUES)}")
+    ctx = build_context(settings)
+    if settings.preload_models and "ragcast.transcribe" in chosen:
+        ctx.providers.transcriber().warm_up()
+    if settings.preload_models and "ragcast.embed" in chosen:
+        ctx.providers.embedder(EmbeddingSpec("local", 0))
+    runner = Runner(ctx)
+    done = threading.Event()
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %s: stopping at the next safe point", signum)
+        done.set()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    runner.start(threads=threads, queues=chosen)
+    log.info("worker consuming %s", ", ".join(chosen))
+    try:
+        done.wait()
+    finally:
+        runner.stop()
+        ctx.db.dispose()

@@ -135,7 +135,9 @@ def run_stage(
         log.exception("item %s failed", item_id)
         _fail(ctx, item_id, f"internal error: {type(exc).__name__}: {exc}"[:500])
         ran = False
-    ctx.metrics.observe_stage(stage, time.perf_counter() - started, ok=ran)
+    elapsed = time.perf_counter() - started
+    ctx.metrics.observe_stage(stage, elapsed, ok=ran)
+    log.info("item %s: %s finished in %.2fs (ok=%s)", item_id, ACTIVE[stage], elapsed, ran)
     following = next_stage(stage) if ran else None
     if following is not None:
         enqueue(item_id, following)
@@ -157,6 +159,7 @@ def _run_stage(ctx: Context, stages: ItemStages, item_id: int, stage: str) -> bo
             return False
         event = progress_event(job, item)
         event["item"]["stage"] = ACTIVE[stage]
+    log.info("item %s: %s started", item_id, ACTIVE[stage])
     ctx.bus.publish(job.id, event)
     with ctx.db.session() as s:
         item = s.get(Item, item_id)

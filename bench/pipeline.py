@@ -161,11 +161,11 @@ class Ragcast:
         self.proc.wait(timeout=30)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Run the rounds and print the ratio."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     files = english()
     workdir = Path(tempfile.mkdtemp(prefix="ragcast-bench-"))
     try:

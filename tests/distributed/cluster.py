@@ -92,6 +92,7 @@ class Cluster:
     apis: list[Proc] = field(default_factory=list)
     ports: dict[str, int] = field(default_factory=dict)
     key: str = ""
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         token = secrets.token_hex(4)
@@ -144,6 +145,7 @@ class Cluster:
             RAGCAST_RETRY_MIN_BACKOFF_MS="200",
             HF_HUB_OFFLINE="1",
         )
+        env.update(self.extra_env)
         return env
 
     def _spawn(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> Proc:

@@ -209,3 +209,29 @@ def test_rabbitmq_broker_runs_a_job(tmp_path: Path, english_recordings: list[Rec
             _check_exactly_once(c, "rabbit", 2)
     finally:
         cluster.close()
+
+
+def test_active_jobs_per_user_are_limited_across_workers(
+    cluster: Cluster, english_recordings: list[Recording]
+) -> None:
+    cluster.extra_env["RAGCAST_MAX_ACTIVE_JOBS_PER_USER"] = "1"
+    cluster.api()
+    cluster.worker("worker-a")
+    cluster.worker("worker-b")
+    with cluster.client() as c:
+        docs = _upload_all(c, english_recordings[:2])
+        for n in range(3):
+            assert c.post("/process", json=job_body(f"queued-{n}", docs)).status_code == 200
+        seen_active: list[int] = []
+        waited = False
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            jobs = c.get("/jobs").json()["jobs"]
+            active = sum(j["status"] in ("initializing", "processing") for j in jobs)
+            seen_active.append(active)
+            waited |= active == 1 and any(j["status"] == "pending" for j in jobs)
+            if all(j["status"] == "completed" for j in jobs):
+                break
+            time.sleep(0.1)
+    assert max(seen_active) == 1, seen_active
+    assert waited, "no job was seen waiting as pending while another ran"

@@ -1,0 +1,1 @@
+"""Platform sources: YouTube, TikTok and Twitch channels and links through yt-dlp."""

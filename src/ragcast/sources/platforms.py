@@ -1,0 +1,57 @@
+"""What ragcast knows of each platform's URLs: which platform, which content id."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from urllib.parse import parse_qs, urlparse
+
+PLATFORM_HOSTS = {
+    "youtube": ("youtube.com", "youtu.be", "youtube-nocookie.com"),
+    "tiktok": ("tiktok.com",),
+    "twitch": ("twitch.tv",),
+}
+
+_YOUTUBE_ID = re.compile(r"^[A-Za-z0-9_-]{11}$")
+
+
+def platform_of(url: str) -> str | None:
+    """The platform whose host serves ``url``, or None."""
+    host = (urlparse(url).hostname or "").lower()
+    for platform, hosts in PLATFORM_HOSTS.items():
+        if any(host == h or host.endswith("." + h) for h in hosts):
+            return platform
+    return None
+
+
+def video_id(url: str) -> str | None:
+    """The platform's own id of a single video/clip URL, when the URL shows it."""
+    parsed = urlparse(url)
+    host = (parsed.hostname or "").lower()
+    parts = [p for p in parsed.path.split("/") if p]
+    if host.endswith("youtu.be") and parts:
+        return parts[0]
+    if "youtube" in host:
+        vid = parse_qs(parsed.query).get("v", [None])[0]
+        if vid:
+            return vid
+        if len(parts) >= 2 and parts[0] in ("shorts", "live", "embed", "v"):
+            return parts[1]
+    if "tiktok" in host and "video" in parts:
+        index = parts.index("video")
+        return parts[index + 1] if index + 1 < len(parts) else None
+    if "twitch" in host:
+        if host.startswith("clips.") and parts:
+            return parts[0]
+        if len(parts) >= 2 and parts[0] == "videos":
+            return f"v{parts[1]}"
+        if "clip" in parts and parts.index("clip") + 1 < len(parts):
+            return parts[parts.index("clip") + 1]
+    return None
+
+
+def content_id(platform: str, vid: str | None, url: str) -> str:
+    """ragcast's content id: ``platform-id``; a URL hash where no id can be read."""
+    if vid:
+        return f"{platform}-{vid}"
+    return f"{platform}-url-{hashlib.sha256(url.encode()).hexdigest()[:16]}"

@@ -1,31 +1,47 @@
 """Run the benchmarks: ``python -m bench`` runs all, ``python -m bench NAME [ARGS]`` one.
 
-Names: ``pipeline`` (ragcast end to end against a bare script) and ``embedders``
-(ragcast's local embedder against a bare sentence-transformers ``encode``).
+Each module of this package with a ``main(argv)`` is a bench named after the module:
+``pipeline`` (ragcast end to end against a bare script), ``embedders`` (the local embedder
+against a bare sentence-transformers ``encode``), ``vectorstores`` and ``distributed``.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
-from bench import embedders, pipeline
+#: run first when running all (the rest follow in name order)
+FIRST = ("pipeline", "embedders")
 
-BENCHES = {"pipeline": pipeline.main, "embedders": embedders.main}
+
+def benches() -> dict[str, Callable[[list[str] | None], None]]:
+    """Every bench of the package, by name."""
+    names = sorted(
+        m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)]) if m.name != "__main__"
+    )
+    names = [n for n in FIRST if n in names] + [n for n in names if n not in FIRST]
+    found = {}
+    for name in names:
+        main = getattr(importlib.import_module(f"bench.{name}"), "main", None)
+        if callable(main):
+            found[name] = main
+    return found
 
 
 def run(argv: list[str]) -> None:
     """Run the bench named by ``argv[0]`` with the rest as its arguments, or all of them."""
-    if argv and argv[0] in BENCHES:
-        name, rest = argv[0], argv[1:]
-        sys.argv = [f"bench {name}", *rest]  # benches parse sys.argv themselves
-        BENCHES[name]()
+    found = benches()
+    if argv and not argv[0].startswith("-"):
+        if argv[0] not in found:
+            sys.exit(f"unknown bench {argv[0]!r}; expected one of {', '.join(found)}")
+        found[argv[0]](argv[1:])
         return
-    if argv:
-        sys.exit(f"unknown bench {argv[0]!r}; expected one of {', '.join(BENCHES)}")
-    for name, bench in BENCHES.items():
-        print(f"== {name} ==")
-        sys.argv = [f"bench {name}"]
-        bench()
+    for name, main in found.items():
+        print(f"== {name} ==", flush=True)
+        main(argv)
 
 
 if __name__ == "__main__":

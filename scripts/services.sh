@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Start the services the test suite talks to, where they are not already running:
-# PostgreSQL (127.0.0.1:5432, trust auth), Redis (6379) and RabbitMQ (5672).
+# PostgreSQL (127.0.0.1:5432, trust auth), Redis (6379) and RabbitMQ (5672); install
+# Chromium and Node.js for the dashboard's and the TypeScript client's tests.
 set -euo pipefail
 
 need_apt=()
 command -v pg_ctlcluster >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v rabbitmq-server >/dev/null 2>&1 || need_apt+=(rabbitmq-server)
+# The dashboard's browser tests drive Debian's Chromium (no browser download); the
+# TypeScript client is built and tested with Node.js.
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -407,14 +407,50 @@ def search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
     job_id: Annotated[str | None, typer.Option("--job-id", help="Search one job only.")] = None,
     top_k: Annotated[int, typer.Option("--top-k", help="How many chunks to return.")] = 5,
+    content_id: Annotated[
+        str | None, typer.Option("--content-id", help="Search one content item only.")
+    ] = None,
+    platform: Annotated[
+        str | None, typer.Option("--platform", help="Search jobs of one platform only.")
+    ] = None,
     server: Server = None,
     api_key: ApiKey = None,
     as_json: AsJson = False,
 ) -> None:
     """Search your indexed chunks; shows each hit's time span in its recording."""
     with _service(server, api_key) as client:
-        hits = client.search(query, job_id=job_id, top_k=top_k)["results"]
+        hits = client.search(
+            query, job_id=job_id, top_k=top_k, content_id=content_id, platform=platform
+        )["results"]
     _show(hits, as_json, hits_table(hits) if hits else "[yellow]No results.[/]")
+
+
+@app.command()
+def preview(
+    url: Annotated[str, typer.Argument(help="A YouTube, TikTok or Twitch channel or playlist.")],
+    page: Annotated[int, typer.Option(help="Page number, from 1.")] = 1,
+    page_size: Annotated[int, typer.Option("--page-size", help="Items per page.")] = 50,
+    server: Server = None,
+    api_key: ApiKey = None,
+    as_json: AsJson = False,
+) -> None:
+    """List a channel's items (ids for selected_content), one page at a time."""
+    with _service(server, api_key) as client:
+        listing = client.preview(url, page=page, page_size=page_size)
+    table = Table(title=f"{listing.get('channel') or listing.get('title') or url} — page {page}")
+    for column in ("id", "title", "duration", "uploaded", "url"):
+        table.add_column(column, overflow="fold")
+    for item in listing["items"]:
+        duration = item.get("duration")
+        table.add_row(
+            escape(item["id"]),
+            escape(item.get("title") or ""),
+            f"{int(duration) // 60}:{int(duration) % 60:02d}" if duration else "",
+            item.get("upload_date") or "",
+            escape(item["url"]),
+        )
+    more = f"[dim]more: --page {page + 1}[/]" if listing.get("has_more") else ""
+    _show(listing, as_json, Group(table, more) if more else table)
 
 
 @app.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -136,7 +137,7 @@ class JobProgress:
         self._done[index] = max(_item_share(status, stage), self._done.get(index, 0.0))
         self._progress.update(self._items[index], description=text, completed=self._done[index])
 
-    def message(self, message: dict[str, Any]) -> None:
+    def message(self, message: Mapping[str, Any]) -> None:
         """Apply one WebSocket message (or a status body) to the bars."""
         kind = message.get("type")
         if isinstance(message.get("item"), dict):
@@ -271,5 +272,7 @@ def hits_table(hits: list[dict[str, Any]]) -> Table:
     for hit in hits:
         span = "" if hit["start_s"] is None else f"{clock(hit['start_s'])}-{clock(hit['end_s'])}"
         source = escape(str(hit.get("title") or hit["source"]))
+        if hit.get("deep_link"):  # opens the source at the moment, in terminals that can
+            source = f"[link={hit['deep_link']}]{source}[/link]"
         table.add_row(f"{hit['score']:.3f}", source, span, escape(hit["text"]))
     return table

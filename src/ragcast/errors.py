@@ -95,6 +95,13 @@ class RateLimitError(RagcastError):
         self.headers = headers or {}
 
 
+class UpstreamUnavailableError(RagcastError):
+    """A platform or provider did not answer in time; the request may be repeated."""
+
+    status_code = 503
+    code = "upstream_unavailable"
+
+
 class ItemError(RagcastError):
     """One content item cannot be processed; the job goes on without it."""
 

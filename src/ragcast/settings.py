@@ -5,9 +5,13 @@ from __future__ import annotations
 import importlib.util
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from ragcast.sources.ytdlp import FetchConfig
 
 
 def packaged_model_path(module: str) -> str | None:
@@ -52,6 +56,21 @@ class Settings(BaseSettings):
     broker_maintenance_chance: int = 20_000
     #: prefix of every Redis key and channel ragcast uses (limits, events, metrics)
     redis_key_prefix: str = "ragcast"
+
+    # Platform sources (yt-dlp)
+    allow_loopback_fetch: bool = False
+    allow_generic_extractor: bool = False
+    fetch_socket_timeout_s: float = 30.0
+    fetch_retries: int = 4
+    fetch_backoff_s: float = 2.0
+    fetch_pause_s: float = 1.0
+    fetch_max_concurrent: int = 2
+    max_media_duration_s: float = 4 * 3600
+    max_media_bytes: int = 1024**3
+    caption_languages: str = "en"
+    use_captions: bool = True
+    allow_auto_captions: bool = False
+    max_channel_items: int = 500
 
     whisper_model: str = "tiny.en"
     whisper_device: str = "cpu"
@@ -119,3 +138,20 @@ class Settings(BaseSettings):
         """Create the data dir and its sub-folders."""
         for sub in ("uploads", "media", "exports", "chroma"):
             (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
+
+    def fetch_config(self) -> FetchConfig:
+        """What yt-dlp fetching needs."""
+        from ragcast.sources.ytdlp import FetchConfig
+
+        return FetchConfig(
+            allow_loopback=self.allow_loopback_fetch,
+            allow_generic=self.allow_generic_extractor,
+            socket_timeout_s=self.fetch_socket_timeout_s,
+            retries=self.fetch_retries,
+            backoff_s=self.fetch_backoff_s,
+            pause_s=self.fetch_pause_s,
+            max_concurrent=self.fetch_max_concurrent,
+            max_duration_s=self.max_media_duration_s,
+            max_bytes=self.max_media_bytes,
+            languages=tuple(x.strip() for x in self.caption_languages.split(",") if x.strip()),
+        )

@@ -310,14 +310,18 @@ def test_health_and_metrics(api: Api) -> None:
 
 
 def test_configured_but_missing_backends_are_refused_at_submission(
-    api_factory: Callable[..., Api], tmp_path: Path
+    api_factory: Callable[..., Api], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    api = api_factory(jina_api_key="jina_test", pinecone_api_key="pc_test")
+    from ragcast.providers import registry
+
+    # As on a server without the extra installed: the plugin does not import.
+    monkeypatch.setattr(registry, "_plugin", lambda group, name: None)
+    api = api_factory(jina_api_key="jina_test", qdrant_path=str(tmp_path / "q"))
     path = tmp_path / "n.txt"
     path.write_text(TEXT)
     doc = api.upload(path)
     r = api.submit("j", [doc], embedding_model={"id": "jina-v4", "jina_v4_dimensions": 1024})
     assert "not installed" in _error(r, 400, "validation_error")["details"]["issue"]
-    r = api.submit("p", [doc], vector_db={"id": "pinecone"})
+    r = api.submit("q", [doc], vector_db={"id": "qdrant"})
     assert "not installed" in _error(r, 400, "validation_error")["details"]["issue"]
     assert api.client.get(f"{PREFIX}/jobs", headers=api.h()).json()["total"] == 0

@@ -253,3 +253,19 @@ def test_the_sdk_against_a_real_server(live_server: LiveServer, subtitles: Path)
 def test_a_url_without_scheme_is_refused() -> None:
     with pytest.raises(ValueError, match="http"):
         Client("localhost:8000", "rc_x")
+
+
+def test_retry_after_as_an_http_date_is_waited_out(sleeps: list[float]) -> None:
+    from datetime import UTC, datetime, timedelta
+    from email.utils import format_datetime
+
+    from ragcast.client.errors import parse_retry_after
+
+    now = datetime(2025, 1, 5, 12, 0, tzinfo=UTC)
+    later = format_datetime(now + timedelta(seconds=30), usegmt=True)
+    assert parse_retry_after(later, now=now) == 30.0
+    assert parse_retry_after("soon") is None and parse_retry_after("-3") == 0.0
+    rec = Recorder(httpx.Response(503, headers={"Retry-After": "2"}), httpx.Response(200, json={}))
+    rec.client().preview("https://www.youtube.com/@x")
+    assert sleeps == [2.0]
+    assert rec.requests[0].url.params["page_size"] == "50"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -196,8 +197,28 @@ def test_cancellation_reaches_workers(
     assert len(started_after) - 1 <= 2, "transcriptions kept starting after the cancel"
 
 
-def test_rabbitmq_broker_runs_a_job(tmp_path: Path, english_recordings: list[Recording]) -> None:
-    cluster = Cluster(tmp_path, broker_url=AMQP_URL)
+def _rabbitmq_vhost() -> Iterator[str]:
+    """A private vhost, so concurrent runs never consume each other's messages."""
+    vhost = f"ragcast-test-{time.time_ns()}"
+    subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True, timeout=60)
+    subprocess.run(
+        ["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+        check=True,
+        timeout=60,
+    )
+    try:
+        yield AMQP_URL.rstrip("/") + "/" + vhost
+    finally:
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], check=False, timeout=60)
+
+
+rabbitmq_url = pytest.fixture(_rabbitmq_vhost)
+
+
+def test_rabbitmq_broker_runs_a_job(
+    tmp_path: Path, english_recordings: list[Recording], rabbitmq_url: str
+) -> None:
+    cluster = Cluster(tmp_path, broker_url=rabbitmq_url)
     try:
         cluster.api()
         cluster.worker("worker")

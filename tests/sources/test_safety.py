@@ -89,3 +89,39 @@ def test_media_on_loopback_is_refused_unless_allowed(media: MediaServer, tmp_pat
     cfg = FetchConfig(allow_loopback=False, pause_s=0.0, backoff_s=0.1)
     with pytest.raises(ItemError, match="loopback"):
         fetch(url, tmp_path, cfg, "youtube", captions=False, automatic=False)
+
+
+@pytest.mark.parametrize(
+    ("url", "listed"),
+    [
+        ("https://www.youtube.com/@creator", "https://www.youtube.com/@creator/videos"),
+        ("https://www.youtube.com/@creator/shorts", "https://www.youtube.com/@creator/shorts"),
+        ("https://www.youtube.com/channel/UC123", "https://www.youtube.com/channel/UC123/videos"),
+        ("https://www.youtube.com/playlist?list=PL1", "https://www.youtube.com/playlist?list=PL1"),
+        ("https://www.tiktok.com/@creator", "https://www.tiktok.com/@creator"),
+        ("https://www.twitch.tv/creator/videos", "https://www.twitch.tv/creator/videos"),
+    ],
+)
+def test_channel_roots_list_their_videos(url: str, listed: str) -> None:
+    from ragcast.sources.platforms import listing_url
+
+    assert listing_url(url) == listed
+
+
+@pytest.mark.parametrize(
+    ("url", "vid"),
+    [
+        ("https://www.youtube.com/watch?v=dQw4w9WgXcQ&t=3", "dQw4w9WgXcQ"),
+        ("https://youtu.be/dQw4w9WgXcQ", "dQw4w9WgXcQ"),
+        ("https://www.youtube.com/shorts/abcdefghijk", "abcdefghijk"),
+        ("https://www.tiktok.com/@zachking/video/7516961325537332502", "7516961325537332502"),
+        ("https://www.twitch.tv/videos/123456", "v123456"),
+        ("https://clips.twitch.tv/FunnyClipSlug", "FunnyClipSlug"),
+        ("https://www.twitch.tv/creator/clip/FunnyClipSlug", "FunnyClipSlug"),
+        ("https://www.youtube.com/@creator", None),
+    ],
+)
+def test_content_ids_come_from_the_url(url: str, vid: str | None) -> None:
+    from ragcast.sources.platforms import video_id
+
+    assert video_id(url) == vid

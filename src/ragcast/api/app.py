@@ -9,11 +9,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
-from ragcast import __version__
+from ragcast import __version__, web
 from ragcast.api import errors
 from ragcast.api.middleware import RequestContextMiddleware
 from ragcast.api.ratelimit import RateLimiter
-from ragcast.api.routes import admin, exports, health, jobs, process, search, uploads, ws
+from ragcast.api.routes import admin, exports, health, jobs, preview, process, search, uploads, ws
 from ragcast.auth import TicketSigner, load_secret
 from ragcast.context import Context, build_context
 from ragcast.providers.embedders.base import EmbeddingSpec
@@ -92,8 +92,9 @@ def create_app(settings: Settings | None = None, *, run_workers: bool | None = N
     app.add_middleware(RequestContextMiddleware)
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (process, jobs, exports, uploads, search, admin, ws):
+    for module in (process, jobs, exports, uploads, search, preview, admin, ws):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)
+    web.install(app)  # the dashboard at / (ragcast.web)
     return app

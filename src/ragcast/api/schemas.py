@@ -200,6 +200,10 @@ class SearchQuery(BaseModel):
     query: str = Field(min_length=1, max_length=4096)
     job_id: str | None = Field(default=None, pattern=ID_PATTERN)
     top_k: int = Field(default=10, ge=1, le=100)
+    content_id: str | None = Field(
+        default=None, min_length=1, max_length=128, description="Only this content's chunks."
+    )
+    platform: Platform | None = Field(default=None, description="Only jobs of this platform.")
 
 
 class SearchHit(BaseModel):
@@ -216,6 +220,12 @@ class SearchHit(BaseModel):
     source: str
     title: str | None
     url: str | None
+    platform: str | None = None
+    deep_link: str | None = Field(
+        default=None,
+        description="The URL opened at `start_s` (YouTube `t=93s`, Twitch VODs "
+        "`t=1h2m3s`); the plain URL where the player takes no time; null without a URL.",
+    )
 
 
 class SearchResults(BaseModel):
@@ -224,6 +234,30 @@ class SearchResults(BaseModel):
     success: bool = True
     query: str
     results: list[SearchHit]
+
+
+class PreviewItem(BaseModel):
+    """One item of a channel listing."""
+
+    id: str
+    title: str | None
+    duration: float | None
+    upload_date: str | None
+    url: str
+    thumbnail: str | None
+
+
+class ChannelPreview(BaseModel):
+    """Answer of ``GET /preview``: one page of a channel's items."""
+
+    url: str
+    platform: str
+    title: str | None
+    channel: str | None
+    items: list[PreviewItem]
+    page: int
+    page_size: int
+    has_more: bool
 
 
 class CleanupResult(BaseModel):

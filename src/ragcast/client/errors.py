@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -11,13 +15,17 @@ class ApiError(Exception):
     """The server answered with an error; ``body`` is the contract's error body.
 
     ``status_code`` is 0 when no answer came at all (the server could not be reached).
+    ``retry_after`` is the wait in seconds the server asked for (``Retry-After``), if any.
     """
 
-    def __init__(self, status_code: int, body: dict[str, Any]) -> None:
+    def __init__(
+        self, status_code: int, body: dict[str, Any], *, retry_after: float | None = None
+    ) -> None:
         self.status_code = status_code
         self.body = body
         self.code: str = str(body.get("error") or "http_error")
         self.message: str = str(body.get("message") or f"HTTP {status_code}")
+        self.retry_after: float | None = retry_after
         super().__init__(f"{status_code} {self.code}: {self.message}")
 
     @property
@@ -25,6 +33,11 @@ class ApiError(Exception):
         """The server's request id, to quote in a bug report."""
         value = self.body.get("request_id")
         return str(value) if value is not None else None
+
+    @property
+    def transient(self) -> bool:
+        """Whether trying again later may succeed (429, 5xx, no answer)."""
+        return self.status_code in (0, 408, 429) or self.status_code >= 500
 
 
 class ValidationError(ApiError):
@@ -55,10 +68,12 @@ class RateLimitError(ApiError):
     def __init__(
         self, status_code: int, body: dict[str, Any], *, retry_after: float | None = None
     ) -> None:
-        super().__init__(status_code, body)
         value = body.get("retry_after")
-        value = retry_after if value is None else value
-        self.retry_after: float | None = float(value) if value is not None else None
+        try:
+            retry_after = float(value) if value is not None else retry_after
+        except (TypeError, ValueError):
+            pass
+        super().__init__(status_code, body, retry_after=retry_after)
 
 
 class ApiConnectionError(ApiError):
@@ -71,30 +86,50 @@ _ERRORS: dict[int, type[ApiError]] = {
     403: AuthError,
     404: NotFoundError,
     409: ConflictError,
+    429: RateLimitError,
 }
 
 
 def error_class(status_code: int) -> type[ApiError]:
-    """The exception class for an HTTP error status (429 aside: it needs ``retry_after``)."""
+    """The exception class for an HTTP error status."""
     return _ERRORS.get(status_code, ApiError)
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:  # an HTTP date: rare enough to fall back to backoff
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delay-seconds or an HTTP date."""
+    if value is None or not value.strip():
         return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def error_from_parts(
+    status_code: int, content: bytes, headers: Mapping[str, str], reason: str = ""
+) -> ApiError:
+    """The :class:`ApiError` subclass for an error answer's status, body and headers."""
+    try:
+        body = json.loads(content) if content else None
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        text = content.decode("utf-8", "replace").strip()[:500]
+        body = {"error": "http_error", "message": text or reason or f"HTTP {status_code}"}
+    retry_after = parse_retry_after(headers.get("retry-after"))
+    return error_class(status_code)(status_code, body, retry_after=retry_after)
 
 
 def error_from_response(response: httpx.Response) -> ApiError:
     """The :class:`ApiError` subclass for an error response (read before calling)."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        body = {"error": "http_error", "message": response.text[:500] or response.reason_phrase}
-    if response.status_code == 429:
-        return RateLimitError(429, body, retry_after=_retry_after(response))
-    return error_class(response.status_code)(response.status_code, body)
+    return error_from_parts(
+        response.status_code, response.content, response.headers, response.reason_phrase
+    )

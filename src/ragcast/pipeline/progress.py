@@ -73,6 +73,7 @@ def progress_event(job: Job, item: Item | None = None) -> dict[str, Any]:
             "title": item.title,
             "status": item.status,
             "stage": item.stage,
+            "transcript_source": item.transcript_source,
             "error": item.error,
         }
     return event

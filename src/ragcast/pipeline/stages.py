@@ -11,16 +11,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from ragcast.context import Context
 from ragcast.errors import ItemError, MediaError
 from ragcast.pipeline.chunk import chunk_transcript
 from ragcast.pipeline.documents import parse_document
+from ragcast.pipeline.links import deep_link
 from ragcast.pipeline.types import ChunkSpec, TextChunk
 from ragcast.pipeline.types import Transcript as TranscriptData
-from ragcast.providers.embedders.base import Embedder, EmbeddingSpec
+from ragcast.providers.embedders.base import Embedder, EmbeddingSpec, Vectors
 from ragcast.providers.vectorstores.base import VectorRecord
 from ragcast.store.models import Chunk, Item, Job, Transcript, Upload
 
@@ -85,10 +86,9 @@ class ItemStages:
             item.media_path = upload.path
             item.content_type = upload.content_type
             return
-        raise ItemError(
-            f"fetching {item.source_type} content is not supported by this server "
-            "(install the 'platforms' extra)"
-        )
+        from ragcast.pipeline.fetch import fetch_platform_item
+
+        fetch_platform_item(self.ctx, s, item, job)
 
     # -- transcript -------------------------------------------------------------------
     def transcribe(self, s: Session, item: Item, job: Job) -> None:
@@ -105,6 +105,8 @@ class ItemStages:
             )
         else:
             data = parse_document(path, ctype)
+            if item.transcript_source == "captions":
+                data.source = "captions"  # the platform's own timed captions
         if not data.segments and data.source == "asr":
             raise MediaError("no speech was found in the recording")
         s.add(
@@ -138,28 +140,52 @@ class ItemStages:
         s.add_all(_chunk_rows(item.id, chunks))
         item.chunk_count = len(chunks)
         item.token_count = sum(c.token_count for c in chunks)
+        if job.tokenizer != embedder.tokenizer_name:
+            job.tokenizer = embedder.tokenizer_name
 
     # -- embed ------------------------------------------------------------------------
     def embed(self, s: Session, item: Item, job: Job) -> None:
-        """Embed the chunks not embedded yet, committing batch by batch."""
+        """Embed the chunks not embedded yet, committing batch by batch.
+
+        With late chunking the item's chunks are embedded together, in order, in one
+        ``embed_in_context`` call (each vector sees the whole transcript). With
+        multi-vector output the per-token vectors are stored beside each chunk's vector.
+        """
         embedder = self.ctx.providers.embedder(embedding_spec(job))
+        missing: ColumnElement[bool] = Chunk.embedding.is_(None)
+        if embedder.multi_vector:
+            missing = or_(missing, Chunk.multi_embedding.is_(None))
+        if embedder.late_chunking and embedder.supports_late_chunking:
+            self._embed_in_context(s, item, embedder, missing)
+            return
         while True:
             rows = s.execute(
                 select(Chunk.id, Chunk.text)
-                .where(Chunk.item_id == item.id, Chunk.embedding.is_(None))
+                .where(Chunk.item_id == item.id, missing)
                 .order_by(Chunk.chunk_index)
                 .limit(max(embedder.max_batch, 1) * 4)
             ).all()
             if not rows:
                 return
-            vectors = embedder.embed_batch([r.text for r in rows])
-            for (chunk_id, _), vec in zip(rows, vectors, strict=True):
-                s.execute(
-                    update(Chunk)
-                    .where(Chunk.id == chunk_id)
-                    .values(embedding=np.asarray(vec, dtype=np.float32).tobytes())
-                )
+            texts = [r.text for r in rows]
+            _store_vectors(s, embedder, [r.id for r in rows], embedder.embed_batch(texts), texts)
             s.commit()
+
+    def _embed_in_context(
+        self, s: Session, item: Item, embedder: Embedder, missing: ColumnElement[bool]
+    ) -> None:
+        todo = set(s.scalars(select(Chunk.id).where(Chunk.item_id == item.id, missing)))
+        if not todo:
+            return  # every chunk is embedded: a retry does not pay for the model again
+        rows = s.execute(
+            select(Chunk.id, Chunk.text).where(Chunk.item_id == item.id).order_by(Chunk.chunk_index)
+        ).all()
+        vectors = embedder.embed_in_context([r.text for r in rows])
+        keep = [n for n, r in enumerate(rows) if r.id in todo]
+        _store_vectors(
+            s, embedder, [rows[n].id for n in keep], vectors[keep], [rows[n].text for n in keep]
+        )
+        s.commit()
 
     # -- index ------------------------------------------------------------------------
     def index(self, s: Session, item: Item, job: Job) -> None:
@@ -169,12 +195,20 @@ class ItemStages:
         rows = s.scalars(
             select(Chunk).where(Chunk.item_id == item.id).order_by(Chunk.chunk_index)
         ).all()
+        width = 0
+        if any(c.multi_embedding is not None for c in rows):
+            width = self.ctx.providers.embedder(embedding_spec(job)).multi_vector_dimensions
         records = [
             VectorRecord(
                 id=f"{item.content_id}:{c.chunk_index}",
                 vector=np.frombuffer(c.embedding or b"", dtype=np.float32),
                 text=c.text,
                 metadata=vector_metadata(job, item, c),
+                multi_vector=(
+                    np.frombuffer(c.multi_embedding, dtype=np.float32).reshape(-1, width)
+                    if c.multi_embedding is not None and width
+                    else None
+                ),
             )
             for c in rows
         ]
@@ -195,8 +229,23 @@ def vector_metadata(job: Job, item: Item, chunk: Chunk) -> dict[str, object]:
         "source": item.title or item.source_ref,
         "title": item.title,
         "url": item.url,
+        "deep_link": deep_link(job.platform, item.url, chunk.start_s),
+        "channel": item.channel,
+        "upload_date": item.upload_date,
         "platform": job.platform,
     }
+
+
+def _store_vectors(
+    s: Session, embedder: Embedder, ids: list[int], vectors: Vectors, texts: list[str]
+) -> None:
+    """Write each chunk's vector, and its per-token vectors when the job asked for them."""
+    multi = embedder.embed_multi_vector(texts) if embedder.multi_vector else None
+    for n, (chunk_id, vec) in enumerate(zip(ids, vectors, strict=True)):
+        values: dict[str, bytes] = {"embedding": np.asarray(vec, dtype=np.float32).tobytes()}
+        if multi is not None:
+            values["multi_embedding"] = np.asarray(multi[n], dtype=np.float32).tobytes()
+        s.execute(update(Chunk).where(Chunk.id == chunk_id).values(**values))
 
 
 def _chunk_rows(item_id: int, chunks: list[TextChunk]) -> list[Chunk]:

@@ -93,11 +93,14 @@ class Providers:
 
     # -- embeddings ------------------------------------------------------------------
     def embedder(self, spec: EmbeddingSpec) -> Embedder:
-        """The embedder for a resolved spec (one instance per model and dimensions)."""
+        """The embedder for a resolved spec (one instance per model and dimensions).
+
+        The shared instance is bound to the spec's per-job options (task, late chunking…).
+        """
         with self._lock:
             found = self._embedders.get(spec.key)
             if found is not None:
-                return found
+                return found.bind(spec)
             if spec.id == "local":
                 emb: Embedder = _shared_local(
                     self.settings.local_embedding_model_path,
@@ -109,7 +112,7 @@ class Providers:
                     raise ConfigurationError(f"no embedder named {spec.id!r} is installed")
                 emb = cls.from_settings(self.settings, spec)
             self._embedders[spec.key] = emb
-            return emb
+            return emb.bind(spec)
 
     def resolve_embedding(self, cfg: EmbeddingModelConfig) -> EmbeddingSpec:
         """Validate the request's ``embedding_model`` block; raises ValidationError."""
@@ -146,9 +149,20 @@ class Providers:
                 f"the local model {emb.model_name} gives {emb.dimensions} dimensions only",
                 "Invalid embedding model configuration",
             )
+        late = (cfg.model_extra or {}).get("late_chunking", False)
+        if not isinstance(late, bool):
+            raise ValidationError("embedding_model.late_chunking", "Must be true or false")
+        if late and not emb.supports_late_chunking:
+            raise ValidationError(
+                "embedding_model.late_chunking",
+                f"the local model {emb.model_name} cannot do late chunking",
+                "Invalid embedding model configuration",
+            )
         with self._lock:
             self._embedders.setdefault(f"local-{emb.dimensions}", emb)
-        return EmbeddingSpec("local", emb.dimensions, {"model": emb.model_name})
+        return EmbeddingSpec(
+            "local", emb.dimensions, {"model": emb.model_name, "late_chunking": late}
+        )
 
     def _require(self, attr: str, env: str, what: str) -> Any:
         """The embedder class for ``what``, checking its settings and installation."""

@@ -53,6 +53,17 @@ def start_job(ctx: Context, job_pk: int, enqueue: Enqueue, *, defer: Defer | Non
             if defer is not None:
                 defer(job_pk)
             return
+        listing = job.input_method == "channel" and not job.items and job.status != "cancelled"
+        if listing:
+            job.status = "initializing"
+            job.stage = "Listing the channel"
+            s.flush()
+            ctx.bus.publish(job.id, progress_event(job))
+    if listing and not _resolve(ctx, job_pk):
+        return
+    with ctx.db.session() as s:
+        job = s.get(Job, job_pk)
+        assert job is not None
         if job.status == "pending":
             job.status = "initializing"
             job.stage = "Initializing"
@@ -71,6 +82,26 @@ def start_job(ctx: Context, job_pk: int, enqueue: Enqueue, *, defer: Defer | Non
         enqueue(item_id, next_stage(finished) or ORDER[-1])
     if not pending:
         _close(ctx, job_pk)
+
+
+def _resolve(ctx: Context, job_pk: int) -> bool:
+    """List a channel job's items; on a permanent failure the job fails with the reason."""
+    from ragcast.pipeline.resolve import resolve_channel
+
+    try:
+        resolve_channel(ctx, job_pk)
+    except (ItemError, TransientError) as exc:  # the listing already retried with backoff
+        with ctx.db.session() as s:
+            job = s.get(Job, job_pk)
+            assert job is not None
+            job.status = "failed"
+            job.error = f"Processing failed: could not list the channel: {exc.message}"
+            job.stage = "Processing failed"
+            job.finished_at = datetime.now(UTC)
+            event = terminal_event(job)
+        ctx.bus.publish(job_pk, event)
+        return False
+    return True
 
 
 def _may_start(ctx: Context, s: Session, job: Job) -> bool:

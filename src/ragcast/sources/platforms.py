@@ -55,3 +55,26 @@ def content_id(platform: str, vid: str | None, url: str) -> str:
     if vid:
         return f"{platform}-{vid}"
     return f"{platform}-url-{hashlib.sha256(url.encode()).hexdigest()[:16]}"
+
+
+_YOUTUBE_TABS = ("videos", "shorts", "streams", "playlists", "live", "featured", "podcasts")
+
+
+def listing_url(url: str) -> str:
+    """The URL to list: a bare YouTube channel lists its videos tab.
+
+    yt-dlp answers a channel's root with one nested playlist per tab; ragcast lists the
+    uploads (``/videos``). Shorts, live streams and playlists are listed by their own
+    URLs (``…/shorts``, ``…/streams``, ``playlist?list=…``).
+    """
+    parsed = urlparse(url)
+    if platform_of(url) != "youtube":
+        return url
+    parts = [p for p in parsed.path.split("/") if p]
+    is_channel = bool(parts) and (
+        parts[0].startswith("@") or (parts[0] in ("channel", "c", "user") and len(parts) >= 2)
+    )
+    depth = 1 if parts and parts[0].startswith("@") else 2
+    if is_channel and len(parts) == depth:
+        return parsed._replace(path="/" + "/".join([*parts, "videos"])).geturl()
+    return url

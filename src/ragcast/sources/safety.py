@@ -73,10 +73,10 @@ def check_url(url: str, *, field: str, allow_loopback: bool) -> None:
         raise ValidationError(field, "the URL points at a cloud metadata service")
     try:
         addrs = resolve(host)
-    except OSError as exc:
-        raise ValidationError(
-            field, f"the host {host} does not resolve: {exc.strerror or exc}"
-        ) from exc
+    except OSError:
+        # Not resolvable now (DNS can fail for a while): nothing can be reached through it,
+        # and the connection guard checks whatever it resolves to when it is fetched.
+        return
     for addr in addrs:
         problem = address_problem(addr, allow_loopback=allow_loopback)
         if problem:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ragcast.errors import ItemError, MediaError, TransientError
+from ragcast.sources.platforms import listing_url
 from ragcast.sources.safety import UnsafeAddressError, guarded
 
 log = logging.getLogger(__name__)
@@ -228,6 +229,7 @@ def list_channel(
     url: str, cfg: FetchConfig, platform: str, *, start: int = 0, count: int = 50
 ) -> Listing:
     """Entries ``start`` .. ``start+count`` of a channel, fetching only those pages."""
+    url = listing_url(url)
     ydl = make_ydl(
         cfg,
         extract_flat="in_playlist",

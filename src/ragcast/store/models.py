@@ -127,6 +127,8 @@ class Item(Base):
     source_ref: Mapped[str] = mapped_column(Text)
     title: Mapped[str | None] = mapped_column(Text, default=None)
     url: Mapped[str | None] = mapped_column(Text, default=None)
+    channel: Mapped[str | None] = mapped_column(Text, default=None)
+    upload_date: Mapped[str | None] = mapped_column(String(16), default=None)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     stage: Mapped[str] = mapped_column(String(16), default="queued")
     media_path: Mapped[str | None] = mapped_column(Text, default=None)

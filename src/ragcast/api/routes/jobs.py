@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
+from pydantic import BaseModel
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ragcast.api.deps import Ctx, CurrentUser
+from ragcast.api.routes.process import websocket_url
 from ragcast.api.schemas import (
     ID_PATTERN,
     ItemList,
@@ -21,6 +23,7 @@ from ragcast.api.schemas import (
     JobSummary,
     error_responses,
 )
+from ragcast.auth import TicketSigner
 from ragcast.errors import ConflictError, NotFoundError
 from ragcast.pipeline.progress import TERMINAL_ITEM, TERMINAL_JOB, job_result, terminal_event
 from ragcast.store.models import Item, Job
@@ -127,6 +130,34 @@ def cancel_job(job_id: JobIdPath, user: CurrentUser, ctx: Ctx, request: Request)
     # Close the job now if no item is mid-stage; a running item closes it when it stops.
     request.app.state.runner.start_job.send(job_pk)
     return JobCancelled(job_id=job_id, status="cancelled")
+
+
+class JobTicket(BaseModel):
+    """Answer of ``GET /job/{job_id}/ticket``: the job's progress socket, ticket included."""
+
+    job_id: str
+    websocket_url: str
+    expires_in: int
+
+
+@router.get(
+    "/job/{job_id}/ticket",
+    response_model=JobTicket,
+    operation_id="getJobTicket",
+    responses=error_responses(400, 401, 404, 429),
+)
+def get_job_ticket(job_id: JobIdPath, user: CurrentUser, ctx: Ctx, request: Request) -> JobTicket:
+    """A fresh ``websocket_url`` for a job, for clients that cannot send headers on a
+    WebSocket (browsers) and did not start the job themselves."""
+    with ctx.db.session() as s:
+        user_job(s, user.user_id, job_id)
+    signer: TicketSigner = request.app.state.signer
+    ticket = signer.issue(user.user_id, job_id)
+    return JobTicket(
+        job_id=job_id,
+        websocket_url=websocket_url(request, ctx.settings.public_url, job_id, ticket),
+        expires_in=signer.ttl_s,
+    )
 
 
 @router.get(

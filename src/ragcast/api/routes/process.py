@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
-from urllib.parse import quote, urlparse
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from sqlalchemy import select
@@ -14,12 +15,13 @@ from sqlalchemy.orm import Session
 from ragcast.api.deps import Ctx, ProcessUser
 from ragcast.api.schemas import JobAccepted, JobCreate, error_responses
 from ragcast.auth import Principal, TicketSigner
-from ragcast.errors import ConflictError, ValidationError
+from ragcast.errors import ConfigurationError, ConflictError, ValidationError
+from ragcast.settings import Settings
+from ragcast.sources.platforms import content_id, platform_of, video_id
+from ragcast.sources.safety import check_url
 from ragcast.store.models import Item, Job, Upload
 
 router = APIRouter(tags=["jobs"])
-
-PLATFORM_SOURCES = ("tiktok", "youtube", "twitch")
 
 
 def check_inputs(body: JobCreate) -> None:
@@ -30,31 +32,36 @@ def check_inputs(body: JobCreate) -> None:
         raise ValidationError(
             "uploaded_documents", "input_method 'upload' needs at least one document id"
         )
-    if body.input_method == "channel":
-        if not body.channel_url:
-            raise ValidationError("channel_url", "input_method 'channel' needs channel_url")
-        _check_url("channel_url", body.channel_url)
-    if body.input_method == "urls":
-        if not body.pasted_urls:
-            raise ValidationError("pasted_urls", "input_method 'urls' needs at least one URL")
-        for i, url in enumerate(body.pasted_urls):
-            _check_url(f"pasted_urls[{i}]", url)
-    if body.input_method in ("channel", "urls"):
-        raise ValidationError(
-            "input_method",
-            f"fetching {body.input_method} from {body.platform} is not enabled on this server; "
-            "upload the media with POST /uploads and use input_method 'upload'",
-        )
+    if body.input_method == "channel" and not body.channel_url:
+        raise ValidationError("channel_url", "input_method 'channel' needs channel_url")
+    if body.input_method == "urls" and not body.pasted_urls:
+        raise ValidationError("pasted_urls", "input_method 'urls' needs at least one URL")
     if body.settings.chunkOverlap >= body.settings.chunkSize:
         raise ValidationError("settings.chunkOverlap", "Must be smaller than settings.chunkSize")
     if len(set(body.uploaded_documents)) != len(body.uploaded_documents):
         raise ValidationError("uploaded_documents", "document ids must be unique")
 
 
-def _check_url(field: str, url: str) -> None:
-    parsed = urlparse(url)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise ValidationError(field, "Must be an http(s) URL")
+def check_sources(body: JobCreate, settings: Settings) -> list[tuple[str, str]]:
+    """The (field, URL) pairs a platform job fetches, each checked safe and on-platform."""
+    if body.input_method == "channel":
+        urls = [("channel_url", body.channel_url or "")]
+    elif body.input_method == "urls":
+        urls = [(f"pasted_urls[{i}]", u) for i, u in enumerate(body.pasted_urls)]
+    else:
+        return []
+    if importlib.util.find_spec("yt_dlp") is None:
+        raise ValidationError(
+            "input_method", "fetching from platforms needs the 'platforms' extra (yt-dlp)"
+        )
+    for field, url in urls:
+        check_url(url, field=field, allow_loopback=settings.allow_loopback_fetch)
+        found = platform_of(url)
+        if found is None and not settings.allow_generic_extractor:
+            raise ValidationError(field, f"not a {body.platform} URL")
+        if found is not None and found != body.platform:
+            raise ValidationError(field, f"a {found} URL, but platform is {body.platform!r}")
+    return urls
 
 
 def request_hash(body: JobCreate) -> str:
@@ -82,7 +89,26 @@ def estimate(sizes: list[tuple[str, int]]) -> str:
     return f"{minutes} minute{'s' if minutes > 1 else ''}"
 
 
+def _url_items(body: JobCreate) -> list[Item]:
+    """One item per pasted URL, taken as given (its metadata arrives when it is fetched)."""
+    items = []
+    for n, url in enumerate(body.pasted_urls):
+        vid = video_id(url)
+        items.append(
+            Item(
+                index=n,
+                content_id=content_id(body.platform, vid, url),
+                source_type=body.platform,
+                source_ref=url,
+                url=url,
+            )
+        )
+    return items
+
+
 def _items_for(s: Session, user: Principal, body: JobCreate) -> tuple[list[Item], list[Upload]]:
+    if body.input_method == "urls":
+        return _url_items(body), []
     uploads = []
     for i, doc_id in enumerate(body.uploaded_documents):
         up = s.scalar(
@@ -114,8 +140,20 @@ def _items_for(s: Session, user: Principal, body: JobCreate) -> tuple[list[Item]
 def start_processing(body: JobCreate, user: ProcessUser, ctx: Ctx, request: Request) -> JobAccepted:
     """Start a job; the same ``job_id`` and body again returns the same job."""
     check_inputs(body)
+    check_sources(body, ctx.settings)
     spec = ctx.providers.resolve_embedding(body.embedding_model)
     vector_db = ctx.providers.check_vector_db(body.vector_db)
+    if spec.options.get("multi_vector"):
+        try:
+            multi_ok = ctx.providers.vector_store(vector_db).supports_multi_vector
+        except ConfigurationError as exc:
+            raise ValidationError("vector_db.id", exc.message) from exc
+        if not multi_ok:
+            raise ValidationError(
+                "embedding_model.jina_v4_multi_vector",
+                f"the {vector_db} vector database cannot store multi-vector embeddings; "
+                "choose one that can (qdrant) or turn jina_v4_multi_vector off",
+            )
     collection = f"ragcast-u{user.user_id}-{spec.key}"
     ctx.providers.check_collection(vector_db, collection, spec.dimensions)
     digest = request_hash(body)

@@ -8,6 +8,7 @@ from starlette.concurrency import run_in_threadpool
 from ragcast.api.deps import Ctx, CurrentUser
 from ragcast.api.routes.jobs import user_job
 from ragcast.api.schemas import SearchHit, SearchQuery, SearchResults, error_responses
+from ragcast.pipeline.links import deep_link
 from ragcast.search import search
 
 router = APIRouter(tags=["search"])
@@ -20,7 +21,8 @@ router = APIRouter(tags=["search"])
     responses=error_responses(400, 401, 404, 429),
 )
 async def search_chunks(body: SearchQuery, user: CurrentUser, ctx: Ctx) -> SearchResults:
-    """Search the user's indexed chunks (one job's, with ``job_id``)."""
+    """Search the user's indexed chunks (one job's with ``job_id``; filters by content id
+    and platform); each hit links to its moment in the source (``deep_link``)."""
     if body.job_id is not None:
         job_id = body.job_id
 
@@ -30,7 +32,14 @@ async def search_chunks(body: SearchQuery, user: CurrentUser, ctx: Ctx) -> Searc
 
         await run_in_threadpool(check)
     hits = await run_in_threadpool(
-        search, ctx, user.user_id, body.query, job_id=body.job_id, top_k=body.top_k
+        search,
+        ctx,
+        user.user_id,
+        body.query,
+        job_id=body.job_id,
+        top_k=body.top_k,
+        content_id=body.content_id,
+        platform=body.platform,
     )
     return SearchResults(
         query=body.query,
@@ -47,6 +56,10 @@ async def search_chunks(body: SearchQuery, user: CurrentUser, ctx: Ctx) -> Searc
                 source=str(h.metadata.get("source", "")),
                 title=h.metadata.get("title"),
                 url=h.metadata.get("url"),
+                platform=h.metadata.get("platform"),
+                deep_link=deep_link(
+                    h.metadata.get("platform"), h.metadata.get("url"), h.metadata.get("start_s")
+                ),
             )
             for h in hits
         ],

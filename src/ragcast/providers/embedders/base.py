@@ -34,16 +34,30 @@ class EmbeddingSpec:
 
 
 class Embedder(ABC):
-    """Turns texts into unit vectors of ``dimensions`` floats."""
+    """Turns texts into unit vectors of ``dimensions`` floats.
+
+    One instance per model and dimensions is shared by every job of a process; a job's
+    own options (task, late chunking, multi-vector…) are bound with :meth:`bind`, which
+    returns a light view sharing the model or connection pool.
+    """
 
     id: str = "embedder"
     model_name: str = ""
     dimensions: int = 0
     max_tokens: int = 512
     max_batch: int = 32
+    #: whether :meth:`embed_in_context` is implemented (late chunking)
     supports_late_chunking: bool = False
+    #: whether :meth:`embed_multi_vector` is implemented
+    supports_multi_vector: bool = False
+    #: width of each token vector of a multi-vector embedding
+    multi_vector_dimensions: int = 0
     #: special tokens the model adds around each input (kept free when chunking)
     reserved_tokens: int = 0
+    #: set by :meth:`bind`: the job asked to embed chunks in the context of their document
+    late_chunking: bool = False
+    #: set by :meth:`bind`: the job asked for multi-vector embeddings too
+    multi_vector: bool = False
 
     @classmethod
     def resolve(cls, cfg: EmbeddingModelConfig, settings: Settings) -> EmbeddingSpec:
@@ -58,6 +72,15 @@ class Embedder(ABC):
         """Build the embedder for a resolved spec (plugins)."""
         raise NotImplementedError
 
+    def bind(self, spec: EmbeddingSpec) -> Embedder:
+        """This embedder configured with a job's options (``spec.options``); default: itself."""
+        return self
+
+    @property
+    def tokenizer_name(self) -> str:
+        """What :meth:`token_counter` counts with, recorded on each job (``Job.tokenizer``)."""
+        return self.model_name
+
     @abstractmethod
     def embed_batch(self, texts: Sequence[str], *, query: bool = False) -> Vectors:
         """Embed ``texts`` (documents, or queries when ``query``) as an (n, d) float32 array."""
@@ -65,6 +88,18 @@ class Embedder(ABC):
     @abstractmethod
     def token_counter(self) -> TokenCounter:
         """A counter using this model's own tokenizer."""
+
+    def embed_in_context(self, chunks: Sequence[str]) -> Vectors:
+        """Embed a document's ``chunks`` (in order) so each vector sees the whole document.
+
+        Late chunking: one (n, d) array, one unit vector per chunk. Backends that set
+        :attr:`supports_late_chunking` implement it.
+        """
+        raise NotImplementedError(f"{self.id} does not support late chunking")
+
+    def embed_multi_vector(self, texts: Sequence[str]) -> list[Vectors]:
+        """Per-token vectors of each text: one (tokens, :attr:`multi_vector_dimensions`) array."""
+        raise NotImplementedError(f"{self.id} does not support multi-vector embeddings")
 
     def embed_query(self, text: str) -> Vectors:
         """Embed one search query."""

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import numpy as np
+
 from ragcast.errors import ValidationError
 from ragcast.providers.vectorstores.base import VectorHit, VectorRecord, VectorStore
 
@@ -34,7 +36,8 @@ class ChromaStore(VectorStore):
             assert path is not None
             path.mkdir(parents=True, exist_ok=True)
             self._client = chromadb.PersistentClient(path=str(path), settings=settings)
-        self.max_batch = min(1000, int(self._client.get_max_batch_size()))
+        # Chroma's own cap per call (5461 on SQLite); fewer, larger calls write faster.
+        self.max_batch = int(self._client.get_max_batch_size())
         self._collections: dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -67,7 +70,7 @@ class ChromaStore(VectorStore):
             return
         self._get(name).upsert(
             ids=[r.id for r in records],
-            embeddings=[list(map(float, r.vector)) for r in records],
+            embeddings=np.stack([np.asarray(r.vector, dtype=np.float32) for r in records]),
             documents=[r.text for r in records],
             metadatas=[_clean(r.metadata) for r in records],
         )

@@ -1,0 +1,259 @@
+"""What :class:`Client` and :class:`AsyncClient` share: configuration, the request of each
+endpoint, error mapping and the retry policy. The two differ only in how they send."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import quote, unquote
+
+import httpx
+
+from ragcast import __version__
+from ragcast.client.errors import ApiConnectionError, ApiError, error_from_parts
+
+API_PREFIX = "/api/public/bulk"
+TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+Progress = Callable[[int, int], None]
+"""``on_progress(done, total)`` of uploads and downloads (``total`` 0 when unknown)."""
+RETRYABLE_TRANSPORT_ERRORS = (httpx.NetworkError, httpx.TimeoutException, httpx.RemoteProtocolError)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When and how long to wait before trying a request again.
+
+    Transient failures (429, 408, 5xx, no connection) are retried up to ``max_retries``
+    times, waiting ``backoff * 2**attempt`` seconds (1 s, 2 s, 4 s, as the contract's
+    "Retry Logic"), at most ``max_backoff``. A ``Retry-After`` from the server is waited
+    instead; one longer than ``max_retry_wait`` is not waited out: the error is raised at
+    once, carrying ``retry_after``, so the caller decides.
+    """
+
+    max_retries: int = 3
+    backoff: float = 1.0
+    max_backoff: float = 30.0
+    max_retry_wait: float = 60.0
+
+    def delay(self, attempt: int, error: ApiError) -> float | None:
+        """Seconds to wait before retry ``attempt + 1`` (0-based), or None to give up."""
+        if attempt >= self.max_retries or not error.transient:
+            return None
+        if error.retry_after is not None:
+            # Waiting less than the server asked would only earn another refusal.
+            return error.retry_after if error.retry_after <= self.max_retry_wait else None
+        return float(min(self.backoff * 2**attempt, self.max_backoff))
+
+
+@dataclass(frozen=True)
+class Call:
+    """One API request, before it is sent: path relative to ``/api/public/bulk``."""
+
+    method: str
+    path: str
+    params: dict[str, Any] = field(default_factory=dict)
+    json: dict[str, Any] | None = None
+
+    def kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ``httpx.Client.build_request``."""
+        kw: dict[str, Any] = {}
+        if self.params:
+            kw["params"] = self.params
+        if self.json is not None:
+            kw["json"] = self.json
+        return kw
+
+
+def _seg(value: str) -> str:
+    return quote(value, safe="")
+
+
+def filename_from(headers: Mapping[str, str], fallback: str) -> str:
+    """The file name of a ``Content-Disposition``, reduced to a safe last component."""
+    disposition = headers.get("content-disposition", "")
+    match = re.search(r"filename\*=(?:utf-8'')?([^;]+)|filename=\"?([^\";]+)", disposition, re.I)
+    # Only the last part of a server-given name: it must not lead out of the folder.
+    name = Path(unquote(match.group(1) or match.group(2)).strip()).name if match else ""
+    return name if name not in ("", ".", "..") else fallback
+
+
+class CountingReader:
+    """A binary file whose reads report progress; httpx streams it block by block."""
+
+    def __init__(self, file: IO[bytes], total: int, on_progress: Progress | None) -> None:
+        self._file, self._total, self._on_progress, self._done = file, total, on_progress, 0
+
+    def read(self, size: int = -1) -> bytes:
+        """Read a block and report the running total."""
+        block = self._file.read(size)
+        self._done += len(block)
+        if self._on_progress is not None and block:
+            self._on_progress(self._done, self._total)
+        return block
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        """Rewind (httpx does before each sent request): the count starts over with it."""
+        position = self._file.seek(offset, whence)
+        self._done = position
+        return position
+
+    def tell(self) -> int:
+        """The position in the file."""
+        return self._file.tell()
+
+    def fileno(self) -> int:
+        """The underlying descriptor (httpx uses it for the length)."""
+        return self._file.fileno()
+
+
+class BaseClient:
+    """Configuration and request building shared by the sync and async clients."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float = 60.0,
+        max_retries: int = 3,
+        backoff: float = 1.0,
+        max_backoff: float = 30.0,
+        max_retry_wait: float = 60.0,
+    ) -> None:
+        if not re.match(r"https?://", base_url):
+            raise ValueError(f"base_url must start with http:// or https://, not {base_url!r}")
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+        self.timeout = timeout
+        self.retry = RetryPolicy(max_retries, backoff, max_backoff, max_retry_wait)
+
+    @property
+    def max_retries(self) -> int:
+        """How many times a transient failure is retried."""
+        return self.retry.max_retries
+
+    def _http_options(self) -> dict[str, Any]:
+        return {
+            "base_url": self.base_url + API_PREFIX,
+            "headers": {
+                "Authorization": f"Bearer {self.api_key}",
+                "User-Agent": f"ragcast-client/{__version__}",
+            },
+            "timeout": self.timeout,
+        }
+
+    @staticmethod
+    def _transport_error(exc: httpx.TransportError, base_url: str) -> tuple[ApiError, bool]:
+        """The error for a failed send, and whether it is worth retrying."""
+        message = f"cannot reach {base_url}: {exc}"
+        error = ApiConnectionError(0, {"error": "connection_error", "message": message})
+        return error, isinstance(exc, RETRYABLE_TRANSPORT_ERRORS)
+
+    @staticmethod
+    def _object(data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise ApiError(200, {"error": "bad_response", "message": "expected a JSON object"})
+        return data
+
+    # -- the request of each endpoint --------------------------------------------------
+
+    @staticmethod
+    def _process(config: Mapping[str, Any]) -> Call:
+        # The job id is fixed before the first try, so a retry is the same request.
+        body = {"job_id": f"bulk-{time.time_ns() // 1_000_000}", **config}
+        return Call("POST", "/process", json=body)
+
+    @staticmethod
+    def _status(job_id: str) -> Call:
+        return Call("GET", f"/job/{_seg(job_id)}/status")
+
+    @staticmethod
+    def _items(job_id: str) -> Call:
+        return Call("GET", f"/job/{_seg(job_id)}/items")
+
+    @staticmethod
+    def _cancel(job_id: str) -> Call:
+        return Call("POST", f"/job/{_seg(job_id)}/cancel")
+
+    @staticmethod
+    def _ticket(job_id: str) -> Call:
+        return Call("GET", f"/job/{_seg(job_id)}/ticket")
+
+    @staticmethod
+    def _jobs(limit: int, offset: int, status: str | None) -> Call:
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if status is not None:
+            params["status"] = status
+        return Call("GET", "/jobs", params=params)
+
+    @staticmethod
+    def _preview(url: str, page: int, page_size: int) -> Call:
+        return Call("GET", "/preview", params={"url": url, "page": page, "page_size": page_size})
+
+    @staticmethod
+    def _export(job_id: str, fmt: str, export_id: str | None) -> Call:
+        body = {
+            "job_id": job_id,
+            "format": fmt,
+            "export_id": export_id or f"export-{secrets.token_hex(8)}",
+        }
+        return Call("POST", "/export", json=body)
+
+    @staticmethod
+    def _export_status(export_id: str) -> Call:
+        return Call("GET", f"/export/{_seg(export_id)}/status")
+
+    @staticmethod
+    def _download(export_id: str) -> Call:
+        return Call("GET", f"/download/{_seg(export_id)}")
+
+    @staticmethod
+    def _search(
+        query: str,
+        job_id: str | None,
+        top_k: int,
+        content_id: str | None = None,
+        platform: str | None = None,
+    ) -> Call:
+        body: dict[str, Any] = {"query": query, "top_k": top_k}
+        for key, value in (("job_id", job_id), ("content_id", content_id), ("platform", platform)):
+            if value is not None:
+                body[key] = value
+        return Call("POST", "/search", json=body)
+
+    @staticmethod
+    def _cleanup(older_than_hours: float | None) -> Call:
+        params = {} if older_than_hours is None else {"older_than_hours": older_than_hours}
+        return Call("DELETE", "/cleanup", params=params)
+
+    # -- the WebSocket -----------------------------------------------------------------
+
+    def _socket_target(
+        self, job_id: str, websocket_url: str | None
+    ) -> tuple[str, dict[str, str] | None]:
+        """URL and headers of a job's socket: the ticketed URL, or the API key."""
+        if websocket_url is not None:
+            return websocket_url, None
+        base = re.sub(r"^http", "ws", self.base_url, count=1)
+        url = f"{base}{API_PREFIX}/ws/bulk-processing/{_seg(job_id)}"
+        return url, {"Authorization": f"Bearer {self.api_key}"}
+
+    @staticmethod
+    def _socket_refused(job_id: str, exc: Exception) -> ApiError:
+        """The error for a refused handshake, with the server's error body when it sent one."""
+        response = getattr(exc, "response", None)
+        code = int(getattr(response, "status_code", 0) or 0)
+        if response is None or not code:
+            message = f"WebSocket of job {job_id!r} failed: {exc}"
+            return ApiConnectionError(0, {"error": "connection_error", "message": message})
+        return error_from_parts(code, bytes(response.body or b""), response.headers)
+
+    @staticmethod
+    def _socket_broken(exc: Exception) -> ApiError:
+        message = f"WebSocket broke: {exc}"
+        return ApiConnectionError(0, {"error": "connection_error", "message": message})

@@ -1,0 +1,241 @@
+"""The asynchronous SDK: :class:`AsyncClient`, the same methods as :class:`Client`, awaited."""
+
+from __future__ import annotations
+
+import asyncio
+import mimetypes
+import time
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ragcast.client._base import (
+    TERMINAL_STATUSES,
+    BaseClient,
+    Call,
+    CountingReader,
+    Progress,
+    filename_from,
+)
+from ragcast.client.errors import error_from_response
+from ragcast.client.events import Event, is_terminal, parse_event
+
+__all__ = ["AsyncClient"]
+
+
+async def _sleep(seconds: float) -> None:
+    """Wait between retries and polls (one place, so tests can count the waits)."""
+    await asyncio.sleep(seconds)
+
+
+class AsyncClient(BaseClient):
+    """An asyncio client of one ragcast server; see :class:`ragcast.client.Client`.
+
+    ``transport`` replaces the network: ``httpx.ASGITransport(app=create_app())`` drives
+    the app in-process (HTTP only: :meth:`monitor` needs a real server's WebSocket).
+
+    >>> async with AsyncClient("http://localhost:8000", "rc_...") as client:  # doctest: +SKIP
+    ...     job = await client.process({...})
+    ...     async for event in client.monitor(job["job_id"], job["websocket_url"]):
+    ...         print(event["type"])
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = 60.0,
+        max_retries: int = 3,
+        backoff: float = 1.0,
+        max_backoff: float = 30.0,
+        max_retry_wait: float = 60.0,
+    ) -> None:
+        super().__init__(
+            base_url,
+            api_key,
+            timeout=timeout,
+            max_retries=max_retries,
+            backoff=backoff,
+            max_backoff=max_backoff,
+            max_retry_wait=max_retry_wait,
+        )
+        self._http = httpx.AsyncClient(transport=transport, **self._http_options())
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    # -- transport ---------------------------------------------------------------------
+
+    async def _send(self, call: Call, *, stream: bool = False, **kw: Any) -> httpx.Response:
+        """Send with retries; the response is successful (and open when ``stream``)."""
+        attempt = 0
+        while True:
+            cause: Exception | None = None
+            try:
+                request = self._http.build_request(call.method, call.path, **call.kwargs(), **kw)
+                response = await self._http.send(request, stream=stream)
+            except httpx.TransportError as exc:
+                cause = exc
+                error, retryable = self._transport_error(exc, self.base_url)
+                if not retryable:
+                    raise error from exc
+            else:
+                if response.is_success:
+                    return response
+                await response.aread()
+                await response.aclose()
+                error = error_from_response(response)
+            delay = self.retry.delay(attempt, error)
+            if delay is None:
+                raise error from cause
+            await _sleep(delay)
+            attempt += 1
+
+    async def _json(self, call: Call, **kw: Any) -> dict[str, Any]:
+        return self._object((await self._send(call, **kw)).json())
+
+    # -- jobs --------------------------------------------------------------------------
+
+    async def process(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """Start a job (``POST /process``); a ``job_id`` is made up when absent."""
+        return await self._json(self._process(config))
+
+    async def status(self, job_id: str) -> dict[str, Any]:
+        """Status and progress of a job."""
+        return await self._json(self._status(job_id))
+
+    async def items(self, job_id: str) -> dict[str, Any]:
+        """The items of a job, each with its stage, transcript source and error."""
+        return await self._json(self._items(job_id))
+
+    async def cancel(self, job_id: str) -> dict[str, Any]:
+        """Cancel a job."""
+        return await self._json(self._cancel(job_id))
+
+    async def ticket(self, job_id: str) -> dict[str, Any]:
+        """A fresh ticketed ``websocket_url`` for a job."""
+        return await self._json(self._ticket(job_id))
+
+    async def jobs(
+        self, limit: int = 50, offset: int = 0, status: str | None = None
+    ) -> dict[str, Any]:
+        """One page of this user's jobs, newest first."""
+        return await self._json(self._jobs(limit, offset, status))
+
+    async def preview(self, url: str, page: int = 1, page_size: int = 50) -> dict[str, Any]:
+        """One page of a channel's items, whose ids go into ``selected_content``."""
+        return await self._json(self._preview(url, page, page_size))
+
+    async def wait(
+        self, job_id: str, poll_s: float = 4.0, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Poll a job's status until it is completed, failed or cancelled."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            status = await self.status(job_id)
+            if status["status"] in TERMINAL_STATUSES:
+                return status
+            if deadline is not None and time.monotonic() + poll_s > deadline:
+                raise TimeoutError(f"job {job_id!r} still {status['status']} after {timeout}s")
+            await _sleep(poll_s)
+
+    async def monitor(self, job_id: str, websocket_url: str | None = None) -> AsyncIterator[Event]:
+        """Follow a job over its WebSocket: every message, up to the terminal one.
+
+        ``websocket_url`` is the ticketed URL ``process`` answered with; without it the
+        socket is opened with this client's API key.
+        """
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidHandshake
+
+        url, headers = self._socket_target(job_id, websocket_url)
+        try:
+            socket = await connect(url, additional_headers=headers, open_timeout=self.timeout)
+        except (InvalidHandshake, OSError, TimeoutError) as exc:
+            raise self._socket_refused(job_id, exc) from exc
+        async with socket:
+            while True:
+                try:
+                    event = parse_event(await socket.recv())
+                except ConnectionClosedOK:
+                    return
+                except ConnectionClosed as exc:
+                    raise self._socket_broken(exc) from exc
+                yield event
+                if is_terminal(event):
+                    return
+
+    # -- files, exports, search --------------------------------------------------------
+
+    async def upload(self, path: Path, on_progress: Progress | None = None) -> dict[str, Any]:
+        """Upload a recording or document (streamed); returns its ``document_id``."""
+        path = Path(path)
+        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        with path.open("rb") as file:
+            reader = CountingReader(file, path.stat().st_size, on_progress)
+            files = {"file": (path.name, reader, content_type)}
+            return await self._json(Call("POST", "/uploads"), files=files)
+
+    async def export(self, job_id: str, fmt: str, export_id: str | None = None) -> dict[str, Any]:
+        """Start an export of a finished job in ``fmt`` (json, csv, parquet, vector)."""
+        return await self._json(self._export(job_id, fmt, export_id))
+
+    async def export_status(self, export_id: str) -> dict[str, Any]:
+        """Status of an export; ``download_url`` once it is completed."""
+        return await self._json(self._export_status(export_id))
+
+    async def download(
+        self, export_id: str, dest: Path, on_progress: Progress | None = None
+    ) -> Path:
+        """Stream an export's file to ``dest`` (a file, or a folder for the server's name).
+
+        The file appears complete or not at all: it is written beside ``dest`` first.
+        """
+        dest = Path(dest)
+        response = await self._send(self._download(export_id), stream=True)
+        try:
+            target = dest / filename_from(response.headers, export_id) if dest.is_dir() else dest
+            part = target.with_name(target.name + ".part")
+            total = int(response.headers.get("content-length") or 0)
+            received = 0
+            try:
+                with part.open("wb") as out:
+                    async for block in response.aiter_bytes():
+                        out.write(block)
+                        received += len(block)
+                        if on_progress is not None:
+                            on_progress(received, total)
+                part.replace(target)
+            except BaseException:
+                part.unlink(missing_ok=True)
+                raise
+        finally:
+            await response.aclose()
+        return target
+
+    async def search(
+        self,
+        query: str,
+        job_id: str | None = None,
+        top_k: int = 10,
+        *,
+        content_id: str | None = None,
+        platform: str | None = None,
+    ) -> dict[str, Any]:
+        """The indexed chunks nearest to ``query`` (in one job with ``job_id``)."""
+        return await self._json(self._search(query, job_id, top_k, content_id, platform))
+
+    async def cleanup(self, older_than_hours: float | None = None) -> dict[str, Any]:
+        """Delete finished jobs older than ``older_than_hours`` (admin keys only)."""
+        return await self._json(self._cleanup(older_than_hours))

@@ -1,0 +1,82 @@
+"""The fetch stage for platform content: a stored transcript, captions, or the audio."""
+
+from __future__ import annotations
+
+import mimetypes
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ragcast.context import Context
+from ragcast.sources.ytdlp import fetch
+from ragcast.store.models import Item, Job, Transcript
+
+
+def job_option(ctx: Context, job: Job, key: str, default: Any) -> Any:
+    """A per-request option from ``settings`` (extra keys the contract allows)."""
+    value = (job.request.get("settings") or {}).get(key)
+    return default if value is None else value
+
+
+def reuse_transcript(s: Session, item: Item, job: Job) -> bool:
+    """Copy this user's stored transcript of the same content; True when there was one.
+
+    The same video in two jobs (or a channel processed again with ``force``) is then
+    neither downloaded nor transcribed again.
+    """
+    earlier = s.execute(
+        select(Transcript, Item)
+        .join(Item, Item.id == Transcript.item_id)
+        .join(Job, Job.id == Item.job_pk)
+        .where(Job.user_id == job.user_id, Item.content_id == item.content_id, Item.id != item.id)
+        .order_by(Transcript.created_at.desc())
+        .limit(1)
+    ).first()
+    if earlier is None:
+        return False
+    transcript, source_item = earlier
+    s.add(
+        Transcript(
+            item_id=item.id,
+            source=transcript.source,
+            language=transcript.language,
+            duration_s=transcript.duration_s,
+            data=transcript.data,
+            text=transcript.text,
+        )
+    )
+    for name in ("title", "url", "channel", "upload_date", "duration_s", "content_type"):
+        if getattr(item, name) is None:
+            setattr(item, name, getattr(source_item, name))
+    item.transcript_source = transcript.source
+    return True
+
+
+def fetch_platform_item(ctx: Context, s: Session, item: Item, job: Job) -> None:
+    """Fetch captions (when present and allowed) or audio, and the item's metadata."""
+    if reuse_transcript(s, item, job):
+        return
+    settings = ctx.settings
+    got = fetch(
+        item.source_ref,
+        settings.data_dir / "media" / item.content_id,
+        settings.fetch_config(),
+        job.platform,
+        captions=bool(job_option(ctx, job, "useCaptions", settings.use_captions)),
+        automatic=bool(job_option(ctx, job, "allowAutoCaptions", settings.allow_auto_captions)),
+    )
+    info = got.info
+    item.media_path = str(got.path)
+    if got.kind == "captions":
+        item.content_type = "text/vtt"
+        item.transcript_source = "captions"
+    else:
+        guessed = mimetypes.guess_type(got.path.name)[0] or ""
+        item.content_type = guessed if guessed.startswith(("audio/", "video/")) else "audio/*"
+    item.title = info.get("title") or item.title
+    item.url = info.get("webpage_url") or item.url
+    item.channel = info.get("channel") or info.get("uploader") or item.channel
+    item.upload_date = info.get("upload_date") or item.upload_date
+    if info.get("duration"):
+        item.duration_s = float(info["duration"])

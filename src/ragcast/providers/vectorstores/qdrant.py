@@ -1,0 +1,263 @@
+"""Qdrant: a server by URL (``RAGCAST_QDRANT_URL``) or local mode on a path.
+
+Layout of a collection (one per ragcast collection, same name):
+
+- a named dense vector ``dense`` (cosine) that every point has and every query uses;
+- a named multivector ``multi`` (``MAX_SIM`` late interaction), added the first time a
+  batch carries ``VectorRecord.multi_vector`` (Qdrant ≥ 1.18 adds named vectors to an
+  existing collection), so one collection serves single- and multi-vector jobs alike;
+- point ids are UUID5 of the ragcast id (``content_id:chunk_index``): Qdrant takes only
+  UUIDs or integers, and UUID5 keeps ids deterministic; the ragcast id is in the payload
+  as ``id``, next to ``text`` and the metadata;
+- keyword/integer payload indexes on ``content_id`` and ``chunk_index`` (server only:
+  local mode has no payload indexes).
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ragcast.errors import ConfigurationError, ItemError, TransientError, ValidationError
+from ragcast.providers.vectorstores.base import VectorHit, VectorRecord, VectorStore
+
+try:
+    from qdrant_client import QdrantClient
+    from qdrant_client import models as qm
+    from qdrant_client.http.exceptions import ResponseHandlingException
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        "the qdrant backend needs the 'qdrant' extra: pip install ragcast[qdrant]"
+    ) from exc
+
+if TYPE_CHECKING:
+    from ragcast.settings import Settings
+
+DENSE = "dense"
+MULTI = "multi"
+#: ragcast ids become UUID5 in this namespace (any fixed UUID would do; never change it)
+ID_NAMESPACE = uuid.UUID("6f1c9a52-3d0e-5b7a-9c41-2a8e5d7f0b13")
+
+# Local mode keeps one client per folder (it locks the folder): share it per process,
+# counting its users, and close what is left before the interpreter tears modules down.
+_LOCAL: dict[str, tuple[QdrantClient, int]] = {}
+_LOCAL_LOCK = threading.Lock()
+
+
+@atexit.register
+def _close_local() -> None:
+    with _LOCAL_LOCK:
+        for client, _ in _LOCAL.values():
+            client.close()
+        _LOCAL.clear()
+
+
+def point_id(record_id: str) -> str:
+    """The Qdrant point id of a ragcast id: a UUID5, stable across runs and machines."""
+    return str(uuid.uuid5(ID_NAMESPACE, record_id))
+
+
+class QdrantStore(VectorStore):
+    """Collections of named vectors in Qdrant; cosine similarity on ``dense``."""
+
+    id = "qdrant"
+    max_batch = 256  # Qdrant's documented sweet spot for batch uploads
+    supports_multi_vector = True
+
+    def __init__(
+        self, *, url: str | None = None, path: str | None = None, api_key: str | None = None
+    ) -> None:
+        self._path, self._local = path, not url
+        if url:
+            self._client = QdrantClient(url=url, api_key=api_key)
+        elif path:
+            with _LOCAL_LOCK:
+                client, users = _LOCAL.get(path) or (QdrantClient(path=path), 0)
+                _LOCAL[path] = (client, users + 1)
+            self._client = client
+        else:
+            raise ConfigurationError("qdrant needs RAGCAST_QDRANT_URL or RAGCAST_QDRANT_PATH")
+        # Local mode is plain Python objects without locking of their own.
+        self._lock = threading.RLock()
+        self._checked: dict[str, int] = {}
+        self._multi: dict[str, int] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> QdrantStore:
+        """A store on ``RAGCAST_QDRANT_URL``, else local mode on ``RAGCAST_QDRANT_PATH``."""
+        return cls(
+            url=settings.qdrant_url, path=settings.qdrant_path, api_key=settings.qdrant_api_key
+        )
+
+    def close(self) -> None:
+        """Close the client (a shared local one when its last store closes)."""
+        if not self._local:
+            self._client.close()
+            return
+        with _LOCAL_LOCK:
+            client, users = _LOCAL.get(self._path or "", (None, 0))
+            if client is not self._client:
+                return
+            if users > 1:
+                _LOCAL[self._path or ""] = (client, users - 1)
+                return
+            del _LOCAL[self._path or ""]
+        self._client.close()
+
+    @contextmanager
+    def _call(self) -> Iterator[None]:
+        """Serialise local-mode calls; a server that cannot be reached is transient."""
+        with self._lock if self._local else nullcontext():
+            try:
+                yield
+            except ResponseHandlingException as exc:  # connection refused, timeouts
+                raise TransientError(f"qdrant is unreachable: {exc}") from exc
+
+    def ensure_collection(self, name: str, dimensions: int) -> None:
+        """Create ``name`` with a ``dense`` vector of ``dimensions``, or check it."""
+        if self._checked.get(name) == dimensions:
+            return
+        with self._call():
+            if not self._client.collection_exists(name):
+                self._create(name, dimensions)
+            vectors = self._client.get_collection(name).config.params.vectors
+        if not isinstance(vectors, dict) or DENSE not in vectors:
+            raise ValidationError(
+                "vector_db.id", f"qdrant collection {name} exists without a {DENSE!r} vector"
+            )
+        existing = vectors[DENSE].size
+        if existing != dimensions:
+            raise ValidationError(
+                "embedding_model.dimensions",
+                f"collection {name} holds {existing}-dimensional vectors, not {dimensions}",
+            )
+        if MULTI in vectors:
+            self._multi[name] = vectors[MULTI].size
+        self._checked[name] = dimensions
+
+    def _create(self, name: str, dimensions: int) -> None:
+        try:
+            self._client.create_collection(
+                name,
+                vectors_config={
+                    DENSE: qm.VectorParams(size=dimensions, distance=qm.Distance.COSINE)
+                },
+            )
+        except Exception:
+            if not self._client.collection_exists(name):  # another process won the race
+                raise
+            return
+        if not self._local:
+            for key, schema in (
+                ("content_id", qm.PayloadSchemaType.KEYWORD),
+                ("chunk_index", qm.PayloadSchemaType.INTEGER),
+            ):
+                self._client.create_payload_index(name, key, field_schema=schema)
+
+    def _ensure_multi(self, name: str, width: int) -> None:
+        existing = self._multi.get(name)
+        if existing == width:
+            return
+        if existing is not None:
+            raise ItemError(
+                f"collection {name} holds {existing}-wide multi-vectors, not {width}-wide ones"
+            )
+        config = qm.DenseVectorNameConfig(
+            dense=qm.DenseVectorConfig(
+                size=width,
+                distance=qm.Distance.COSINE,
+                multivector_config=qm.MultiVectorConfig(
+                    comparator=qm.MultiVectorComparator.MAX_SIM
+                ),
+            )
+        )
+        # Re-creating it with the same schema is a no-op (another worker may have won).
+        self._client.create_vector_name(name, MULTI, config)
+        self._multi[name] = width
+
+    def upsert_batch(self, name: str, records: Sequence[VectorRecord]) -> None:
+        """Upsert one batch; records with ``multi_vector`` also get the ``multi`` vector."""
+        if not records:
+            return
+        points = []
+        multi_width = 0
+        for r in records:
+            vectors: dict[str, Any] = {DENSE: _floats(r.vector)}
+            if r.multi_vector is not None and len(r.multi_vector):
+                multi = np.asarray(r.multi_vector, dtype=np.float32)
+                multi_width = int(multi.shape[1])
+                vectors[MULTI] = multi.tolist()
+            payload = {k: v for k, v in r.metadata.items() if v is not None}
+            payload.update(id=r.id, text=r.text)
+            points.append(qm.PointStruct(id=point_id(r.id), vector=vectors, payload=payload))
+        with self._call():
+            if multi_width:
+                self._ensure_multi(name, multi_width)
+            self._client.upsert(name, points=points, wait=True)
+
+    def delete_stale(self, name: str, content_id: str, keep: int) -> None:
+        """Delete points of ``content_id`` with ``chunk_index >= keep``."""
+        selector = qm.FilterSelector(
+            filter=qm.Filter(
+                must=[
+                    qm.FieldCondition(key="content_id", match=qm.MatchValue(value=content_id)),
+                    qm.FieldCondition(key="chunk_index", range=qm.Range(gte=keep)),
+                ]
+            )
+        )
+        with self._call():
+            if self._client.collection_exists(name):
+                self._client.delete(name, points_selector=selector, wait=True)
+
+    def query(
+        self, name: str, vector: Sequence[float], top_k: int, where: dict[str, Any] | None = None
+    ) -> list[VectorHit]:
+        """Nearest neighbours on the ``dense`` vector, filtered on the payload."""
+        with self._call():
+            if not self._client.collection_exists(name):
+                return []
+            res = self._client.query_points(
+                name,
+                query=_floats(vector),
+                using=DENSE,
+                limit=top_k,
+                query_filter=_filter(where),
+                with_payload=True,
+            )
+        hits = []
+        for p in res.points:
+            payload = dict(p.payload or {})
+            rid = str(payload.pop("id", p.id))
+            text = str(payload.pop("text", ""))
+            hits.append(VectorHit(id=rid, score=float(p.score), text=text, metadata=payload))
+        return hits
+
+    def count(self, name: str) -> int:
+        """Exact number of points in ``name`` (0 when it does not exist)."""
+        with self._call():
+            if not self._client.collection_exists(name):
+                return 0
+            return int(self._client.count(name, exact=True).count)
+
+
+def _floats(vector: Sequence[float] | npt.NDArray[np.float32]) -> list[float]:
+    return np.asarray(vector, dtype=np.float32).tolist()  # type: ignore[no-any-return]
+
+
+def _filter(where: dict[str, Any] | None) -> qm.Filter | None:
+    if not where:
+        return None
+    must: list[qm.Condition] = []
+    for key, value in where.items():
+        if isinstance(value, dict) and "$in" in value:
+            must.append(qm.FieldCondition(key=key, match=qm.MatchAny(any=list(value["$in"]))))
+        else:
+            must.append(qm.FieldCondition(key=key, match=qm.MatchValue(value=value)))
+    return qm.Filter(must=must)

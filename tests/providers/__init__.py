@@ -1,0 +1,1 @@
+"""Tests of the backends in ragcast.providers."""

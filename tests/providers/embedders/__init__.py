@@ -1,0 +1,1 @@
+"""Embedding backends, tested against local servers speaking the providers' HTTP APIs."""

@@ -49,14 +49,16 @@ def start_job(ctx: Context, job_pk: int, enqueue: Enqueue, *, defer: Defer | Non
         if job is None or job.finished_at is not None:
             return
         event: dict[str, Any] | None = None
-        if job.status == "pending" and not _may_start(ctx, s, job):
-            if defer is not None:
-                defer(job_pk)
-            return
         listing = job.input_method == "channel" and not job.items and job.status != "cancelled"
-        if listing:
+        if job.status == "pending":
+            if not _may_start(ctx, s, job):
+                if defer is not None:
+                    defer(job_pk)
+                return
+            # Claimed in the same transaction as the check, under the user's row lock,
+            # so no other worker can start one more of this user's jobs in between.
             job.status = "initializing"
-            job.stage = "Listing the channel"
+            job.stage = "Listing the channel" if listing else "Initializing"
             s.flush()
             ctx.bus.publish(job.id, progress_event(job))
     if listing and not _resolve(ctx, job_pk):
@@ -64,11 +66,6 @@ def start_job(ctx: Context, job_pk: int, enqueue: Enqueue, *, defer: Defer | Non
     with ctx.db.session() as s:
         job = s.get(Job, job_pk)
         assert job is not None
-        if job.status == "pending":
-            job.status = "initializing"
-            job.stage = "Initializing"
-            s.flush()
-            ctx.bus.publish(job.id, progress_event(job))
         if job.status != "cancelled":
             job.status = "processing"
             job.started_at = job.started_at or datetime.now(UTC)

@@ -205,3 +205,14 @@ def test_search_filters_and_deep_links(api_factory: Callable[..., Api], tmp_path
     assert b.search(query="goat", platform="documents", top_k=3).json()["results"]
     assert b.search(query="x", top_k=101).status_code == 400
     assert b.search(query="x", platform="myspace").status_code == 400
+
+
+def test_pinecone_without_an_index_is_refused(
+    api_factory: Callable[..., Api], tmp_path: Path
+) -> None:
+    api = api_factory(pinecone_api_key="some-key")  # neither a host nor an index name
+    doc = api.upload(write(tmp_path, "harbour.txt", HARBOUR))
+    r = api.submit("no-index", [doc], vector_db={"id": "pinecone"})
+    assert r.status_code == 400
+    assert r.json()["details"]["field"] == "vector_db.id"
+    assert "RAGCAST_PINECONE_HOST" in r.json()["details"]["issue"]

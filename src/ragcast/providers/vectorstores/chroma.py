@@ -36,8 +36,10 @@ class ChromaStore(VectorStore):
             assert path is not None
             path.mkdir(parents=True, exist_ok=True)
             self._client = chromadb.PersistentClient(path=str(path), settings=settings)
-        # Chroma's own cap per call (5461 on SQLite); fewer, larger calls write faster.
-        self.max_batch = int(self._client.get_max_batch_size())
+        # On disk, Chroma's own cap per call (5461 on SQLite): fewer, larger calls write
+        # faster. Over HTTP, 1000 keeps each request body to a few MB.
+        cap = int(self._client.get_max_batch_size())
+        self.max_batch = min(1000, cap) if url else cap
         self._collections: dict[str, Any] = {}
         self._lock = threading.Lock()
 

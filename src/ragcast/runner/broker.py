@@ -34,6 +34,7 @@ from dramatiq.middleware import (
 from sqlalchemy import select
 
 from ragcast.context import Context
+from ragcast.errors import TransientError
 from ragcast.exports.job import run_export
 from ragcast.pipeline.progress import TERMINAL_JOB
 from ragcast.runner import tasks
@@ -127,9 +128,18 @@ class Runner:
         for stage, queue in STAGE_QUEUES.items():
 
             def run(item_id: int, stage: str = stage) -> None:
-                tasks.run_stage(
-                    ctx, item_id, stage, self.enqueue_stage, last_attempt=_last_attempt(max_retries)
-                )
+                try:
+                    tasks.run_stage(
+                        ctx,
+                        item_id,
+                        stage,
+                        self.enqueue_stage,
+                        last_attempt=_last_attempt(max_retries),
+                    )
+                except TransientError as exc:
+                    # The provider said when to come back: retry no sooner than that.
+                    delay = int(exc.retry_after * 1000) if exc.retry_after else None
+                    raise dramatiq.Retry(exc.message, delay=delay) from exc
 
             self.stages[stage] = self._actor(run, f"stage_{stage}", queue)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ragcast.errors import ItemError, MediaError, TransientError
+from ragcast.retry_after import parse_retry_after
 from ragcast.sources.platforms import listing_url
 from ragcast.sources.safety import UnsafeAddressError, guarded
 
@@ -160,12 +161,9 @@ def _http_status(exc: BaseException) -> tuple[int | None, float | None]:
             headers = getattr(getattr(current, "response", None), "headers", None) or getattr(
                 current, "headers", None
             )
-            retry_after = None
-            if headers is not None and headers.get("Retry-After"):
-                try:
-                    retry_after = float(headers.get("Retry-After"))
-                except ValueError:
-                    retry_after = None
+            retry_after = (
+                parse_retry_after(headers.get("Retry-After")) if headers is not None else None
+            )
             return status, retry_after
         info = getattr(current, "exc_info", None)
         nxt = info[1] if info and len(info) > 1 else None

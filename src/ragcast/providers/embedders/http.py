@@ -20,8 +20,6 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -29,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ragcast.errors import ItemError, TransientError
+from ragcast.retry_after import parse_retry_after as retry_after_seconds
 
 if TYPE_CHECKING:
     from ragcast.settings import Settings
@@ -63,24 +62,6 @@ class HttpConfig:
     api_key: str
     timeout_s: float = 120.0
     retry: RetryPolicy = RetryPolicy()
-
-
-def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
-    """``Retry-After`` as seconds from now: delta-seconds or an HTTP date; None if absent/bad."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def provider_message(response: httpx.Response) -> str:

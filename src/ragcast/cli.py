@@ -196,9 +196,15 @@ def serve(
     import uvicorn
 
     from ragcast.api.app import create_app
+    from ragcast.errors import ConfigurationError
     from ragcast.settings import Settings
 
-    uvicorn.run(create_app(Settings(), run_workers=workers), host=host, port=port)
+    try:
+        fastapi_app = create_app(Settings(), run_workers=workers)
+    except ConfigurationError as exc:
+        err.print(f"[red]Error: {escape(exc.message)}[/]")
+        raise typer.Exit(2) from exc
+    uvicorn.run(fastapi_app, host=host, port=port)
 
 
 @app.command()
@@ -224,7 +230,13 @@ def worker(
     if not settings.broker_url:
         err.print("[red]Error: ragcast worker needs RAGCAST_BROKER_URL (redis:// or amqp://)[/]")
         raise typer.Exit(2)
-    run_worker(settings, queues=queues or None, threads=threads)
+    from ragcast.errors import ConfigurationError
+
+    try:
+        run_worker(settings, queues=queues or None, threads=threads)
+    except ConfigurationError as exc:
+        err.print(f"[red]Error: {escape(exc.message)}[/]")
+        raise typer.Exit(2) from exc
 
 
 @keys_app.command("create")
@@ -303,6 +315,10 @@ def process(
     job_id: Annotated[str | None, typer.Option("--job-id", help="Idempotency key.")] = None,
     chunk_size: Annotated[int, typer.Option(help="Chunk size in tokens.")] = 1024,
     chunk_overlap: Annotated[int, typer.Option(help="Chunk overlap in tokens.")] = 100,
+    language: Annotated[
+        str,
+        typer.Option(help="Spoken language (ISO 639-1, e.g. de), or auto to detect per item."),
+    ] = "auto",
     server: Server = None,
     api_key: ApiKey = None,
     as_json: AsJson = False,
@@ -330,6 +346,7 @@ def process(
                     "chunkSize": chunk_size,
                     "chunkOverlap": chunk_overlap,
                     "maxTokens": 8192,
+                    "language": language,
                 },
             }
         )
@@ -413,6 +430,10 @@ def search(
     platform: Annotated[
         str | None, typer.Option("--platform", help="Search jobs of one platform only.")
     ] = None,
+    language: Annotated[
+        str | None,
+        typer.Option("--language", help="Only items in this language (ISO 639-1, e.g. de)."),
+    ] = None,
     server: Server = None,
     api_key: ApiKey = None,
     as_json: AsJson = False,
@@ -420,7 +441,12 @@ def search(
     """Search your indexed chunks; shows each hit's time span in its recording."""
     with _service(server, api_key) as client:
         hits = client.search(
-            query, job_id=job_id, top_k=top_k, content_id=content_id, platform=platform
+            query,
+            job_id=job_id,
+            top_k=top_k,
+            content_id=content_id,
+            platform=platform,
+            language=language,
         )["results"]
     _show(hits, as_json, hits_table(hits) if hits else "[yellow]No results.[/]")
 

@@ -191,14 +191,15 @@ def follow(
 
 
 def items_table(items: list[dict[str, Any]]) -> Table:
-    """The items of a job: status, transcript source, chunks and error (failed in red)."""
+    """The items of a job: status, transcript source, language, chunks and error or warnings."""
     table = Table(title="Items", title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("Item")
     table.add_column("Status")
     table.add_column("Transcript")
+    table.add_column("Language")
     table.add_column("Chunks", justify="right")
-    table.add_column("Error", overflow="fold")
+    table.add_column("Error / warnings", overflow="fold")
     for item in items:
         status = str(item["status"])
         table.add_row(
@@ -206,11 +207,21 @@ def items_table(items: list[dict[str, Any]]) -> Table:
             escape(str(item.get("source") or item.get("content_id"))),
             status,
             str(item.get("transcript_source") or "-"),
+            _language(item),
             str(item.get("chunks", 0)),
-            escape(str(item.get("error") or "")),
+            escape(str(item.get("error") or "; ".join(item.get("warnings") or []))),
             style=STATUS_STYLE.get(status) if status != "completed" else None,
         )
     return table
+
+
+def _language(item: dict[str, Any]) -> str:
+    """``de``, or ``de 0.97`` when the language was detected."""
+    language = item.get("language")
+    if not language:
+        return "-"
+    probability = item.get("language_probability")
+    return f"{language} {probability:.2f}" if probability is not None else str(language)
 
 
 def job_summary(status: dict[str, Any]) -> str:

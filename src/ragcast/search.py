@@ -23,12 +23,14 @@ def search(
     top_k: int,
     content_id: str | None = None,
     platform: str | None = None,
+    language: str | None = None,
 ) -> list[VectorHit]:
     """The user's best chunks for ``query``: in one job, or across all their jobs.
 
     Jobs are grouped by collection (one per embedding model); each group is queried
     with its own model and filtered to the contents of those jobs (and to
-    ``content_id`` and ``platform`` when given), and the hits are merged by score.
+    ``content_id``, ``platform`` and the items' ``language`` when given), and the hits
+    are merged by score.
     """
     with ctx.db.session() as s:
         q = select(Job).where(Job.user_id == user_id, Job.completed_items > 0)
@@ -40,12 +42,11 @@ def search(
         groups: dict[tuple[str, str], list[Job]] = defaultdict(list)
         for job in jobs:
             groups[(job.vector_db, job.collection)].append(job)
+        wanted = [Item.status == "completed"]
+        if language is not None:
+            wanted.append(Item.language == language)
         contents = {
-            job.id: list(
-                s.scalars(
-                    select(Item.content_id).where(Item.job_pk == job.id, Item.status == "completed")
-                )
-            )
+            job.id: list(s.scalars(select(Item.content_id).where(Item.job_pk == job.id, *wanted)))
             for job in jobs
         }
     hits: list[VectorHit] = []

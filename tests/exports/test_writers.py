@@ -48,6 +48,7 @@ def make_record(
         source=f"https://youtu.be/v{i // 100}" if i % 3 else f"talk {i // 100}.mp3",
         title=None if i % 5 == 0 else f"Title {i // 100}",
         url=None if i % 5 == 0 else f"https://youtu.be/v{i // 100}?t={i}",
+        language=(None, "en", "de", "zh")[i % 4],
         embedding_model="all-MiniLM-L6-v2",
         embedding=embedding,
     )

@@ -45,6 +45,9 @@ def create_app(settings: Settings | None = None, *, run_workers: bool | None = N
     runner = Runner(ctx)
     if run_workers is None:
         run_workers = runner.embedded
+    if run_workers:
+        # A Whisper model that cannot be had fails here, at start-up, not at the first item.
+        ctx.providers.check_transcriber()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ragcast.spec import normalise_language
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 
@@ -51,6 +53,17 @@ class ProcessingSettings(BaseModel):
     chunkSize: int = Field(default=1024, ge=16, le=32768)  # noqa: N815 - contract name
     chunkOverlap: int = Field(default=100, ge=0, le=32768)  # noqa: N815
     maxTokens: int = Field(default=8192, ge=16, le=131072)  # noqa: N815
+    language: str = Field(
+        default="auto",
+        max_length=32,
+        description="Spoken language: an ISO 639-1 code (`de`, `zh`, ...) or `auto`, "
+        "detected per item. Also picks the platform caption track.",
+    )
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, value: str) -> str:
+        return normalise_language(value)
 
 
 class JobCreate(BaseModel):
@@ -138,6 +151,11 @@ class ItemStatus(BaseModel):
     tokens: int
     attempts: int
     error: str | None
+    language: str | None = Field(default=None, description="Spoken or written language")
+    language_probability: float | None = Field(
+        default=None, description="How sure detection was; null when the job named it"
+    )
+    warnings: list[str] = Field(default_factory=list, description="What the checks noticed")
 
 
 class ItemList(BaseModel):
@@ -204,6 +222,19 @@ class SearchQuery(BaseModel):
         default=None, min_length=1, max_length=128, description="Only this content's chunks."
     )
     platform: Platform | None = Field(default=None, description="Only jobs of this platform.")
+    language: str | None = Field(
+        default=None, max_length=32, description="Only chunks in this language (ISO 639-1)."
+    )
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        code = normalise_language(value)
+        if code == "auto":
+            raise ValueError("name a language code, not 'auto', or leave language out")
+        return code
 
 
 class SearchHit(BaseModel):
@@ -221,6 +252,7 @@ class SearchHit(BaseModel):
     title: str | None
     url: str | None
     platform: str | None = None
+    language: str | None = Field(default=None, description="Language of the chunk's item")
     deep_link: str | None = Field(
         default=None,
         description="The URL opened at `start_s` (YouTube `t=93s`, Twitch VODs "

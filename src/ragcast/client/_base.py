@@ -219,9 +219,16 @@ class BaseClient:
         top_k: int,
         content_id: str | None = None,
         platform: str | None = None,
+        language: str | None = None,
     ) -> Call:
         body: dict[str, Any] = {"query": query, "top_k": top_k}
-        for key, value in (("job_id", job_id), ("content_id", content_id), ("platform", platform)):
+        filters = (
+            ("job_id", job_id),
+            ("content_id", content_id),
+            ("platform", platform),
+            ("language", language),
+        )
+        for key, value in filters:
             if value is not None:
                 body[key] = value
         return Call("POST", "/search", json=body)

@@ -222,9 +222,11 @@ class Client(BaseClient):
         *,
         content_id: str | None = None,
         platform: str | None = None,
+        language: str | None = None,
     ) -> dict[str, Any]:
-        """The indexed chunks nearest to ``query`` (in one job with ``job_id``)."""
-        return self._json(self._search(query, job_id, top_k, content_id, platform))
+        """The indexed chunks nearest to ``query`` (in one job with ``job_id``; filtered by
+        content id, platform and spoken language when given)."""
+        return self._json(self._search(query, job_id, top_k, content_id, platform, language))
 
     def cleanup(self, older_than_hours: float | None = None) -> dict[str, Any]:
         """Delete finished jobs older than ``older_than_hours`` (admin keys only)."""

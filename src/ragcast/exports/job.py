@@ -46,6 +46,7 @@ def iter_records(ctx: Context, job: Job, batch: int = 500) -> Iterator[ExportRec
                 source=item.title or item.source_ref,
                 title=item.title,
                 url=item.url,
+                language=item.language,
                 embedding_model=f"{job.embedding_model}-{job.dimensions}",
                 embedding=np.frombuffer(chunk.embedding or b"", dtype=np.float32),
             )

@@ -61,6 +61,7 @@ class ExportRecord:
     source: str
     title: str | None
     url: str | None
+    language: str | None
     embedding_model: str
     embedding: Embedding
 
@@ -78,6 +79,7 @@ class ExportRecord:
             "source": self.source,
             "title": self.title,
             "url": self.url,
+            "language": self.language,
             "embedding_model": self.embedding_model,
         }
 
@@ -103,6 +105,7 @@ SCHEMA = pa.schema(
         pa.field("source", pa.string(), nullable=False),
         pa.field("title", pa.string()),
         pa.field("url", pa.string()),
+        pa.field("language", pa.string()),
         pa.field("embedding_model", pa.string(), nullable=False),
         pa.field("embedding", pa.list_(pa.float32()), nullable=False),
     ]

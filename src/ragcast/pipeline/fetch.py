@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from ragcast.context import Context
 from ragcast.sources.ytdlp import fetch
+from ragcast.spec import caption_language, job_language
 from ragcast.store.models import Item, Job, Transcript
 
 
@@ -46,6 +47,9 @@ def reuse_transcript(s: Session, item: Item, job: Job) -> bool:
             text=transcript.text,
         )
     )
+    item.language = transcript.language
+    item.language_probability = (transcript.data or {}).get("language_probability")
+    item.warnings = (transcript.data or {}).get("warnings") or None
     for name in ("title", "url", "channel", "upload_date", "duration_s", "content_type"):
         if getattr(item, name) is None:
             setattr(item, name, getattr(source_item, name))
@@ -65,12 +69,14 @@ def fetch_platform_item(ctx: Context, s: Session, item: Item, job: Job) -> None:
         job.platform,
         captions=bool(job_option(ctx, job, "useCaptions", settings.use_captions)),
         automatic=bool(job_option(ctx, job, "allowAutoCaptions", settings.allow_auto_captions)),
+        language=job_language(job.request),
     )
     info = got.info
     item.media_path = str(got.path)
     if got.kind == "captions":
         item.content_type = "text/vtt"
         item.transcript_source = "captions"
+        item.language = caption_language(str(info.get("_ragcast_caption_lang") or ""))
     else:
         guessed = mimetypes.guess_type(got.path.name)[0] or ""
         item.content_type = guessed if guessed.startswith(("audio/", "video/")) else "audio/*"

@@ -23,6 +23,7 @@ from ragcast.pipeline.types import ChunkSpec, TextChunk
 from ragcast.pipeline.types import Transcript as TranscriptData
 from ragcast.providers.embedders.base import Embedder, EmbeddingSpec, Vectors
 from ragcast.providers.vectorstores.base import VectorRecord
+from ragcast.spec import job_language
 from ragcast.store.models import Chunk, Item, Job, Transcript, Upload
 
 #: finished-stage name → share of the item's work done once it is finished
@@ -99,14 +100,17 @@ class ItemStages:
             raise ItemError("item has no media to transcribe")
         path = Path(item.media_path)
         ctype = item.content_type or ""
+        named = job_language(job.request)
         if ctype.startswith(("audio/", "video/")):
             data = self.ctx.providers.transcriber().transcribe(
-                path, should_stop=self.ctx.stopping.is_set
+                path, language=named, should_stop=self.ctx.stopping.is_set
             )
         else:
             data = parse_document(path, ctype)
             if item.transcript_source == "captions":
                 data.source = "captions"  # the platform's own timed captions
+            # a caption track's language was set when it was picked; a document's is the job's
+            data.language = item.language or named
         if not data.segments and data.source == "asr":
             raise MediaError("no speech was found in the recording")
         s.add(
@@ -121,6 +125,9 @@ class ItemStages:
         )
         item.transcript_source = data.source
         item.duration_s = data.duration_s
+        item.language = data.language
+        item.language_probability = data.language_probability
+        item.warnings = list(data.warnings) or None
 
     # -- chunk ------------------------------------------------------------------------
     def chunk(self, s: Session, item: Item, job: Job) -> None:
@@ -233,6 +240,7 @@ def vector_metadata(job: Job, item: Item, chunk: Chunk) -> dict[str, object]:
         "channel": item.channel,
         "upload_date": item.upload_date,
         "platform": job.platform,
+        "language": item.language,
     }
 
 

@@ -37,6 +37,10 @@ class Transcript:
     language: str | None
     duration_s: float | None
     segments: list[Segment]
+    #: how sure language detection was (None when the language was given, not detected)
+    language_probability: float | None = None
+    #: what the quality checks noticed but did not fail the item for
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -64,6 +68,8 @@ class Transcript:
             language=data.get("language"),
             duration_s=data.get("duration_s"),
             segments=segments,
+            language_probability=data.get("language_probability"),
+            warnings=list(data.get("warnings") or []),
         )
 
 

@@ -16,6 +16,7 @@ from ragcast.api.schemas import EmbeddingModelConfig, VectorDbConfig
 from ragcast.errors import ConfigurationError, ValidationError
 from ragcast.providers.embedders.base import Embedder, EmbeddingSpec
 from ragcast.providers.transcribers.base import Transcriber
+from ragcast.providers.transcribers.models import is_multilingual
 from ragcast.providers.transcribers.whisper import WhisperConfig, WhisperTranscriber
 from ragcast.providers.vectorstores.base import VectorStore
 from ragcast.settings import Settings
@@ -76,13 +77,18 @@ class Providers:
         with self._lock:
             if self._transcriber is None:
                 s = self.settings
+                model_dir = s.whisper_model_path
                 config = WhisperConfig(
-                    model=s.whisper_model_path,
+                    model=s.whisper_model,
+                    model_dir=model_dir,
                     device=s.whisper_device,
                     compute_type=s.whisper_compute_type,
                     beam_size=s.whisper_beam_size,
                     cpu_threads=s.whisper_cpu_threads,
                     vad=s.whisper_vad,
+                    batch_size=s.whisper_batch_size,
+                    batch_min_duration_s=s.whisper_batch_min_duration_s,
+                    multilingual=is_multilingual(model_dir),
                 )
                 with _SHARED_LOCK:
                     found_t = _SHARED.get(("whisper", config))
@@ -90,6 +96,10 @@ class Providers:
                         found_t = _SHARED[("whisper", config)] = WhisperTranscriber(config)
                 self._transcriber = found_t
             return self._transcriber
+
+    def check_transcriber(self) -> None:
+        """Resolve the Whisper model now: a model that cannot be had fails at start-up."""
+        self.transcriber()
 
     # -- embeddings ------------------------------------------------------------------
     def embedder(self, spec: EmbeddingSpec) -> Embedder:

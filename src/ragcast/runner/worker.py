@@ -26,6 +26,8 @@ def run_worker(
     if unknown:
         raise SystemExit(f"unknown queues: {', '.join(unknown)}; known: {', '.join(QUEUES)}")
     ctx = build_context(settings)
+    if "ragcast.transcribe" in chosen:
+        ctx.providers.check_transcriber()  # fails now, not at the first item
     if settings.preload_models and "ragcast.transcribe" in chosen:
         ctx.providers.transcriber().warm_up()
     if settings.preload_models and "ragcast.embed" in chosen:

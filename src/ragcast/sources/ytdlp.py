@@ -281,10 +281,37 @@ def pick_captions(
     return None
 
 
+def caption_preference(
+    info: dict[str, Any], fallback: tuple[str, ...], language: str | None
+) -> tuple[str, ...]:
+    """Caption languages in the order to try them.
+
+    A job that names its language takes that track only (another language's captions are
+    not a transcript of this speech). Otherwise the item's own language as the platform
+    reports it comes first, then ``RAGCAST_CAPTION_LANGUAGES``.
+    """
+    if language:
+        return (language,)
+    own = info.get("language")
+    first = (str(own).lower(),) if isinstance(own, str) and own else ()
+    return first + tuple(lang for lang in fallback if lang not in first)
+
+
 def fetch(
-    url: str, dest: Path, cfg: FetchConfig, platform: str, *, captions: bool, automatic: bool
+    url: str,
+    dest: Path,
+    cfg: FetchConfig,
+    platform: str,
+    *,
+    captions: bool,
+    automatic: bool,
+    language: str | None = None,
 ) -> Fetched:
-    """Captions when wanted and present, else the audio, under ``dest``."""
+    """Captions when wanted and present, else the audio, under ``dest``.
+
+    ``language`` is the job's spoken language when it names one (see
+    :func:`caption_preference`).
+    """
     dest.mkdir(parents=True, exist_ok=True)
     with guarded(allow_loopback=cfg.allow_loopback), THROTTLE.slot(platform, cfg):
         raw = with_retries(
@@ -297,7 +324,8 @@ def fetch(
             raise ItemError(
                 f"the media lasts {duration:.0f}s, longer than the {cfg.max_duration_s:.0f}s cap"
             )
-        track = pick_captions(raw, cfg.languages, automatic=automatic) if captions else None
+        languages = caption_preference(raw, cfg.languages, language)
+        track = pick_captions(raw, languages, automatic=automatic) if captions else None
         if track is not None:
             return _fetch_captions(raw, dest, cfg, track)
         return _fetch_audio(raw, dest, cfg)

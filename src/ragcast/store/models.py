@@ -139,6 +139,11 @@ class Item(Base):
     token_count: Mapped[int] = mapped_column(Integer, default=0)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text, default=None)
+    #: spoken (or written) language, ISO 639-1; detected unless the job named it
+    language: Mapped[str | None] = mapped_column(String(16), default=None, index=True)
+    language_probability: Mapped[float | None] = mapped_column(Float, default=None)
+    #: what the transcript checks noticed without failing the item
+    warnings: Mapped[list[str] | None] = mapped_column(JSON, default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     job: Mapped[Job] = relationship(back_populates="items")

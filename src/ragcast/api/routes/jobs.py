@@ -96,6 +96,9 @@ def get_job_items(job_id: JobIdPath, user: CurrentUser, ctx: Ctx) -> ItemList:
                     tokens=i.token_count,
                     attempts=i.attempts,
                     error=i.error,
+                    language=i.language,
+                    language_probability=i.language_probability,
+                    warnings=list(i.warnings or []),
                 )
                 for i in job.items
             ],

@@ -19,6 +19,7 @@ from ragcast.errors import ConfigurationError, ConflictError, ValidationError
 from ragcast.settings import Settings
 from ragcast.sources.platforms import content_id, platform_of, video_id
 from ragcast.sources.safety import check_url
+from ragcast.spec import AUTO
 from ragcast.store.models import Item, Job, Upload
 
 router = APIRouter(tags=["jobs"])
@@ -40,6 +41,16 @@ def check_inputs(body: JobCreate) -> None:
         raise ValidationError("settings.chunkOverlap", "Must be smaller than settings.chunkSize")
     if len(set(body.uploaded_documents)) != len(body.uploaded_documents):
         raise ValidationError("uploaded_documents", "document ids must be unique")
+
+
+def check_language(body: JobCreate, settings: Settings) -> None:
+    """A named language the server's Whisper model cannot transcribe is refused now."""
+    language = body.settings.language
+    if language not in (AUTO, "en") and settings.whisper_english_only:
+        raise ValidationError(
+            "settings.language",
+            f"this server's Whisper model ({settings.whisper_model}) transcribes English only",
+        )
 
 
 def check_sources(body: JobCreate, settings: Settings) -> list[tuple[str, str]]:
@@ -67,6 +78,8 @@ def check_sources(body: JobCreate, settings: Settings) -> list[tuple[str, str]]:
 def request_hash(body: JobCreate) -> str:
     """A digest of the request as the client meant it (``user_id`` left out)."""
     data = body.model_dump(mode="json", exclude={"user_id"})
+    if data["settings"].get("language") == AUTO:
+        data["settings"].pop("language")  # the default: bodies from before it hash the same
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
@@ -140,6 +153,7 @@ def _items_for(s: Session, user: Principal, body: JobCreate) -> tuple[list[Item]
 def start_processing(body: JobCreate, user: ProcessUser, ctx: Ctx, request: Request) -> JobAccepted:
     """Start a job; the same ``job_id`` and body again returns the same job."""
     check_inputs(body)
+    check_language(body, ctx.settings)
     check_sources(body, ctx.settings)
     spec = ctx.providers.resolve_embedding(body.embedding_model)
     vector_db = ctx.providers.check_vector_db(body.vector_db)

@@ -40,6 +40,7 @@ async def search_chunks(body: SearchQuery, user: CurrentUser, ctx: Ctx) -> Searc
         top_k=body.top_k,
         content_id=body.content_id,
         platform=body.platform,
+        language=body.language,
     )
     return SearchResults(
         query=body.query,
@@ -57,6 +58,7 @@ async def search_chunks(body: SearchQuery, user: CurrentUser, ctx: Ctx) -> Searc
                 title=h.metadata.get("title"),
                 url=h.metadata.get("url"),
                 platform=h.metadata.get("platform"),
+                language=h.metadata.get("language"),
                 deep_link=deep_link(
                     h.metadata.get("platform"), h.metadata.get("url"), h.metadata.get("start_s")
                 ),

@@ -1,9 +1,23 @@
-"""faster-whisper (CTranslate2): int8 on CPU, VAD, word timestamps."""
+"""faster-whisper (CTranslate2): multilingual, batched for long recordings, CPU or CUDA.
+
+Policy, all of it here rather than in the stage:
+
+- **Device.** ``device="auto"`` takes CUDA when CTranslate2 sees a GPU and the CPU
+  otherwise; ``compute_type="auto"`` is ``float16`` on CUDA and ``int8`` on the CPU.
+- **Batching.** A recording of ``batch_min_duration_s`` (60 s) or more goes through
+  faster-whisper's ``BatchedInferencePipeline``: VAD cuts it into speech windows of up to
+  30 s that are decoded ``batch_size`` at a time (8 on the CPU, 16 on CUDA). Shorter
+  recordings are a single window or two, where batching has nothing to batch, and use
+  the sequential decoder, which conditions each window on the previous text.
+- **Language.** Detected per item (with its probability) unless the job names one.
+- **Checks.** :mod:`ragcast.providers.transcribers.quality` drops repetition loops and
+  fails an item whose decoding is nonsense or holds no speech.
+"""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,6 +25,9 @@ from typing import Any
 from ragcast.errors import Interrupted, MediaError
 from ragcast.pipeline.types import Segment, Transcript, Word
 from ragcast.providers.transcribers.base import Transcriber
+from ragcast.providers.transcribers.quality import DecodedSegment, check_decoding
+
+SAMPLE_RATE = 16_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,37 +35,67 @@ class WhisperConfig:
     """What :class:`WhisperTranscriber` needs from the settings."""
 
     model: str
-    device: str = "cpu"
-    compute_type: str = "int8"
+    #: the local folder ``model`` resolved to (see ``transcribers.models``)
+    model_dir: str = ""
+    device: str = "auto"
+    compute_type: str = "auto"
     beam_size: int = 5
     cpu_threads: int = 0
     vad: bool = True
+    #: windows decoded at once by the batched pipeline; 0 picks 8 on the CPU, 16 on CUDA
+    batch_size: int = 0
+    #: recordings at least this long use the batched pipeline
+    batch_min_duration_s: float = 60.0
+    multilingual: bool = True
+
+
+def cuda_available() -> bool:
+    """Whether CTranslate2 sees a CUDA device."""
+    try:
+        import ctranslate2
+
+        return bool(ctranslate2.get_cuda_device_count() > 0)
+    except Exception:  # noqa: BLE001 - no driver, no CUDA build: the CPU it is
+        return False
+
+
+def resolve_device(device: str, compute_type: str) -> tuple[str, str]:
+    """The concrete device and compute type for the ``auto`` values."""
+    if device == "auto":
+        device = "cuda" if cuda_available() else "cpu"
+    if compute_type in ("auto", "default"):
+        compute_type = "float16" if device == "cuda" else "int8"
+    return device, compute_type
 
 
 class WhisperTranscriber(Transcriber):
     """faster-whisper behind a lock: one model in memory, one decode at a time.
 
-    CTranslate2 already uses every core for one decode, so running two at once on a
-    small machine only makes both slower; the lock keeps memory at one model too.
+    CTranslate2 already uses every core (or the whole GPU, through batching) for one
+    decode, so two at once only make both slower; the lock keeps memory at one model too.
     """
 
     name = "faster-whisper"
 
     def __init__(self, config: WhisperConfig) -> None:
         self.config = config
+        self.device, self.compute_type = resolve_device(config.device, config.compute_type)
+        self.batch_size = config.batch_size or (16 if self.device == "cuda" else 8)
         self._model: Any = None
+        self._batched: Any = None
         self._lock = threading.Lock()
 
     def _load(self) -> Any:
         if self._model is None:
-            from faster_whisper import WhisperModel
+            from faster_whisper import BatchedInferencePipeline, WhisperModel
 
             self._model = WhisperModel(
-                self.config.model,
-                device=self.config.device,
-                compute_type=self.config.compute_type,
+                self.config.model_dir or self.config.model,
+                device=self.device,
+                compute_type=self.compute_type,
                 cpu_threads=self.config.cpu_threads,
             )
+            self._batched = BatchedInferencePipeline(self._model)
         return self._model
 
     def warm_up(self) -> None:
@@ -63,32 +110,87 @@ class WhisperTranscriber(Transcriber):
         language: str | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> Transcript:
-        """Transcribe ``path`` with word timestamps."""
+        """Transcribe ``path`` with word timestamps, detecting the language unless given."""
         with self._lock:
-            model = self._load()
-            out: list[Segment] = []
+            self._load()
             try:
-                segments, info = model.transcribe(
-                    str(path),
-                    beam_size=self.config.beam_size,
-                    vad_filter=self.config.vad,
-                    word_timestamps=True,
-                    language=language,
-                )
-                for seg in segments:  # decoded lazily: a stop request is seen within one
-                    if should_stop is not None and should_stop():
-                        raise Interrupted("transcription stopped: the process is shutting down")
-                    out.append(_segment(seg))
+                audio = _decode(path)
+                segments, info = self._run(audio, language)
+                decoded = _collect(segments, should_stop)
             except Interrupted:
+                raise
+            except MediaError:
                 raise
             except Exception as exc:  # PyAV/ffmpeg raise many kinds for broken media
                 raise MediaError(f"could not decode audio: {_reason(exc, path)}") from exc
+        detected = language or info.language
+        probability = None if language else float(info.language_probability)
+        keep, warnings = check_decoding(
+            [d for d, _ in decoded],
+            model=self.config.model,
+            multilingual=self.config.multilingual,
+            language=detected,
+            language_probability=probability,
+            language_given=language is not None,
+        )
         return Transcript(
             source="asr",
-            language=info.language,
-            duration_s=float(info.duration),
-            segments=out,
+            language=detected,
+            duration_s=len(audio) / SAMPLE_RATE,
+            segments=[decoded[n][1] for n in keep],
+            language_probability=probability,
+            warnings=warnings,
         )
+
+    def _run(self, audio: Any, language: str | None) -> tuple[Iterable[Any], Any]:
+        """Start decoding: batched for long recordings, sequential for short ones."""
+        cfg = self.config
+        if not len(audio):
+            raise MediaError("the recording holds no audio")
+        language = language if self.config.multilingual else "en"
+        if cfg.vad and self.batch_size > 1 and len(audio) >= cfg.batch_min_duration_s * SAMPLE_RATE:
+            return self._batched.transcribe(  # type: ignore[no-any-return]
+                audio,
+                language=language,
+                beam_size=cfg.beam_size,
+                batch_size=self.batch_size,
+                word_timestamps=True,
+                vad_filter=True,
+            )
+        return self._model.transcribe(  # type: ignore[no-any-return]
+            audio,
+            language=language,
+            beam_size=cfg.beam_size,
+            vad_filter=cfg.vad,
+            word_timestamps=True,
+        )
+
+
+def _decode(path: Path) -> Any:
+    from faster_whisper import decode_audio
+
+    return decode_audio(str(path), sampling_rate=SAMPLE_RATE)
+
+
+def _collect(
+    segments: Iterable[Any], should_stop: Callable[[], bool] | None
+) -> list[tuple[DecodedSegment, Segment]]:
+    out = []
+    for seg in segments:  # decoded lazily: a stop request is seen within one window
+        if should_stop is not None and should_stop():
+            raise Interrupted("transcription stopped: the process is shutting down")
+        text = seg.text.strip()
+        if not text:
+            continue
+        stats = DecodedSegment(
+            text=text,
+            start=float(seg.start),
+            end=float(seg.end),
+            avg_logprob=float(seg.avg_logprob),
+            no_speech_prob=float(seg.no_speech_prob),
+        )
+        out.append((stats, _segment(seg)))
+    return out
 
 
 def _segment(seg: Any) -> Segment:

@@ -148,11 +148,13 @@ export class JobCard {
       row = {
         tr: h("tr", {}),
         name: h("span", { class: "item-name" }),
+        language: h("span", { class: "item-language muted" }),
         steps,
         chunks: h("td", { class: "num" }),
         error: h("div", { class: "item-error", hidden: true }),
+        warnings: h("div", { class: "item-warning", hidden: true }),
       };
-      row.tr.append(h("td", { class: "muted" }, String(item.index + 1)), h("td", {}, row.name, row.error), h("td", {}, h("ol", { class: "steps" }, steps)), row.chunks);
+      row.tr.append(h("td", { class: "muted" }, String(item.index + 1)), h("td", {}, row.name, row.language, row.error, row.warnings), h("td", {}, h("ol", { class: "steps" }, steps)), row.chunks);
       this.itemRows.set(item.index, row);
       const after = [...this.itemRows.keys()].filter((i) => i > item.index).sort((a, b) => a - b)[0];
       this.itemsBody.insertBefore(row.tr, after === undefined ? null : this.itemRows.get(after).tr);
@@ -168,6 +170,12 @@ export class JobCard {
     if (item.chunks != null) row.chunks.textContent = String(item.chunks);
     row.error.hidden = !item.error;
     row.error.textContent = item.error || "";
+    const warnings = item.warnings || [];
+    row.warnings.hidden = !warnings.length;
+    row.warnings.textContent = warnings.join(" · ");
+    row.language.hidden = !item.language;
+    row.language.textContent = item.language ? ` ${item.language}` : "";
+    row.language.title = item.language_probability == null ? "language named by the job" : `detected with probability ${item.language_probability.toFixed(2)}`;
   }
 
   /** Follow the job live: its WebSocket (ticketed URL), or polling where that fails. */

@@ -219,6 +219,7 @@ export class NewJobPanel {
         chunkSize: this.numberField("chunkSize"),
         chunkOverlap: this.numberField("chunkOverlap"),
         maxTokens: this.numberField("maxTokens"),
+        language: $("#job-language").value || "auto",
       },
     };
   }

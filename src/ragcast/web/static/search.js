@@ -33,6 +33,7 @@ export class SearchPanel {
     if (!query) return;
     const body = { query, top_k: Number(form.elements.top_k.value) };
     if (form.elements.job_id.value) body.job_id = form.elements.job_id.value;
+    if (form.elements.language.value) body.language = form.elements.language.value;
     const button = form.querySelector("button[type=submit]");
     button.disabled = true;
     button.classList.add("busy");
@@ -73,7 +74,7 @@ export class SearchPanel {
         open,
       ),
       h("p", { class: "hit-text" }, highlight(hit.text, query)),
-      h("div", { class: "hit-meta muted" }, `${hit.job_id} · chunk ${hit.chunk_index + 1}${hit.platform ? ` · ${hit.platform}` : ""}`),
+      h("div", { class: "hit-meta muted" }, `${hit.job_id} · chunk ${hit.chunk_index + 1}${hit.platform ? ` · ${hit.platform}` : ""}${hit.language ? ` · ${hit.language}` : ""}`),
     );
   }
 }

@@ -1,0 +1,50 @@
+"""The job specification shared by the HTTP layer and the pipeline.
+
+Provider and pipeline code read a job's options through here, never through
+``ragcast.api``: the rules for an option live in one place whoever asks.
+"""
+
+from __future__ import annotations
+
+#: the languages Whisper transcribes (ISO 639-1, plus Whisper's ``haw`` and ``yue``)
+LANGUAGES: frozenset[str] = frozenset(
+    (
+        "af am ar as az ba be bg bn bo br bs ca cs cy da de el en es et eu fa fi fo fr gl gu "
+        "ha haw he hi hr ht hu hy id is it ja jw ka kk km kn ko la lb ln lo lt lv mg mi mk ml "
+        "mn mr ms mt my ne nl nn no oc pa pl ps pt ro ru sa sd si sk sl sn so sq sr su sv sw "
+        "ta te tg th tk tl tr tt uk ur uz vi yi yo zh yue"
+    ).split()
+)
+#: ``settings.language`` when the language is detected per item
+AUTO = "auto"
+
+
+def normalise_language(value: str) -> str:
+    """``"auto"`` or a known language code, lower-cased; ValueError names what is allowed.
+
+    A region suffix (``pt-BR``, ``zh_Hans``) is dropped: Whisper transcribes by language.
+    """
+    code = value.strip().lower()
+    if code == AUTO:
+        return AUTO
+    base = code.replace("_", "-").split("-", 1)[0]
+    if base not in LANGUAGES:
+        raise ValueError(
+            f"unknown language {value[:40]!r}: expected 'auto' or an ISO 639-1 code "
+            "Whisper knows (en, de, zh, ja, sv, ...)"
+        )
+    return base
+
+
+def job_language(request: dict[str, object]) -> str | None:
+    """The language a stored job request names, or None when it is detected per item."""
+    settings = request.get("settings")
+    value = settings.get("language") if isinstance(settings, dict) else None
+    if not isinstance(value, str) or value == AUTO:
+        return None
+    return value
+
+
+def caption_language(key: str) -> str:
+    """The language of a caption track key (``en-US`` -> ``en``, ``pt-BR`` -> ``pt``)."""
+    return key.replace("_", "-").split("-", 1)[0].lower()

@@ -21,7 +21,7 @@ import pytest
 from ragcast.exports import EXTENSIONS, FIELD_NAMES, FORMATS, ExportRecord, write_export
 
 DIM = 384
-NULLABLE = {"start_s", "end_s", "title", "url"}
+NULLABLE = {"start_s", "end_s", "title", "url", "language"}
 INT_FIELDS = {"chunk_index", "token_count"}
 FLOAT_FIELDS = {"start_s", "end_s"}
 

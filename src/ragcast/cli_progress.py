@@ -197,7 +197,6 @@ def items_table(items: list[dict[str, Any]]) -> Table:
     table.add_column("Item")
     table.add_column("Status")
     table.add_column("Transcript")
-    table.add_column("Language")
     table.add_column("Chunks", justify="right")
     table.add_column("Error / warnings", overflow="fold")
     for item in items:
@@ -206,8 +205,7 @@ def items_table(items: list[dict[str, Any]]) -> Table:
             str(item["index"]),
             escape(str(item.get("source") or item.get("content_id"))),
             status,
-            str(item.get("transcript_source") or "-"),
-            _language(item),
+            _transcript(item),
             str(item.get("chunks", 0)),
             escape(str(item.get("error") or "; ".join(item.get("warnings") or []))),
             style=STATUS_STYLE.get(status) if status != "completed" else None,
@@ -215,13 +213,14 @@ def items_table(items: list[dict[str, Any]]) -> Table:
     return table
 
 
-def _language(item: dict[str, Any]) -> str:
-    """``de``, or ``de 0.97`` when the language was detected."""
-    language = item.get("language")
-    if not language:
-        return "-"
-    probability = item.get("language_probability")
-    return f"{language} {probability:.2f}" if probability is not None else str(language)
+def _transcript(item: dict[str, Any]) -> str:
+    """``asr``, with the language: ``asr de``, or ``asr de 0.97`` when it was detected."""
+    parts = [str(item.get("transcript_source") or "-")]
+    if item.get("language"):
+        parts.append(str(item["language"]))
+        if item.get("language_probability") is not None:
+            parts.append(f"{item['language_probability']:.2f}")
+    return " ".join(parts)
 
 
 def job_summary(status: dict[str, Any]) -> str:

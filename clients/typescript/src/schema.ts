@@ -543,6 +543,16 @@ export interface components {
             error: string | null;
             /** Index */
             index: number;
+            /**
+             * Language
+             * @description Spoken or written language
+             */
+            language?: string | null;
+            /**
+             * Language Probability
+             * @description How sure detection was; null when the job named it
+             */
+            language_probability?: number | null;
             /** Source */
             source: string;
             /** Source Type */
@@ -559,6 +569,11 @@ export interface components {
             transcript_source: string | null;
             /** Url */
             url: string | null;
+            /**
+             * Warnings
+             * @description What the checks noticed
+             */
+            warnings?: string[];
         };
         /**
          * JobAccepted
@@ -770,6 +785,12 @@ export interface components {
              */
             chunkSize?: number;
             /**
+             * Language
+             * @description Spoken language: an ISO 639-1 code (`de`, `zh`, ...) or `auto`, detected per item. Also picks the platform caption track.
+             * @default auto
+             */
+            language?: string;
+            /**
              * Maxtokens
              * @default 8192
              */
@@ -795,6 +816,11 @@ export interface components {
             end_s: number | null;
             /** Job Id */
             job_id: string;
+            /**
+             * Language
+             * @description Language of the chunk's item
+             */
+            language?: string | null;
             /** Platform */
             platform?: string | null;
             /** Score */
@@ -824,6 +850,11 @@ export interface components {
             content_id?: string | null;
             /** Job Id */
             job_id?: string | null;
+            /**
+             * Language
+             * @description Only chunks in this language (ISO 639-1).
+             */
+            language?: string | null;
             /**
              * Platform
              * @description Only jobs of this platform.

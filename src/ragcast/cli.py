@@ -104,7 +104,13 @@ def _embedded(*, workers: bool) -> Iterator[Client]:
 
     # No preloading: a command that ends while the loader thread is still inside native
     # model code aborts the interpreter at exit; the workers load models on first use.
-    fastapi_app = create_app(Settings(preload_models=False), run_workers=workers)
+    from ragcast.errors import ConfigurationError
+
+    try:
+        fastapi_app = create_app(Settings(preload_models=False), run_workers=workers)
+    except ConfigurationError as exc:
+        err.print(f"[red]Error: {escape(exc.message)}[/]")
+        raise typer.Exit(2) from exc
     ctx: Context = fastapi_app.state.ctx
     # Bound here and handed over, so no other process can take the port in between.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

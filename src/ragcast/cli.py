@@ -100,12 +100,11 @@ def _embedded(*, workers: bool) -> Iterator[Client]:
 
     from ragcast.api.app import create_app
     from ragcast.auth import create_key, revoke_key
+    from ragcast.errors import ConfigurationError
     from ragcast.settings import Settings
 
     # No preloading: a command that ends while the loader thread is still inside native
     # model code aborts the interpreter at exit; the workers load models on first use.
-    from ragcast.errors import ConfigurationError
-
     try:
         fastapi_app = create_app(Settings(preload_models=False), run_workers=workers)
     except ConfigurationError as exc:

@@ -38,7 +38,7 @@ def test_a_data_dir_of_the_previous_release_gains_item_languages(tmp_path: Path)
         for n in (1, 2):
             conn.execute(
                 text(
-                    "INSERT INTO items (id, job_pk, \"index\", content_id, source_type, "
+                    'INSERT INTO items (id, job_pk, "index", content_id, source_type, '
                     "source_ref, status, stage, chunk_count, token_count, attempts, updated_at) "
                     f"VALUES ({n}, 1, {n - 1}, 'upload-{n}', 'upload', 'doc{n}', 'completed', "
                     "'indexed', 1, 10, 1, '2026-11-30 00:00:00')"

@@ -147,23 +147,16 @@ class WhisperTranscriber(Transcriber):
         cfg = self.config
         if not len(audio):
             raise MediaError("the recording holds no audio")
-        language = language if self.config.multilingual else "en"
+        options: dict[str, Any] = {
+            "language": language if cfg.multilingual else "en",
+            "beam_size": cfg.beam_size,
+            "word_timestamps": True,
+        }
         if cfg.vad and self.batch_size > 1 and len(audio) >= cfg.batch_min_duration_s * SAMPLE_RATE:
             return self._batched.transcribe(  # type: ignore[no-any-return]
-                audio,
-                language=language,
-                beam_size=cfg.beam_size,
-                batch_size=self.batch_size,
-                word_timestamps=True,
-                vad_filter=True,
+                audio, batch_size=self.batch_size, vad_filter=True, **options
             )
-        return self._model.transcribe(  # type: ignore[no-any-return]
-            audio,
-            language=language,
-            beam_size=cfg.beam_size,
-            vad_filter=cfg.vad,
-            word_timestamps=True,
-        )
+        return self._model.transcribe(audio, vad_filter=cfg.vad, **options)  # type: ignore[no-any-return]
 
 
 def _decode(path: Path) -> Any:

@@ -21,7 +21,7 @@ from tests.sources.fixtures import FixtureIE, MediaServer, channel_info, registe
 
 from bench.pipeline import english
 from ragcast.pipeline.documents import parse_document
-from ragcast.providers.transcribers.whisper import WhisperConfig, WhisperTranscriber
+from ragcast.providers.registry import Providers
 from ragcast.settings import Settings
 from ragcast.sources import ytdlp
 
@@ -35,10 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     server = MediaServer()
     ytdlp.EXTRA_EXTRACTORS.append(FixtureIE)
-    settings = Settings()
-    whisper = WhisperTranscriber(
-        WhisperConfig(model=settings.whisper_model, model_dir=settings.whisper_model_path)
-    )
+    whisper = Providers(Settings()).transcriber()
     whisper.warm_up()
     saved: list[float] = []
     try:

@@ -1,6 +1,7 @@
 """The packaged Whisper models side by side: speed, accuracy and install size.
 
-For each model, through ragcast's own transcriber (int8 on the CPU, or CUDA when present):
+For each model, through ragcast's own transcriber as the server builds it (int8 on the CPU,
+or CUDA when present; with ``base``, short English items go to the packaged ``tiny.en``):
 x-real-time on the short English recordings (sequential decoder) and on one 5.8-minute
 recording (batched), pooled WER on the English recordings of ``shared/data`` (short and
 long), the error rate on each other language (CER for Chinese and Japanese) with the
@@ -23,8 +24,10 @@ from pathlib import Path
 import jiwer
 
 from bench.pipeline import DATA, SAMPLE_RATE, english, long_recording
-from ragcast.providers.transcribers.models import SPLIT_MODELS, WHOLE_MODELS, resolve_model
-from ragcast.providers.transcribers.whisper import WhisperConfig, WhisperTranscriber
+from ragcast.providers.registry import Providers
+from ragcast.providers.transcribers.models import SPLIT_MODELS, WHOLE_MODELS
+from ragcast.providers.transcribers.whisper import WhisperTranscriber
+from ragcast.settings import Settings
 
 FILLERS = {"um", "uh", "yknow", "er", "ah", "hmm", "mm"}
 CHARACTER_LANGUAGES = {"zh", "ja", "ko"}
@@ -70,7 +73,8 @@ def main(argv: list[str] | None = None) -> None:
         long_path = long_recording(workdir / "long.wav", english())
         long_ref = " ".join(refs[p.name]["reference_text"] for _ in range(5) for p in english())
         for model in args.models.split(","):
-            t = WhisperTranscriber(WhisperConfig(model=model, model_dir=resolve_model(model)))
+            t = Providers(Settings(whisper_model=model)).transcriber()
+            assert isinstance(t, WhisperTranscriber)
             t.warm_up()
             short_audio = short_time = 0.0
             refs_en, hyps_en = [], []

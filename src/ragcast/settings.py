@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     whisper_batch_size: int = Field(default=0, ge=0, le=256)
     #: recordings at least this long are decoded in batches
     whisper_batch_min_duration_s: float = 60.0
+    #: English-only model for short English items when the main model is multilingual
+    #: ("" turns it off); skipped when not installed
+    whisper_english_model: str = "tiny.en"
     #: where packaged models split over several packages are joined on first use
     model_cache_dir: Path | None = None
 

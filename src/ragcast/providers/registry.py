@@ -16,7 +16,7 @@ from ragcast.api.schemas import EmbeddingModelConfig, VectorDbConfig
 from ragcast.errors import ConfigurationError, ValidationError
 from ragcast.providers.embedders.base import Embedder, EmbeddingSpec
 from ragcast.providers.transcribers.base import Transcriber
-from ragcast.providers.transcribers.models import is_multilingual
+from ragcast.providers.transcribers.models import is_multilingual, resolve_model
 from ragcast.providers.transcribers.whisper import WhisperConfig, WhisperTranscriber
 from ragcast.providers.vectorstores.base import VectorStore
 from ragcast.settings import Settings
@@ -89,6 +89,7 @@ class Providers:
                     batch_size=s.whisper_batch_size,
                     batch_min_duration_s=s.whisper_batch_min_duration_s,
                     multilingual=is_multilingual(model_dir),
+                    english_model_dir=self._english_model(),
                 )
                 with _SHARED_LOCK:
                     found_t = _SHARED.get(("whisper", config))
@@ -96,6 +97,17 @@ class Providers:
                         found_t = _SHARED[("whisper", config)] = WhisperTranscriber(config)
                 self._transcriber = found_t
             return self._transcriber
+
+    def _english_model(self) -> str:
+        """The English-only companion model's folder; "" when off or not to be had."""
+        name = self.settings.whisper_english_model
+        if not name or name == self.settings.whisper_model:
+            return ""
+        try:
+            return resolve_model(name, self.settings.model_cache_dir)
+        except ConfigurationError as exc:
+            log.info("no English-only model for English items: %s", exc.message)
+            return ""
 
     def check_transcriber(self) -> None:
         """Resolve the Whisper model now: a model that cannot be had fails at start-up."""

@@ -35,6 +35,9 @@ class Spy:
         self.calls += 1
         return self.inner.transcribe(*args, **kwargs)
 
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
 
 def test_long_items_are_decoded_in_batches_with_word_timestamps(
     english_recordings: list[Recording],
@@ -74,3 +77,29 @@ def test_broken_media_is_a_media_error_without_server_paths(tmp_path: Path) -> N
     with pytest.raises(MediaError) as caught:
         transcriber().transcribe(bad)
     assert str(tmp_path) not in caught.value.message
+
+
+def test_short_english_items_go_to_the_english_model_and_others_do_not(
+    english_recordings: list[Recording],
+) -> None:
+    from tests.conftest import recordings
+
+    t = transcriber(english_model_dir=resolve_model("tiny.en"), batch_min_duration_s=20)
+    t.warm_up()
+    english, main = Spy(t._english), Spy(t._model)
+    t._english, t._model = english, main
+    short = english_recordings[1]
+    out = t.transcribe(short.path)
+    assert (english.calls, main.calls) == (1, 0)
+    assert out.language == "en" and out.language_probability is not None
+    assert out.language_probability > 0.5
+    german = next(r for r in recordings() if r.language == "de")
+    out = t.transcribe(german.path)
+    assert (english.calls, main.calls) == (1, 1) and out.language == "de"
+    # A job that names English skips detection; a long English item stays on the batched
+    # main model.
+    assert t.transcribe(short.path, language="en").language_probability is None
+    assert english.calls == 2
+    longest = max(english_recordings, key=lambda r: r.duration_s)
+    t.transcribe(longest.path)
+    assert (english.calls, main.calls) == (2, 1)

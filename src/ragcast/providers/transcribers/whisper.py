@@ -10,6 +10,11 @@ Policy, all of it here rather than in the stage:
   recordings are a single window or two, where batching has nothing to batch, and use
   the sequential decoder, which conditions each window on the previous text.
 - **Language.** Detected per item (with its probability) unless the job names one.
+- **English.** With an English-only companion model (``english_model_dir``, the packaged
+  ``tiny.en`` by default), a short item whose language is English is decoded by it: on
+  the shared English recordings it scores 3.1 % WER against 5.6 % for multilingual
+  ``base``, at twice the speed. Long English items stay on the main model, whose batched
+  decoding is the more accurate of the two (7.7 % against 16 % WER on 5.8 minutes).
 - **Checks.** :mod:`ragcast.providers.transcribers.quality` drops repetition loops and
   fails an item whose decoding is nonsense or holds no speech.
 """
@@ -47,6 +52,8 @@ class WhisperConfig:
     #: recordings at least this long use the batched pipeline
     batch_min_duration_s: float = 60.0
     multilingual: bool = True
+    #: an English-only model for short English items ("" for none)
+    english_model_dir: str = ""
 
 
 def cuda_available() -> bool:
@@ -83,6 +90,7 @@ class WhisperTranscriber(Transcriber):
         self.batch_size = config.batch_size or (16 if self.device == "cuda" else 8)
         self._model: Any = None
         self._batched: Any = None
+        self._english: Any = None
         self._lock = threading.Lock()
 
     def _load(self) -> Any:
@@ -96,6 +104,13 @@ class WhisperTranscriber(Transcriber):
                 cpu_threads=self.config.cpu_threads,
             )
             self._batched = BatchedInferencePipeline(self._model)
+            if self.config.english_model_dir and self.config.multilingual:
+                self._english = WhisperModel(
+                    self.config.english_model_dir,
+                    device=self.device,
+                    compute_type=self.compute_type,
+                    cpu_threads=self.config.cpu_threads,
+                )
         return self._model
 
     def warm_up(self) -> None:
@@ -115,7 +130,7 @@ class WhisperTranscriber(Transcriber):
             self._load()
             try:
                 audio = _decode(path)
-                segments, info = self._run(audio, language)
+                segments, info, detected = self._run(audio, language)
                 decoded = _collect(segments, should_stop)
             except Interrupted:
                 raise
@@ -123,27 +138,35 @@ class WhisperTranscriber(Transcriber):
                 raise
             except Exception as exc:  # PyAV/ffmpeg raise many kinds for broken media
                 raise MediaError(f"could not decode audio: {_reason(exc, path)}") from exc
-        detected = language or info.language
-        probability = None if language else float(info.language_probability)
+        code, found = detected or (info.language, float(info.language_probability))
+        probability: float | None = found
+        if language is not None:
+            code, probability = language, None
         keep, warnings = check_decoding(
             [d for d, _ in decoded],
             model=self.config.model,
             multilingual=self.config.multilingual,
-            language=detected,
+            language=code,
             language_probability=probability,
             language_given=language is not None,
         )
         return Transcript(
             source="asr",
-            language=detected,
+            language=code,
             duration_s=len(audio) / SAMPLE_RATE,
             segments=[decoded[n][1] for n in keep],
             language_probability=probability,
             warnings=warnings,
         )
 
-    def _run(self, audio: Any, language: str | None) -> tuple[Iterable[Any], Any]:
-        """Start decoding: batched for long recordings, sequential for short ones."""
+    def _run(
+        self, audio: Any, language: str | None
+    ) -> tuple[Iterable[Any], Any, tuple[str, float] | None]:
+        """Start decoding: batched for long recordings, sequential for short ones.
+
+        Returns the segments, faster-whisper's info, and the language with its probability
+        when it was detected here, before the decoder was chosen.
+        """
         cfg = self.config
         if not len(audio):
             raise MediaError("the recording holds no audio")
@@ -153,10 +176,23 @@ class WhisperTranscriber(Transcriber):
             "word_timestamps": True,
         }
         if cfg.vad and self.batch_size > 1 and len(audio) >= cfg.batch_min_duration_s * SAMPLE_RATE:
-            return self._batched.transcribe(  # type: ignore[no-any-return]
+            segments, info = self._batched.transcribe(
                 audio, batch_size=self.batch_size, vad_filter=True, **options
             )
-        return self._model.transcribe(audio, vad_filter=cfg.vad, **options)  # type: ignore[no-any-return]
+            return segments, info, None
+        detected = None
+        if self._english is not None:
+            if language is None:
+                code, probability, _ = self._model.detect_language(audio, vad_filter=cfg.vad)
+                detected = (code, float(probability))
+                options["language"] = code
+            if options["language"] == "en":
+                segments, info = self._english.transcribe(
+                    audio, vad_filter=cfg.vad, **{**options, "language": "en"}
+                )
+                return segments, info, detected
+        segments, info = self._model.transcribe(audio, vad_filter=cfg.vad, **options)
+        return segments, info, detected
 
 
 def _decode(path: Path) -> Any:

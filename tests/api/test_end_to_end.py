@@ -55,7 +55,9 @@ def test_transcripts_and_search_match_the_references(
     for rec, ref, out in zip(english_recordings, refs, outs, strict=True):
         print(f"{rec.path.name}: WER {jiwer.wer(ref, out):.3f}")
     print(f"pooled WER over {len(refs)} English recordings: {pooled:.3f}")
-    assert pooled <= 0.10
+    # The previous release (tiny.en for everything) scored 3.1 % here; English items still
+    # go to tiny.en, so the multilingual default must not cost English any accuracy.
+    assert pooled <= 0.035
 
     # Each recording is found by a phrase from its reference text, with its time span.
     for n, rec in enumerate(english_recordings):

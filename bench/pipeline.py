@@ -163,7 +163,7 @@ class Ragcast:
                 r = self.http.post("/uploads", files={"file": (path.name, f)})
             docs.append(r.raise_for_status().json()["document_id"])
         self.runs += 1
-        job_id = f"bench-{self.runs}"
+        job_id = f"bench-{self.runs}-{time.time_ns()}"
         body = {
             "job_id": job_id,
             "platform": "documents",

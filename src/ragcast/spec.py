@@ -24,10 +24,9 @@ def normalise_language(value: str) -> str:
 
     A region suffix (``pt-BR``, ``zh_Hans``) is dropped: Whisper transcribes by language.
     """
-    code = value.strip().lower()
-    if code == AUTO:
+    if value.strip().lower() == AUTO:
         return AUTO
-    base = code.replace("_", "-").split("-", 1)[0]
+    base = caption_language(value.strip())
     if base not in LANGUAGES:
         raise ValueError(
             f"unknown language {value[:40]!r}: expected 'auto' or an ISO 639-1 code "

@@ -108,7 +108,7 @@ def test_caption_tracks_follow_the_items_language_or_the_jobs() -> None:
 
 
 def seg(text: str, start: float = 0.0, end: float = 5.0, logprob: float = -0.3) -> DecodedSegment:
-    return DecodedSegment(text=text, start=start, end=end, avg_logprob=logprob, no_speech_prob=0.1)
+    return DecodedSegment(text=text, start=start, end=end, avg_logprob=logprob)
 
 
 LOOP = "so we will be able to see the results of the results " * 6

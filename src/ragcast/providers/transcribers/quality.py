@@ -49,7 +49,6 @@ class DecodedSegment:
     start: float
     end: float
     avg_logprob: float
-    no_speech_prob: float
 
 
 def compression_ratio(text: str) -> float:

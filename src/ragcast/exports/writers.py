@@ -10,7 +10,9 @@ Formats:
 - ``json``: one document ``{"format": "ragcast-export", "version": 1, "chunks": [...],
   "count": N}``; ``count`` comes last because it is only known once the stream ends.
 - ``csv``: a header row and one row per chunk; ``embedding`` is a JSON array string and a
-  ``None`` is an empty cell.
+  ``None`` is an empty cell. A string cell that begins with ``=``, ``+``, ``-``, ``@``, a
+  tab or a carriage return gets a leading single quote (OWASP's guard against formula
+  injection), so a spreadsheet shows ``=HYPERLINK(…)`` as text instead of running it.
 - ``parquet``: an explicit schema (``embedding`` is ``list<float32>``), one row group per batch.
 - ``vector``: JSON Lines of ``{"id", "values", "metadata"}``, the import shape of Pinecone and
   Qdrant; ``None`` metadata values are dropped because those stores reject nulls.
@@ -186,8 +188,19 @@ def _write_csv(records: Iterator[ExportRecord], out: IO[str], progress: _Progres
         row = _record_dict(record)
         row["embedding"] = _dumps(row["embedding"])
         # csv writes None as an empty cell and floats with repr, which round-trips.
-        writer.writerow([row[name] for name in FIELD_NAMES])
+        writer.writerow([csv_safe(row[name]) for name in FIELD_NAMES])
         progress.add()
+
+
+#: first characters that make a spreadsheet read a cell as a formula
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value: Any) -> Any:
+    """A string cell a spreadsheet would run as a formula, quoted with ``'``; else as it is."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def _write_vector(records: Iterator[ExportRecord], out: IO[str], progress: _Progress) -> None:

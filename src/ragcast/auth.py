@@ -1,24 +1,46 @@
-"""API keys (hashed at rest) and signed, job-scoped WebSocket tickets."""
+"""API keys (hashed at rest, with expiry and rotation) and single-use WebSocket tickets."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ragcast.errors import AuthError, NotFoundError
-from ragcast.store.models import ApiKey, User
+from ragcast.errors import AuthError, NotFoundError, ValidationError
+from ragcast.store.models import ApiKey, User, WsTicket
 
 KEY_PREFIX = "rc_"
 PREFIX_LEN = 11  # "rc_" + 8 characters: enough to find a key without a scan
+#: ``last_used_at`` is written at most this often per key
+LAST_USED_EVERY = timedelta(minutes=1)
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90d``, ``24h``, ``30m``, ``45s`` (a bare number is seconds); ValidationError else."""
+    match = re.fullmatch(r"\s*(\d+)\s*([smhd]?)\s*", text.lower())
+    if match is None or int(match.group(1)) <= 0:
+        raise ValidationError(
+            "duration", f"{text[:40]!r} is not a duration such as 90d, 24h or 30m"
+        )
+    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2) or "s"])
+
+
+def aware(moment: datetime | None) -> datetime | None:
+    """A stored time as UTC-aware (SQLite hands them back naive)."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
 
 
 def hash_key(key: str) -> str:
@@ -33,9 +55,13 @@ class Principal:
     user_id: int
     name: str
     is_admin: bool
+    #: the key the request came with (0 when not known)
+    key_id: int = 0
 
 
-def create_key(s: Session, user_name: str, *, admin: bool = False) -> tuple[str, ApiKey]:
+def create_key(
+    s: Session, user_name: str, *, admin: bool = False, expires_in: timedelta | None = None
+) -> tuple[str, ApiKey]:
     """Create a key (and the user when new); the plain key is returned once only."""
     user = s.scalar(select(User).where(User.name == user_name))
     if user is None:
@@ -45,20 +71,48 @@ def create_key(s: Session, user_name: str, *, admin: bool = False) -> tuple[str,
     elif admin and not user.is_admin:
         user.is_admin = True
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    row = ApiKey(user_id=user.id, prefix=key[:PREFIX_LEN], key_hash=hash_key(key))
+    expires = datetime.now(UTC) + expires_in if expires_in is not None else None
+    row = ApiKey(
+        user_id=user.id, prefix=key[:PREFIX_LEN], key_hash=hash_key(key), expires_at=expires
+    )
     s.add(row)
     s.flush()
     return key, row
 
 
-def revoke_key(s: Session, prefix: str) -> int:
-    """Revoke every active key starting with ``prefix``; returns how many."""
+def _matching(s: Session, prefix: str) -> list[ApiKey]:
+    """Active keys that ``prefix`` (the 11-character prefix, or the whole key) names."""
     if len(prefix) < PREFIX_LEN:
         raise NotFoundError(f"give at least the first {PREFIX_LEN} characters of the key")
     rows = s.scalars(
         select(ApiKey).where(ApiKey.prefix == prefix[:PREFIX_LEN], ApiKey.revoked_at.is_(None))
     ).all()
-    matched = [r for r in rows if len(prefix) == PREFIX_LEN or r.key_hash == hash_key(prefix)]
+    return [r for r in rows if len(prefix) == PREFIX_LEN or r.key_hash == hash_key(prefix)]
+
+
+def rotate_key(s: Session, prefix: str, *, grace: timedelta) -> tuple[str, ApiKey, ApiKey]:
+    """A new key for the same user; the old one stops working after ``grace``.
+
+    Returns the new plain key, its row, and the old row (its ``expires_at`` set).
+    """
+    matched = _matching(s, prefix)
+    if len(matched) != 1:
+        raise NotFoundError(
+            f"no active key matches {prefix[:PREFIX_LEN]!r}"
+            if not matched
+            else f"{prefix[:PREFIX_LEN]!r} names {len(matched)} keys: give the whole key"
+        )
+    old = matched[0]
+    key, row = create_key(s, old.user.name)
+    cutoff = datetime.now(UTC) + grace
+    current = aware(old.expires_at)
+    old.expires_at = cutoff if current is None else min(current, cutoff)
+    return key, row, old
+
+
+def revoke_key(s: Session, prefix: str) -> int:
+    """Revoke every active key starting with ``prefix``; returns how many."""
+    matched = _matching(s, prefix)
     for r in matched:
         r.revoked_at = datetime.now(UTC)
     return len(matched)
@@ -77,7 +131,28 @@ def authenticate(s: Session, key: str | None) -> Principal:
             found = row
     if found is None or found.revoked_at is not None:
         raise AuthError("Invalid or revoked API key")
-    return Principal(user_id=found.user_id, name=found.user.name, is_admin=found.user.is_admin)
+    now = datetime.now(UTC)
+    expires = aware(found.expires_at)
+    if expires is not None and expires <= now:
+        raise AuthError(f"API key expired at {expires:%Y-%m-%d %H:%M} UTC: ask for a new one")
+    last = aware(found.last_used_at)
+    if last is None or now - last >= LAST_USED_EVERY:
+        found.last_used_at = now  # throttled: one write a minute a key at most
+    return Principal(
+        user_id=found.user_id,
+        name=found.user.name,
+        is_admin=found.user.is_admin,
+        key_id=found.id,
+    )
+
+
+def key_is_usable(s: Session, key_id: int) -> bool:
+    """Whether key ``key_id`` exists, is not revoked and has not expired."""
+    row = s.get(ApiKey, key_id)
+    if row is None or row.revoked_at is not None:
+        return False
+    expires = aware(row.expires_at)
+    return expires is None or expires > datetime.now(UTC)
 
 
 def load_secret(explicit: str | None, data_dir: Path) -> bytes:
@@ -94,8 +169,22 @@ def load_secret(explicit: str | None, data_dir: Path) -> bytes:
     return path.read_text().strip().encode()
 
 
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """What a verified ticket says: who, with which key, until when, and its nonce."""
+
+    user_id: int
+    key_id: int
+    expires: int
+    nonce: str
+
+
 class TicketSigner:
-    """HMAC-signed tickets naming one user, one job and an expiry."""
+    """HMAC-signed tickets naming one user, the key that asked, one job and an expiry.
+
+    A ticket opens one socket (:func:`redeem_ticket` records its nonce), only while the
+    key that issued it is still valid, and only within ``ttl_s`` of being issued.
+    """
 
     def __init__(self, secret: bytes, ttl_s: int) -> None:
         self._secret = secret
@@ -105,21 +194,43 @@ class TicketSigner:
         mac = hmac.new(self._secret, payload.encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(mac[:20]).decode().rstrip("=")
 
-    def issue(self, user_id: int, job_id: str) -> str:
-        """A ticket for ``user_id`` to follow ``job_id``."""
+    def issue(self, user_id: int, job_id: str, key_id: int = 0) -> str:
+        """A ticket for ``user_id`` (acting with key ``key_id``) to follow ``job_id``."""
         expires = int(time.time()) + self.ttl_s
-        payload = f"{user_id}.{expires}"
+        payload = f"{user_id}.{key_id}.{expires}.{secrets.token_hex(8)}"
         return f"{payload}.{self._mac(f'{payload}.{job_id}')}"
 
-    def verify(self, token: str, job_id: str) -> int:
-        """The user id of a valid ticket for ``job_id``; raises AuthError otherwise."""
+    def verify(self, token: str, job_id: str) -> Ticket:
+        """The claims of a well-signed, unexpired ticket for ``job_id``; AuthError else."""
         try:
-            user, expires, mac = token.split(".")
-            user_id, exp = int(user), int(expires)
+            user, key, expires, nonce, mac = token.split(".")
+            ticket = Ticket(int(user), int(key), int(expires), nonce)
         except ValueError as exc:
             raise AuthError("Malformed ticket") from exc
-        if not hmac.compare_digest(mac, self._mac(f"{user}.{expires}.{job_id}")):
+        if not hmac.compare_digest(mac, self._mac(f"{user}.{key}.{expires}.{nonce}.{job_id}")):
             raise AuthError("Invalid ticket")
-        if exp < time.time():
-            raise AuthError("Ticket expired")
-        return user_id
+        if ticket.expires < time.time():
+            raise AuthError("Ticket expired: ask GET /job/{job_id}/ticket for a fresh one")
+        return ticket
+
+
+def redeem_ticket(s: Session, signer: TicketSigner, token: str, job_id: str) -> int:
+    """The user id of a valid, unused ticket whose key still works; AuthError otherwise.
+
+    The nonce is stored (unique), so a second use fails on any API process.
+    """
+    ticket = signer.verify(token, job_id)
+    if not key_is_usable(s, ticket.key_id):
+        raise AuthError("The API key that issued this ticket is revoked or expired")
+    now = datetime.now(UTC)
+    s.execute(delete(WsTicket).where(WsTicket.expires_at < now - timedelta(minutes=5)))
+    try:
+        with s.begin_nested():
+            s.add(
+                WsTicket(nonce=ticket.nonce, expires_at=datetime.fromtimestamp(ticket.expires, UTC))
+            )
+    except IntegrityError as exc:
+        raise AuthError(
+            "Ticket already used: ask GET /job/{job_id}/ticket for a fresh one"
+        ) from exc
+    return ticket.user_id

@@ -43,7 +43,10 @@ class Settings(BaseSettings):
     rate_limit_read: str = "1000/hour"
 
     max_upload_bytes: int = 2 * 1024**3
-    ws_ticket_ttl_s: int = 3600
+    #: largest JSON body a request may carry (413 beyond it)
+    max_json_bytes: int = 1024**2
+    #: how long a ticket may wait before it opens its socket (the socket then stays open)
+    ws_ticket_ttl_s: int = 300
     cleanup_after_hours: float = 24.0
 
     workers: int = 2

@@ -11,7 +11,7 @@ from fastapi import APIRouter, FastAPI
 
 from ragcast import __version__, web
 from ragcast.api import errors
-from ragcast.api.middleware import RequestContextMiddleware
+from ragcast.api.middleware import BodyGuardMiddleware, RequestContextMiddleware
 from ragcast.api.ratelimit import RateLimiter
 from ragcast.api.routes import admin, exports, health, jobs, preview, process, search, uploads, ws
 from ragcast.auth import TicketSigner, load_secret
@@ -92,6 +92,8 @@ def create_app(settings: Settings | None = None, *, run_workers: bool | None = N
         load_secret(settings.secret_key, settings.data_dir), settings.ws_ticket_ttl_s
     )
     errors.install(app)
+    # Added last is outermost: request ids and headers wrap the body guard's answers too.
+    app.add_middleware(BodyGuardMiddleware, prefix=API_PREFIX)
     app.add_middleware(RequestContextMiddleware)
 
     api = APIRouter(prefix=API_PREFIX)

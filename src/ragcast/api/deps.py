@@ -29,6 +29,9 @@ def _principal(
     request: Request,
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
+    found = getattr(request.state, "principal", None)
+    if isinstance(found, Principal):
+        return found  # checked by the body guard before the body was read
     ctx: Context = request.app.state.ctx
     with ctx.db.session() as s:
         return authenticate(s, creds.credentials if creds else None)

@@ -15,9 +15,22 @@ from ragcast.errors import RagcastError, RateLimitError, ValidationError
 log = logging.getLogger(__name__)
 
 
+#: longest text an error body carries in one field: messages quote what the client sent,
+#: and a 100 KB field must not come back (twice) in the answer
+MAX_ERROR_TEXT = 300
+
+
+def cap(text: str, limit: int = MAX_ERROR_TEXT) -> str:
+    """``text`` cut to ``limit`` characters, marked with an ellipsis when cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
-    """``{"success": false, "error", "message", ...}``."""
-    return {"success": False, "error": code, "message": message, **extra}
+    """``{"success": false, "error", "message", ...}``; echoed text capped at 300 characters."""
+    details = extra.get("details")
+    if isinstance(details, dict):
+        extra["details"] = {k: cap(str(v)) for k, v in details.items()}
+    return {"success": False, "error": code, "message": cap(message), **extra}
 
 
 def _field(loc: tuple[Any, ...]) -> str:

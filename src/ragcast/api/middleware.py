@@ -1,4 +1,4 @@
-"""Pure ASGI middleware: request ids and rate-limit headers on every response.
+"""Pure ASGI middleware: request ids, rate-limit and security headers on every response.
 
 Pure ASGI (not ``BaseHTTPMiddleware``) so streamed downloads stay streamed.
 """
@@ -34,7 +34,11 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 names = {k.lower() for k, _ in headers}
-                extra = {"x-request-id": request_id, **state.get("rate_headers", {})}
+                extra = {
+                    "x-request-id": request_id,
+                    "x-content-type-options": "nosniff",
+                    **state.get("rate_headers", {}),
+                }
                 for key, value in extra.items():
                     if key.lower().encode() not in names:
                         headers.append((key.encode(), str(value).encode()))
@@ -76,3 +80,127 @@ class RequestContextMiddleware:
                 }
             )
             await send_with_headers({"type": "http.response.body", "body": body})
+
+
+class BodyGuardMiddleware:
+    """Authenticate before any body is read, and cap bodies while they stream in.
+
+    For a request to the API that carries a body (POST, PUT, PATCH, DELETE):
+
+    - the bearer key is checked first: a request without a valid key gets its ``401``
+      before a single body byte is read (a 2 GB upload is refused at its headers);
+    - a declared ``Content-Length`` over the route's limit gets a ``413`` at once;
+    - a body that streams past the limit (chunked, or lying about its length) gets a
+      ``413`` the moment it does; the application then sees a disconnect, and whatever
+      it had spooled is dropped with it.
+
+    The limit is ``RAGCAST_MAX_UPLOAD_BYTES`` (plus the multipart envelope) for
+    ``POST /uploads`` and ``RAGCAST_MAX_JSON_BYTES`` (1 MB) for everything else. The
+    principal found is kept in the request state, so the route does not look it up again.
+    """
+
+    ENVELOPE = 64 * 1024
+    BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+    def __init__(self, app: ASGIApp, *, prefix: str) -> None:
+        self.app = app
+        self.prefix = prefix
+
+    async def _authenticated(self, scope: Scope, headers: dict[bytes, bytes], send: Send) -> bool:
+        """Check the bearer key (kept in the state); False after answering the 401."""
+        from starlette.concurrency import run_in_threadpool
+
+        from ragcast.auth import authenticate
+        from ragcast.errors import AuthError
+
+        ctx = scope["app"].state.ctx
+        scheme, _, key = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+
+        def check() -> Any:
+            with ctx.db.session() as s:
+                return authenticate(s, key.strip() if scheme.lower() == "bearer" else None)
+
+        try:
+            principal = await run_in_threadpool(check)
+        except AuthError as exc:
+            await _answer(send, 401, "unauthorized", exc.message, {b"www-authenticate": b"Bearer"})
+            return False
+        scope.setdefault("state", {})["principal"] = principal
+        return True
+
+    def _limit(self, scope: Scope, settings: Any) -> tuple[int, str]:
+        """The body limit of this route and how to name it."""
+        if scope["method"] == "POST" and scope["path"] == f"{self.prefix}/uploads":
+            limit = int(settings.max_upload_bytes)
+            return limit + self.ENVELOPE, f"the upload limit of {limit} bytes"
+        limit = int(settings.max_json_bytes)
+        return limit, f"the request body limit of {limit} bytes"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in self.BODY_METHODS
+            or not scope["path"].startswith(self.prefix)
+        ):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        ctx = scope["app"].state.ctx
+        if not await self._authenticated(scope, headers, send):
+            return
+        limit, what = self._limit(scope, ctx.settings)
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _answer(send, 413, "payload_too_large", f"The body is larger than {what}")
+            return
+        await self._capped(scope, receive, send, limit, what)
+
+    async def _capped(
+        self, scope: Scope, receive: Receive, send: Send, limit: int, what: str
+    ) -> None:
+        """Run the application, answering 413 the moment the body passes ``limit``."""
+        seen = 0
+        refused = False
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    refused = True
+                    if not started:
+                        await _answer(
+                            send, 413, "payload_too_large", f"The body is larger than {what}"
+                        )
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return  # the 413 has been sent; the application's answer goes nowhere
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not refused:
+                raise
+            log.info("request body over the limit: %s %s", scope["method"], scope["path"])
+
+
+async def _answer(
+    send: Send, status: int, code: str, message: str, headers: dict[bytes, bytes] | None = None
+) -> None:
+    """Send the contract's error body straight from the middleware."""
+    body = json.dumps({"success": False, "error": code, "message": message}).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += list((headers or {}).items())
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})

@@ -54,8 +54,19 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: after this the key answers 401 "expired" (``keys create --expires-in``, rotation)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
 
     user: Mapped[User] = relationship(lazy="joined")
+
+
+class WsTicket(Base):
+    """A WebSocket ticket that has been used: each opens one socket only."""
+
+    __tablename__ = "ws_tickets"
+
+    nonce: Mapped[str] = mapped_column(String(32), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class Upload(Base):

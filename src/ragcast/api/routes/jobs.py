@@ -155,7 +155,7 @@ def get_job_ticket(job_id: JobIdPath, user: CurrentUser, ctx: Ctx, request: Requ
     with ctx.db.session() as s:
         user_job(s, user.user_id, job_id)
     signer: TicketSigner = request.app.state.signer
-    ticket = signer.issue(user.user_id, job_id)
+    ticket = signer.issue(user.user_id, job_id, user.key_id)
     return JobTicket(
         job_id=job_id,
         websocket_url=websocket_url(request, ctx.settings.public_url, job_id, ticket),

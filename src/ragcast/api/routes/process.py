@@ -220,7 +220,7 @@ def start_processing(body: JobCreate, user: ProcessUser, ctx: Ctx, request: Requ
             request,
             ctx.settings.public_url,
             body.job_id,
-            signer.issue(user.user_id, body.job_id),
+            signer.issue(user.user_id, body.job_id, user.key_id),
         ),
         estimated_time=estimate(sizes),
     )

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from ragcast.api.errors import error_body
-from ragcast.auth import TicketSigner, authenticate
+from ragcast.auth import TicketSigner, authenticate, redeem_ticket
 from ragcast.context import Context
 from ragcast.errors import AuthError, NotFoundError, RagcastError
 from ragcast.pipeline.progress import progress_event, terminal_event
@@ -26,11 +26,11 @@ SAFETY_POLL_S = 10.0
 
 def _user_id(ctx: Context, signer: TicketSigner, ws: WebSocket, job_id: str) -> int:
     token = ws.query_params.get("token")
-    if token:
-        return signer.verify(token, job_id)
-    header = ws.headers.get("authorization", "")
-    scheme, _, key = header.partition(" ")
     with ctx.db.session() as s:
+        if token:
+            return redeem_ticket(s, signer, token, job_id)
+        header = ws.headers.get("authorization", "")
+        scheme, _, key = header.partition(" ")
         return authenticate(s, key.strip() if scheme.lower() == "bearer" else None).user_id
 
 

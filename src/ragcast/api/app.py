@@ -11,7 +11,11 @@ from fastapi import APIRouter, FastAPI
 
 from ragcast import __version__, web
 from ragcast.api import errors
-from ragcast.api.middleware import BodyGuardMiddleware, RequestContextMiddleware
+from ragcast.api.middleware import (
+    BodyGuardMiddleware,
+    RequestContextMiddleware,
+    redact_tickets_in_logs,
+)
 from ragcast.api.ratelimit import RateLimiter
 from ragcast.api.routes import admin, exports, health, jobs, preview, process, search, uploads, ws
 from ragcast.auth import TicketSigner, load_secret
@@ -41,6 +45,7 @@ def create_app(settings: Settings | None = None, *, run_workers: bool | None = N
     shared broker (then ``ragcast worker`` processes do the work).
     """
     settings = settings or Settings()
+    redact_tickets_in_logs()  # tickets are credentials: never in the access log
     ctx = build_context(settings)
     runner = Runner(ctx)
     if run_workers is None:

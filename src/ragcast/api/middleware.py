@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 from typing import Any
 
@@ -204,3 +205,33 @@ async def _answer(
     raw += list((headers or {}).items())
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
+
+
+_TICKET = re.compile(r"(token=)[^&\s\"']+")
+
+
+class RedactTickets(logging.Filter):
+    """Replaces ``token=…`` (WebSocket tickets) in log records with ``token=[redacted]``.
+
+    Attached to uvicorn's access and error loggers, which print each request's path with
+    its query string.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and "token=" in record.msg:
+            record.msg = _TICKET.sub(r"\1[redacted]", record.msg)
+        if record.args:
+            args = record.args if isinstance(record.args, tuple) else (record.args,)
+            record.args = tuple(
+                _TICKET.sub(r"\1[redacted]", a) if isinstance(a, str) and "token=" in a else a
+                for a in args
+            )
+        return True
+
+
+def redact_tickets_in_logs() -> None:
+    """Install :class:`RedactTickets` on uvicorn's loggers (once)."""
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactTickets) for f in logger.filters):
+            logger.addFilter(RedactTickets())

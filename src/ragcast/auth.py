@@ -5,19 +5,25 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import re
 import secrets
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ragcast.errors import AuthError, NotFoundError, ValidationError
 from ragcast.store.models import ApiKey, User, WsTicket
+
+log = logging.getLogger(__name__)
 
 KEY_PREFIX = "rc_"
 PREFIX_LEN = 11  # "rc_" + 8 characters: enough to find a key without a scan
@@ -135,15 +141,46 @@ def authenticate(s: Session, key: str | None) -> Principal:
     expires = aware(found.expires_at)
     if expires is not None and expires <= now:
         raise AuthError(f"API key expired at {expires:%Y-%m-%d %H:%M} UTC: ask for a new one")
-    last = aware(found.last_used_at)
-    if last is None or now - last >= LAST_USED_EVERY:
-        found.last_used_at = now  # throttled: one write a minute a key at most
+    _LAST_USED.touch(s, found.id, aware(found.last_used_at), now)
     return Principal(
         user_id=found.user_id,
         name=found.user.name,
         is_admin=found.user.is_admin,
         key_id=found.id,
     )
+
+
+class _LastUsed:
+    """Writes ``last_used_at`` at most once a minute a key, off the request's path.
+
+    The write runs on one background thread in its own session, so a request never waits
+    for the store's write lock (SQLite holds it while a worker commits); a write that
+    fails is tried again a minute later.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._written: dict[int, datetime] = {}
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ragcast-key-use")
+
+    def touch(self, s: Session, key_id: int, stored: datetime | None, now: datetime) -> None:
+        with self._lock:
+            last = max(filter(None, (stored, self._written.get(key_id))), default=None)
+            if last is not None and now - last < LAST_USED_EVERY:
+                return
+            self._written[key_id] = now
+        self._pool.submit(self._write, s.get_bind(), key_id, now)
+
+    @staticmethod
+    def _write(bind: Any, key_id: int, now: datetime) -> None:
+        try:
+            with Session(bind) as s, s.begin():
+                s.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
+        except Exception as exc:  # noqa: BLE001 - bookkeeping only: retried next minute
+            log.debug("last_used_at of key %s not written: %s", key_id, exc)
+
+
+_LAST_USED = _LastUsed()
 
 
 def key_is_usable(s: Session, key_id: int) -> bool:
@@ -217,20 +254,52 @@ class TicketSigner:
 def redeem_ticket(s: Session, signer: TicketSigner, token: str, job_id: str) -> int:
     """The user id of a valid, unused ticket whose key still works; AuthError otherwise.
 
-    The nonce is stored (unique), so a second use fails on any API process.
+    The nonce is recorded (in the shared store, or in memory for an embedded SQLite
+    store, which one process serves), so a second use fails.
     """
     ticket = signer.verify(token, job_id)
     if not key_is_usable(s, ticket.key_id):
         raise AuthError("The API key that issued this ticket is revoked or expired")
+    if s.get_bind().dialect.name == "sqlite":
+        # One process serves an embedded store: its memory is the ledger, and the socket's
+        # handshake never waits for SQLite's write lock.
+        fresh = _USED_HERE.claim(ticket.nonce, ticket.expires)
+    else:
+        fresh = _claim_in_store(s, ticket)
+    if not fresh:
+        raise AuthError("Ticket already used: ask GET /job/{job_id}/ticket for a fresh one")
+    return ticket.user_id
+
+
+class _UsedTickets:
+    """Nonces of tickets used by this process, kept until they expire."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._used: dict[str, float] = {}
+
+    def claim(self, nonce: str, expires: int) -> bool:
+        now = time.time()
+        with self._lock:
+            if len(self._used) > 1024:
+                self._used = {n: e for n, e in self._used.items() if e >= now}
+            if nonce in self._used:
+                return False
+            self._used[nonce] = expires
+            return True
+
+
+_USED_HERE = _UsedTickets()
+
+
+def _claim_in_store(s: Session, ticket: Ticket) -> bool:
+    """Record the nonce in the shared store (unique), so every API process sees the use."""
     now = datetime.now(UTC)
     s.execute(delete(WsTicket).where(WsTicket.expires_at < now - timedelta(minutes=5)))
     try:
         with s.begin_nested():
-            s.add(
-                WsTicket(nonce=ticket.nonce, expires_at=datetime.fromtimestamp(ticket.expires, UTC))
-            )
-    except IntegrityError as exc:
-        raise AuthError(
-            "Ticket already used: ask GET /job/{job_id}/ticket for a fresh one"
-        ) from exc
-    return ticket.user_id
+            expires = datetime.fromtimestamp(ticket.expires, UTC)
+            s.add(WsTicket(nonce=ticket.nonce, expires_at=expires))
+    except IntegrityError:
+        return False
+    return True

@@ -68,8 +68,10 @@ def test_websocket_reports_each_stage_then_completes(
     assert final["type"] == "completed" and final["progress"] == 100
     assert final["result"]["total_items"] == 2 and final["result"]["completed_items"] == 2
     assert final["result"]["failed_items"] == 0 and final["result"]["processing_time"] > 0
-    # A late subscriber gets the final state at once, by ticket or by bearer key.
-    late = _follow(api, _ws_path(accepted["websocket_url"]))
+    # A late subscriber gets the final state at once, by ticket or by bearer key. A ticket
+    # opens one socket only, so a second one comes from GET /job/{id}/ticket.
+    fresh = api.client.get(f"{PREFIX}/job/ws-job/ticket", headers=api.h()).json()
+    late = _follow(api, _ws_path(fresh["websocket_url"]))
     assert [m["type"] for m in late] == ["completed"]
     late = _follow(api, f"{PREFIX}/ws/bulk-processing/ws-job", headers=api.h())
     assert late[-1]["type"] == "completed"

@@ -299,6 +299,26 @@ class CleanupResult(BaseModel):
     deleted_count: int
 
 
+class JobDeleted(BaseModel):
+    """Answer of ``DELETE /job/{job_id}``."""
+
+    success: bool = True
+    job_id: str
+    deleted_items: int
+    deleted_exports: int
+    deleted_uploads: int
+    deleted_vector_contents: int = Field(
+        description="Contents whose vectors were removed (none other of the user's jobs held them)"
+    )
+
+
+class UploadDeleted(BaseModel):
+    """Answer of ``DELETE /uploads/{document_id}``."""
+
+    success: bool = True
+    document_id: str
+
+
 class ErrorDetails(BaseModel):
     """Which field was wrong and why."""
 

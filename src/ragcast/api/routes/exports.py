@@ -44,7 +44,7 @@ def _user_export(ctx: Ctx, user_id: int, export_id: str) -> Export:
     "/export",
     response_model=ExportAccepted,
     operation_id="startExport",
-    responses=error_responses(400, 401, 404, 409, 429),
+    responses=error_responses(400, 401, 404, 409, 413, 429),
 )
 def start_export(
     body: ExportCreate, user: ExportUser, ctx: Ctx, request: Request

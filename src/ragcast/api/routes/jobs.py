@@ -16,6 +16,7 @@ from ragcast.api.schemas import (
     ItemList,
     ItemStatus,
     JobCancelled,
+    JobDeleted,
     JobList,
     JobResult,
     JobState,
@@ -26,6 +27,7 @@ from ragcast.api.schemas import (
 from ragcast.auth import TicketSigner
 from ragcast.errors import ConflictError, NotFoundError
 from ragcast.pipeline.progress import TERMINAL_ITEM, TERMINAL_JOB, job_result, terminal_event
+from ragcast.pipeline.purge import delete_jobs, finish
 from ragcast.store.models import Item, Job
 
 router = APIRouter(tags=["jobs"])
@@ -105,11 +107,38 @@ def get_job_items(job_id: JobIdPath, user: CurrentUser, ctx: Ctx) -> ItemList:
         )
 
 
+@router.delete(
+    "/job/{job_id}",
+    response_model=JobDeleted,
+    operation_id="deleteJob",
+    responses=error_responses(400, 401, 404, 409, 413, 429),
+)
+def delete_job(job_id: JobIdPath, user: CurrentUser, ctx: Ctx) -> JobDeleted:
+    """Delete a finished job: its items, chunks, exports, the uploads and media only it
+    used, and its vectors where no other job of yours holds the same content."""
+    with ctx.db.session() as s:
+        job = user_job(s, user.user_id, job_id)
+        if job.finished_at is None:
+            raise ConflictError(
+                f"Job {job_id!r} is {job.status}: cancel it (POST /job/{job_id}/cancel) and "
+                "delete it once it has stopped"
+            )
+        out = delete_jobs(s, [job], vectors=True)
+    finish(ctx, out)
+    return JobDeleted(
+        job_id=job_id,
+        deleted_items=out.items,
+        deleted_exports=out.exports,
+        deleted_uploads=out.uploads,
+        deleted_vector_contents=len(out.vectors),
+    )
+
+
 @router.post(
     "/job/{job_id}/cancel",
     response_model=JobCancelled,
     operation_id="cancelJob",
-    responses=error_responses(400, 401, 404, 409, 429),
+    responses=error_responses(400, 401, 404, 409, 413, 429),
 )
 def cancel_job(job_id: JobIdPath, user: CurrentUser, ctx: Ctx, request: Request) -> JobCancelled:
     """Cancel a job: no new stage of any of its items starts after this."""

@@ -148,7 +148,7 @@ def _items_for(s: Session, user: Principal, body: JobCreate) -> tuple[list[Item]
     "/process",
     response_model=JobAccepted,
     operation_id="startProcessing",
-    responses=error_responses(400, 401, 409, 429, 500),
+    responses=error_responses(400, 401, 409, 413, 429, 500),
 )
 def start_processing(body: JobCreate, user: ProcessUser, ctx: Ctx, request: Request) -> JobAccepted:
     """Start a job; the same ``job_id`` and body again returns the same job."""

@@ -18,7 +18,7 @@ router = APIRouter(tags=["search"])
     "/search",
     response_model=SearchResults,
     operation_id="search",
-    responses=error_responses(400, 401, 404, 429),
+    responses=error_responses(400, 401, 404, 413, 429),
 )
 async def search_chunks(body: SearchQuery, user: CurrentUser, ctx: Ctx) -> SearchResults:
     """Search the user's indexed chunks (one job's with ``job_id``; filters by content id

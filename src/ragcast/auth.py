@@ -192,6 +192,32 @@ def key_is_usable(s: Session, key_id: int) -> bool:
     return expires is None or expires > datetime.now(UTC)
 
 
+LOCAL_USER = "local"
+
+
+def local_key(s: Session, data_dir: Path) -> str:
+    """The embedded commands' own key, kept in the data dir and reused run after run.
+
+    A new one is made (and the old file replaced) only when the stored key is missing,
+    revoked or expired, so ``keys list`` does not fill with a key per run.
+    """
+    path = data_dir / "local.key"
+    if path.is_file():
+        key = path.read_text().strip()
+        try:
+            authenticate(s, key)
+            return key
+        except AuthError:
+            pass
+    key, _ = create_key(s, LOCAL_USER)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(key)
+    tmp.chmod(0o600)
+    tmp.replace(path)
+    return key
+
+
 def load_secret(explicit: str | None, data_dir: Path) -> bytes:
     """The server's signing secret: the setting, or one kept in the data dir."""
     if explicit:

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -93,13 +94,13 @@ def _store() -> Iterator[Context]:
 
 @contextmanager
 def _embedded(*, workers: bool) -> Iterator[Client]:
-    """The API on a free local port in a background thread, with a temporary key."""
+    """The API on a free local port in a background thread, with the data dir's own reusable key."""
     # Model loaders draw their own progress bars, which would tear the rich display.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     import uvicorn
 
     from ragcast.api.app import create_app
-    from ragcast.auth import create_key, revoke_key
+    from ragcast.auth import local_key
     from ragcast.errors import ConfigurationError
     from ragcast.settings import Settings
 
@@ -129,13 +130,9 @@ def _embedded(*, workers: bool) -> Iterator[Client]:
                 raise typer.Exit(1)
             time.sleep(0.02)
         with ctx.db.session() as s:
-            key, _ = create_key(s, "local")
-        try:
-            with Client(f"http://127.0.0.1:{port}", key) as client:
-                yield client
-        finally:
-            with ctx.db.session() as s:
-                revoke_key(s, key)
+            key = local_key(s, ctx.settings.data_dir)
+        with Client(f"http://127.0.0.1:{port}", key) as client:
+            yield client
     finally:
         server.should_exit = True
         thread.join()
@@ -248,16 +245,60 @@ def worker(
 def keys_create(
     user: Annotated[str, typer.Option("--user", help="User the key acts for (created if new).")],
     admin: Annotated[bool, typer.Option("--admin", help="Make the user an admin.")] = False,
+    expires_in: Annotated[
+        str | None,
+        typer.Option("--expires-in", help="Lifetime: 90d, 24h, 30m or 45s (default: none)."),
+    ] = None,
 ) -> None:
     """Create an API key; it is printed once and cannot be shown again."""
     from ragcast.auth import create_key
 
+    lifetime = _duration(expires_in) if expires_in else None
     with _store() as ctx, ctx.db.session() as s:
-        key, row = create_key(s, user, admin=admin)
-        prefix = row.prefix
+        key, row = create_key(s, user, admin=admin, expires_in=lifetime)
+        prefix, expires = row.prefix, row.expires_at
     typer.echo(key)
     role = "admin " if admin else ""
-    err.print(f"Created {role}key {prefix}… for user {escape(user)}; it is shown only once.")
+    until = f", valid until {expires:%Y-%m-%d %H:%M} UTC" if expires else ""
+    err.print(f"Created {role}key {prefix}… for user {escape(user)}{until}; it is shown only once.")
+
+
+def _duration(text: str) -> timedelta:
+    """A ``90d``-style duration, or a clear error and exit 2."""
+    from ragcast.auth import parse_duration
+    from ragcast.errors import ValidationError
+
+    try:
+        return parse_duration(text)
+    except ValidationError as exc:
+        err.print(f"[red]Error: {escape(exc.issue)}[/]")
+        raise typer.Exit(2) from exc
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    prefix: Annotated[str, typer.Argument(help="The key's prefix (rc_ + 8 characters) or key.")],
+    grace: Annotated[
+        str, typer.Option("--grace", help="How long the old key keeps working: 24h, 7d, 0s…")
+    ] = "24h",
+) -> None:
+    """Issue a new key for the same user; the old one stops working after --grace."""
+    from ragcast.auth import rotate_key
+    from ragcast.errors import NotFoundError
+
+    period = timedelta(0) if grace.strip() in ("0", "0s") else _duration(grace)
+    try:
+        with _store() as ctx, ctx.db.session() as s:
+            key, row, old = rotate_key(s, prefix, grace=period)
+            new_prefix, old_prefix, until = row.prefix, old.prefix, old.expires_at
+    except NotFoundError as exc:
+        err.print(f"[red]Error: {escape(exc.message)}[/]")
+        raise typer.Exit(1) from None
+    typer.echo(key)
+    err.print(
+        f"New key {new_prefix}… (shown only once); {old_prefix}… stops working at "
+        f"{until:%Y-%m-%d %H:%M:%S} UTC."
+    )
 
 
 @keys_app.command("list")
@@ -265,10 +306,12 @@ def keys_list() -> None:
     """List API keys (their prefixes; keys themselves are not stored)."""
     from sqlalchemy import select
 
+    from ragcast.auth import aware
     from ragcast.store.models import ApiKey as ApiKeyRow
     from ragcast.store.models import User
 
-    table = Table("Prefix", "User", "Admin", "Created", "Revoked")
+    table = Table("Prefix", "User", "Admin", "Created", "Expires", "Last used", "Revoked")
+    now = datetime.now(UTC)
     with _store() as ctx, ctx.db.session() as s:
         rows = s.execute(
             select(ApiKeyRow, User)
@@ -277,13 +320,19 @@ def keys_list() -> None:
         ).all()
         for key, user in rows:
             revoked = f"{key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else ""
+            expires = aware(key.expires_at)
+            expired = expires is not None and expires <= now
             table.add_row(
                 key.prefix,
                 escape(user.name),
                 "yes" if user.is_admin else "",
                 f"{key.created_at:%Y-%m-%d %H:%M}",
+                (f"{expires:%Y-%m-%d %H:%M}" + (" (expired)" if expired else ""))
+                if expires
+                else "",
+                f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "never",
                 revoked,
-                style="dim" if revoked else None,
+                style="dim" if revoked or expired else None,
             )
     out.print(table)
 

@@ -15,6 +15,7 @@ from typing import Any
 from ragcast.api.schemas import EmbeddingModelConfig, VectorDbConfig
 from ragcast.errors import ConfigurationError, ValidationError
 from ragcast.providers.embedders.base import Embedder, EmbeddingSpec
+from ragcast.providers.embedders.http import check_reachable
 from ragcast.providers.transcribers.base import Transcriber
 from ragcast.providers.transcribers.models import is_multilingual, resolve_model
 from ragcast.providers.transcribers.whisper import WhisperConfig, WhisperTranscriber
@@ -150,9 +151,11 @@ class Providers:
             return self._resolve_local(cfg)
         if cfg.id == "jina-v4":
             cls = self._require("jina_api_key", "RAGCAST_JINA_API_KEY", "jina-v4")
+            self._reachable(self.settings.jina_base_url, "RAGCAST_JINA_BASE_URL", "jina-v4")
             return cls.resolve(cfg, self.settings)  # type: ignore[no-any-return]
         if cfg.id == "gemini-exp":
             cls = self._require("gemini_api_key", "RAGCAST_GEMINI_API_KEY", "gemini-exp")
+            self._reachable(self.settings.gemini_base_url, "RAGCAST_GEMINI_BASE_URL", "gemini-exp")
             return cls.resolve(cfg, self.settings)  # type: ignore[no-any-return]
         raise ValidationError(
             "embedding_model.id",
@@ -202,6 +205,17 @@ class Providers:
                 f"Embedding model {what} is not available on this server",
             )
         return cls
+
+    @staticmethod
+    def _reachable(base_url: str, env: str, what: str) -> None:
+        """Refuse a cloud embedder whose base URL does not answer (one cached request)."""
+        why = check_reachable(base_url)
+        if why is not None:
+            raise ValidationError(
+                "embedding_model.id",
+                f"{what} cannot be reached at {env}={base_url}: {why}",
+                f"Embedding model {what} is unreachable from this server",
+            )
 
     # -- vector stores ---------------------------------------------------------------
     def check_vector_db(self, cfg: VectorDbConfig) -> str:

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import logging
 import random
+import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
@@ -173,3 +175,32 @@ def unit_rows(vectors: Any) -> npt.NDArray[np.float32]:
     norms = np.linalg.norm(arr, axis=-1, keepdims=True)
     out: npt.NDArray[np.float32] = (arr / np.maximum(norms, 1e-12)).astype(np.float32)
     return out
+
+
+_REACHED: dict[str, float] = {}
+#: how long a successful reachability check is trusted
+REACHABLE_FOR_S = 300.0
+
+
+def check_reachable(base_url: str, *, timeout_s: float = 5.0) -> str | None:
+    """None when ``base_url``'s host accepts a connection, else why it cannot be reached.
+
+    A job naming a cloud embedder is refused at submission when its base URL is down or
+    wrong (no such host, nothing listening), rather than accepted and then failing every
+    item. The check is a TCP connection, not a request: it costs the provider nothing and
+    spends no quota. A success is remembered for five minutes.
+    """
+    now = time.monotonic()
+    if now - _REACHED.get(base_url, -REACHABLE_FOR_S) < REACHABLE_FOR_S:
+        return None
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "not an http(s) URL"
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        return f"{type(exc).__name__}: {exc}"[:200]
+    _REACHED[base_url] = now
+    return None

@@ -28,6 +28,7 @@ from typer.testing import CliRunner
 
 from ragcast.auth import create_key
 from ragcast.cli import app as cli_app
+from ragcast.client import ApiError, Client
 from ragcast.context import build_context
 from ragcast.settings import Settings
 from ragcast.store.models import ApiKey
@@ -319,8 +320,11 @@ def test_unused_uploads_can_be_deleted_and_are_cleaned_up(service: Service) -> N
             ).status_code
             == 404
         )
-        assert c.delete(f"/uploads/{spare}").status_code == 200
-        assert c.delete(f"/uploads/{spare}").status_code == 404
+        with Client(service.url, service.keys["alice"]) as sdk:
+            assert sdk.delete_upload(spare) == {"success": True, "document_id": spare}
+            with pytest.raises(ApiError) as gone:
+                sdk.delete_upload(spare)
+            assert gone.value.status_code == 404
         orphan = upload_text(c, "orphan.txt", "Uploaded and forgotten.")
         wait_done(c, "keep-1")
         assert root.delete("/cleanup", params={"older_than_hours": 0}).status_code == 200

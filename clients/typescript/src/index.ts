@@ -145,6 +145,16 @@ export class BulkProcessingClient {
     return this.json({ method: "POST", path: `/job/${seg(jobId)}/cancel` });
   }
 
+  /** Delete a finished job with its chunks, vectors, exports and the files only it used. */
+  deleteJob(jobId: string): Promise<components["schemas"]["JobDeleted"]> {
+    return this.json({ method: "DELETE", path: `/job/${seg(jobId)}` });
+  }
+
+  /** Delete an upload no job uses. */
+  deleteUpload(documentId: string): Promise<components["schemas"]["UploadDeleted"]> {
+    return this.json({ method: "DELETE", path: `/uploads/${seg(documentId)}` });
+  }
+
   /** A fresh ticketed `websocket_url` for a job. */
   ticket(jobId: string): Promise<JobTicket> {
     return this.json({ method: "GET", path: `/job/${seg(jobId)}/ticket` });

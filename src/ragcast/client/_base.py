@@ -181,6 +181,14 @@ class BaseClient:
         return Call("POST", f"/job/{_seg(job_id)}/cancel")
 
     @staticmethod
+    def _delete_job(job_id: str) -> Call:
+        return Call("DELETE", f"/job/{_seg(job_id)}")
+
+    @staticmethod
+    def _delete_upload(document_id: str) -> Call:
+        return Call("DELETE", f"/uploads/{_seg(document_id)}")
+
+    @staticmethod
     def _ticket(job_id: str) -> Call:
         return Call("GET", f"/job/{_seg(job_id)}/ticket")
 

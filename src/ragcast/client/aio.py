@@ -123,6 +123,14 @@ class AsyncClient(BaseClient):
         """Cancel a job."""
         return await self._json(self._cancel(job_id))
 
+    async def delete_job(self, job_id: str) -> dict[str, Any]:
+        """Delete a finished job with its chunks, vectors, exports and the files only it used."""
+        return await self._json(self._delete_job(job_id))
+
+    async def delete_upload(self, document_id: str) -> dict[str, Any]:
+        """Delete an upload no job uses."""
+        return await self._json(self._delete_upload(document_id))
+
     async def ticket(self, job_id: str) -> dict[str, Any]:
         """A fresh ticketed ``websocket_url`` for a job."""
         return await self._json(self._ticket(job_id))

@@ -115,6 +115,14 @@ class Client(BaseClient):
         """Cancel a job."""
         return self._json(self._cancel(job_id))
 
+    def delete_job(self, job_id: str) -> dict[str, Any]:
+        """Delete a finished job with its chunks, vectors, exports and the files only it used."""
+        return self._json(self._delete_job(job_id))
+
+    def delete_upload(self, document_id: str) -> dict[str, Any]:
+        """Delete an upload no job uses."""
+        return self._json(self._delete_upload(document_id))
+
     def ticket(self, job_id: str) -> dict[str, Any]:
         """A fresh ticketed ``websocket_url`` for a job (for browsers and other processes)."""
         return self._json(self._ticket(job_id))

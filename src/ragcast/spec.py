@@ -6,6 +6,10 @@ Provider and pipeline code read a job's options through here, never through
 
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
 #: the languages Whisper transcribes (ISO 639-1, plus Whisper's ``haw`` and ``yue``)
 LANGUAGES: frozenset[str] = frozenset(
     (
@@ -17,6 +21,36 @@ LANGUAGES: frozenset[str] = frozenset(
 )
 #: ``settings.language`` when the language is detected per item
 AUTO = "auto"
+
+JinaTask = Literal[
+    "retrieval.passage", "retrieval.query", "text-matching", "code.passage", "code.query"
+]
+
+
+class EmbeddingModelConfig(BaseModel):
+    """The contract's ``embedding_model`` block; unknown keys (``label``) are kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(description="`local`, `jina-v4` or `gemini-exp`", min_length=1)
+    label: str | None = None
+    dimensions: int | None = Field(default=None, description="128-2048")
+    max_tokens: int | None = Field(default=None, ge=1)
+    jina_v4_task: JinaTask = "retrieval.passage"
+    jina_v4_dimensions: int | None = None
+    jina_v4_late_chunking: bool = True
+    jina_v4_multi_vector: bool = False
+    jina_v4_optimize_for_rag: bool = True
+    jina_v4_truncate_at_max: bool = True
+
+
+class VectorDbConfig(BaseModel):
+    """The contract's ``vector_db`` block."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(description="`chroma`, `pinecone`, `qdrant` or `pgvector`", min_length=1)
+    label: str | None = None
 
 
 def normalise_language(value: str) -> str:

@@ -21,12 +21,24 @@ from ragcast.api.routes import admin, exports, health, jobs, preview, process, s
 from ragcast.auth import TicketSigner, load_secret
 from ragcast.context import Context, build_context
 from ragcast.providers.embedders.base import EmbeddingSpec
+from ragcast.retrieval.layout import migrate_collections
 from ragcast.runner.broker import Runner
 from ragcast.settings import Settings
 
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/public/bulk"
+
+
+def _move_collections(ctx: Context, stop: threading.Event) -> None:
+    """Move jobs of a data dir from before shared collections (see retrieval.layout)."""
+    try:
+        moved = migrate_collections(ctx, stop)
+    except Exception:
+        log.exception("moving legacy collections failed; search still reads them")
+        return
+    if moved:
+        log.info("moved %d jobs to shared collections", moved)
 
 
 def _preload(ctx: Context) -> None:
@@ -64,14 +76,21 @@ def create_app(settings: Settings | None = None, *, run_workers: bool | None = N
         preload = threading.Thread(target=_preload, args=(ctx,), name="ragcast-preload")
         if settings.preload_models:
             preload.start()
+        stop_moving = threading.Event()
+        mover = threading.Thread(
+            target=_move_collections, args=(ctx, stop_moving), name="ragcast-layout"
+        )
+        mover.start()
         try:
             yield
         finally:
             app.state.runner_started = False
+            stop_moving.set()
             runner.stop()
-            if preload.is_alive():
-                # A native library torn down mid-load at exit aborts the process.
-                preload.join()
+            for thread in (preload, mover):
+                if thread.is_alive():
+                    # A native library torn down mid-call at exit aborts the process.
+                    thread.join()
             ctx.db.dispose()
 
     app = FastAPI(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ragcast.spec import normalise_language
+from ragcast.spec import EmbeddingModelConfig, JinaTask, VectorDbConfig, normalise_language
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 
@@ -14,35 +15,8 @@ Platform = Literal["tiktok", "youtube", "twitch", "documents"]
 InputMethod = Literal["channel", "urls", "upload"]
 JobState = Literal["pending", "initializing", "processing", "completed", "failed", "cancelled"]
 ExportFormat = Literal["json", "csv", "parquet", "vector"]
-JinaTask = Literal[
-    "retrieval.passage", "retrieval.query", "text-matching", "code.passage", "code.query"
-]
 
-
-class EmbeddingModelConfig(BaseModel):
-    """The contract's ``embedding_model`` block; unknown keys (``label``) are kept."""
-
-    model_config = ConfigDict(extra="allow")
-
-    id: str = Field(description="`local`, `jina-v4` or `gemini-exp`", min_length=1)
-    label: str | None = None
-    dimensions: int | None = Field(default=None, description="128-2048")
-    max_tokens: int | None = Field(default=None, ge=1)
-    jina_v4_task: JinaTask = "retrieval.passage"
-    jina_v4_dimensions: int | None = None
-    jina_v4_late_chunking: bool = True
-    jina_v4_multi_vector: bool = False
-    jina_v4_optimize_for_rag: bool = True
-    jina_v4_truncate_at_max: bool = True
-
-
-class VectorDbConfig(BaseModel):
-    """The contract's ``vector_db`` block."""
-
-    model_config = ConfigDict(extra="allow")
-
-    id: str = Field(description="`chroma`, `pinecone`, `qdrant` or `pgvector`", min_length=1)
-    label: str | None = None
+__all__ = ["EmbeddingModelConfig", "JinaTask", "VectorDbConfig"]  # re-exported: part of the API
 
 
 class ProcessingSettings(BaseModel):
@@ -213,17 +187,48 @@ class UploadPublic(BaseModel):
 
 
 class SearchQuery(BaseModel):
-    """Body of ``POST /search``."""
+    """Body of ``POST /search``: the query, how to search, and filters (all must hold)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     query: str = Field(min_length=1, max_length=4096)
-    job_id: str | None = Field(default=None, pattern=ID_PATTERN)
+    mode: Literal["hybrid", "dense", "lexical"] = Field(
+        default="hybrid",
+        description="`hybrid` fuses the lexical and dense rankings; `dense` compares "
+        "embeddings only; `lexical` matches terms only (BM25).",
+    )
     top_k: int = Field(default=10, ge=1, le=100)
+    job_id: str | None = Field(default=None, pattern=ID_PATTERN)
     content_id: str | None = Field(
         default=None, min_length=1, max_length=128, description="Only this content's chunks."
     )
     platform: Platform | None = Field(default=None, description="Only jobs of this platform.")
     language: str | None = Field(
         default=None, max_length=32, description="Only chunks in this language (ISO 639-1)."
+    )
+    channel: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=512,
+        description="Only items of this channel (its name as the platform gives it).",
+    )
+    uploaded_after: str | None = Field(
+        default=None,
+        description="Only items uploaded on or after this date (`YYYY-MM-DD` or `YYYYMMDD`).",
+    )
+    uploaded_before: str | None = Field(
+        default=None,
+        description="Only items uploaded on or before this date (`YYYY-MM-DD` or `YYYYMMDD`).",
+    )
+    context: int = Field(
+        default=0,
+        ge=0,
+        le=5,
+        description="Neighbouring chunks to return with each hit, on each side, merged "
+        "into one passage with its time span.",
+    )
+    rerank: bool = Field(
+        default=False, strict=True, description="Reorder the best candidates with the reranker."
     )
 
     @field_validator("language")
@@ -236,11 +241,44 @@ class SearchQuery(BaseModel):
             raise ValueError("name a language code, not 'auto', or leave language out")
         return code
 
+    @field_validator("uploaded_after", "uploaded_before")
+    @classmethod
+    def _a_date(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return parse_day(value).isoformat()
+
+
+def parse_day(value: str) -> date:
+    """A calendar day from ``YYYY-MM-DD`` or ``YYYYMMDD``; ValueError says which forms."""
+    text = value.strip()
+    try:
+        if len(text) == 8 and text.isdigit():
+            return date(int(text[:4]), int(text[4:6]), int(text[6:]))
+        if len(text) == 10:
+            return date.fromisoformat(text)
+    except ValueError:
+        pass
+    raise ValueError(f"not a date: {value[:40]!r}; expected YYYY-MM-DD or YYYYMMDD")
+
+
+class SearchPassage(BaseModel):
+    """A hit with its neighbouring chunks, as one text over one time span."""
+
+    text: str
+    start_s: float | None
+    end_s: float | None
+    first_chunk: int
+    last_chunk: int
+
 
 class SearchHit(BaseModel):
     """One chunk found by a search."""
 
-    score: float
+    score: float = Field(
+        description="hybrid: the fused score (0-1); dense: cosine similarity; lexical: "
+        "BM25; with rerank: the reranker's score."
+    )
     text: str
     start_s: float | None
     end_s: float | None
@@ -253,10 +291,15 @@ class SearchHit(BaseModel):
     url: str | None
     platform: str | None = None
     language: str | None = Field(default=None, description="Language of the chunk's item")
+    channel: str | None = None
+    upload_date: str | None = Field(default=None, description="`YYYYMMDD`, where known")
     deep_link: str | None = Field(
         default=None,
         description="The URL opened at `start_s` (YouTube `t=93s`, Twitch VODs "
         "`t=1h2m3s`); the plain URL where the player takes no time; null without a URL.",
+    )
+    context: SearchPassage | None = Field(
+        default=None, description="With `context` > 0: the hit and its neighbours."
     )
 
 
@@ -265,6 +308,7 @@ class SearchResults(BaseModel):
 
     success: bool = True
     query: str
+    mode: str = "hybrid"
     results: list[SearchHit]
 
 

@@ -8,6 +8,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote, unquote
@@ -221,22 +222,14 @@ class BaseClient:
         return Call("GET", f"/download/{_seg(export_id)}")
 
     @staticmethod
-    def _search(
-        query: str,
-        job_id: str | None,
-        top_k: int,
-        content_id: str | None = None,
-        platform: str | None = None,
-        language: str | None = None,
-    ) -> Call:
+    def _search(query: str, job_id: str | None, top_k: int, **options: Any) -> Call:
+        """``POST /search``; options left as None are not sent (the server's defaults)."""
         body: dict[str, Any] = {"query": query, "top_k": top_k}
-        filters = (
-            ("job_id", job_id),
-            ("content_id", content_id),
-            ("platform", platform),
-            ("language", language),
-        )
-        for key, value in filters:
+        if job_id is not None:
+            body["job_id"] = job_id
+        for key, value in options.items():
+            if isinstance(value, date):
+                value = value.isoformat()
             if value is not None:
                 body[key] = value
         return Call("POST", "/search", json=body)

@@ -6,6 +6,7 @@ import asyncio
 import mimetypes
 import time
 from collections.abc import AsyncIterator, Mapping
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -238,13 +239,35 @@ class AsyncClient(BaseClient):
         job_id: str | None = None,
         top_k: int = 10,
         *,
+        mode: str | None = None,
         content_id: str | None = None,
         platform: str | None = None,
         language: str | None = None,
+        channel: str | None = None,
+        uploaded_after: str | date | None = None,
+        uploaded_before: str | date | None = None,
+        context: int | None = None,
+        rerank: bool | None = None,
     ) -> dict[str, Any]:
-        """The indexed chunks nearest to ``query`` (in one job with ``job_id``; filtered by
-        content id, platform and spoken language when given)."""
-        return await self._json(self._search(query, job_id, top_k, content_id, platform, language))
+        """The user's best chunks for ``query``: hybrid (lexical and dense) unless ``mode``
+        is ``dense`` or ``lexical``. Filters narrow it (one job, content, platform, spoken
+        language, channel, upload dates); ``context`` adds each hit's neighbouring chunks;
+        ``rerank`` reorders the best candidates with the server's reranker."""
+        call = self._search(
+            query,
+            job_id,
+            top_k,
+            mode=mode,
+            content_id=content_id,
+            platform=platform,
+            language=language,
+            channel=channel,
+            uploaded_after=uploaded_after,
+            uploaded_before=uploaded_before,
+            context=context,
+            rerank=rerank,
+        )
+        return await self._json(call)
 
     async def cleanup(self, older_than_hours: float | None = None) -> dict[str, Any]:
         """Delete finished jobs older than ``older_than_hours`` (admin keys only)."""

@@ -1,10 +1,11 @@
 """Deleting jobs and uploads: rows, files, and the vectors nothing else needs.
 
 Shared by ``DELETE /job/{job_id}`` (the owner), ``DELETE /uploads/{document_id}`` and the
-admin's ``DELETE /cleanup``. Vector ids are ``content_id:chunk_index`` per user and
-embedding model, so the same video in two jobs of one user is one set of vectors: a
-content's vectors go only when no other job of that user in the same collection still
-holds the content. Upload and media files go only when no remaining item uses them.
+admin's ``DELETE /cleanup``. Vector ids are ``content_id:chunk_index`` in the user's
+tenant of the embedding model's collection, so the same video in two jobs of one user is
+one set of vectors: a content's vectors go only when no other job of that user in the
+same collection still holds the content. Upload and media files go only when no
+remaining item uses them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
 
 from ragcast.context import Context
+from ragcast.retrieval.layout import job_tenant
 from ragcast.store.models import Export, Item, Job, Upload
 
 log = logging.getLogger(__name__)
@@ -32,8 +34,8 @@ class Purged:
     exports: int = 0
     uploads: int = 0
     files: list[str] = field(default_factory=list)
-    #: (vector_db, collection, content_id) whose vectors no remaining job holds
-    vectors: list[tuple[str, str, str]] = field(default_factory=list)
+    #: (vector_db, collection, content_id, tenant) whose vectors no remaining job holds
+    vectors: list[tuple[str, str, str, str | None]] = field(default_factory=list)
 
 
 def delete_jobs(s: Session, jobs: list[Job], *, vectors: bool) -> Purged:
@@ -78,7 +80,8 @@ def delete_jobs(s: Session, jobs: list[Job], *, vectors: bool) -> Purged:
             )
         )
         if vectors and not shared:
-            out.vectors.append((job.vector_db, job.collection, content))
+            owner = job_tenant(job.collection, job.user_id)
+            out.vectors.append((job.vector_db, job.collection, content, owner))
         used_media = s.scalar(select(exists().where(others, Item.media_path == media)))
         if kind != "upload" and media and not used_media:
             out.files.append(media)
@@ -110,8 +113,9 @@ def finish(ctx: Context, out: Purged) -> None:
     """After the commit: remove the files and the vectors a deletion listed."""
     for path in out.files:
         Path(path).unlink(missing_ok=True)
-    for store_id, collection, content in out.vectors:
+    for store_id, collection, content, owner in out.vectors:
         try:
-            ctx.providers.vector_store(store_id).delete_stale(collection, content, keep=0)
+            store = ctx.providers.vector_store(store_id)
+            store.delete_stale(collection, content, keep=0, tenant=owner)
         except Exception:  # noqa: BLE001 - the rows are gone; a store outage is logged only
             log.exception("could not delete the vectors of %s from %s", content, store_id)

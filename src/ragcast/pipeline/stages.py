@@ -23,6 +23,9 @@ from ragcast.pipeline.types import ChunkSpec, TextChunk
 from ragcast.pipeline.types import Transcript as TranscriptData
 from ragcast.providers.embedders.base import Embedder, EmbeddingSpec, Vectors
 from ragcast.providers.vectorstores.base import VectorRecord
+from ragcast.retrieval.filters import upload_ts
+from ragcast.retrieval.layout import job_tenant
+from ragcast.retrieval.lexical import lexical_index
 from ragcast.spec import job_language
 from ragcast.store.models import Chunk, Item, Job, Transcript, Upload
 
@@ -196,31 +199,43 @@ class ItemStages:
 
     # -- index ------------------------------------------------------------------------
     def index(self, s: Session, item: Item, job: Job) -> None:
-        """Upsert the item's vectors and drop chunks of an earlier, longer version."""
+        """Upsert the item's vectors, drop chunks of an earlier, longer version, and add
+        the chunks' terms to the lexical index (committed with the item's stage)."""
         store = self.ctx.providers.vector_store(job.vector_db)
         store.ensure_collection(job.collection, job.dimensions)
-        rows = s.scalars(
-            select(Chunk).where(Chunk.item_id == item.id).order_by(Chunk.chunk_index)
-        ).all()
-        width = 0
-        if any(c.multi_embedding is not None for c in rows):
-            width = self.ctx.providers.embedder(embedding_spec(job)).multi_vector_dimensions
-        records = [
-            VectorRecord(
-                id=f"{item.content_id}:{c.chunk_index}",
-                vector=np.frombuffer(c.embedding or b"", dtype=np.float32),
-                text=c.text,
-                metadata=vector_metadata(job, item, c),
-                multi_vector=(
-                    np.frombuffer(c.multi_embedding, dtype=np.float32).reshape(-1, width)
-                    if c.multi_embedding is not None and width
-                    else None
-                ),
-            )
-            for c in rows
-        ]
-        store.upsert(job.collection, records)
-        store.delete_stale(job.collection, item.content_id, keep=len(records))
+        records = index_records(self.ctx, s, item, job)
+        owner = job_tenant(job.collection, job.user_id)
+        store.upsert(job.collection, records, tenant=owner)
+        store.delete_stale(job.collection, item.content_id, keep=len(records), tenant=owner)
+        lexical_index(s).add(
+            s,
+            job.user_id,
+            list(s.execute(select(Chunk.id, Chunk.text).where(Chunk.item_id == item.id)).tuples()),
+        )
+
+
+def index_records(ctx: Context, s: Session, item: Item, job: Job) -> list[VectorRecord]:
+    """The vector records of an item's stored chunks, ready to upsert."""
+    rows = s.scalars(
+        select(Chunk).where(Chunk.item_id == item.id).order_by(Chunk.chunk_index)
+    ).all()
+    width = 0
+    if any(c.multi_embedding is not None for c in rows):
+        width = ctx.providers.embedder(embedding_spec(job)).multi_vector_dimensions
+    return [
+        VectorRecord(
+            id=f"{item.content_id}:{c.chunk_index}",
+            vector=np.frombuffer(c.embedding or b"", dtype=np.float32),
+            text=c.text,
+            metadata=vector_metadata(job, item, c),
+            multi_vector=(
+                np.frombuffer(c.multi_embedding, dtype=np.float32).reshape(-1, width)
+                if c.multi_embedding is not None and width
+                else None
+            ),
+        )
+        for c in rows
+    ]
 
 
 def vector_metadata(job: Job, item: Item, chunk: Chunk) -> dict[str, object]:
@@ -239,6 +254,7 @@ def vector_metadata(job: Job, item: Item, chunk: Chunk) -> dict[str, object]:
         "deep_link": deep_link(job.platform, item.url, chunk.start_s),
         "channel": item.channel,
         "upload_date": item.upload_date,
+        "upload_ts": upload_ts(item.upload_date),
         "platform": job.platform,
         "language": item.language,
     }

@@ -12,15 +12,17 @@ import threading
 from importlib.metadata import entry_points
 from typing import Any
 
-from ragcast.api.schemas import EmbeddingModelConfig, VectorDbConfig
 from ragcast.errors import ConfigurationError, ValidationError
 from ragcast.providers.embedders.base import Embedder, EmbeddingSpec
 from ragcast.providers.embedders.http import check_reachable
+from ragcast.providers.embedders.use import MODEL_NAME as USE_MODEL
+from ragcast.providers.embedders.use import NAMES as USE_NAMES
 from ragcast.providers.transcribers.base import Transcriber
 from ragcast.providers.transcribers.models import is_multilingual, resolve_model
 from ragcast.providers.transcribers.whisper import WhisperConfig, WhisperTranscriber
 from ragcast.providers.vectorstores.base import VectorStore
-from ragcast.settings import Settings
+from ragcast.settings import MINILM_NAMES, Settings, local_model_path
+from ragcast.spec import EmbeddingModelConfig, VectorDbConfig
 
 log = logging.getLogger(__name__)
 
@@ -34,16 +36,32 @@ _SHARED: dict[tuple[str, Any], Any] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def _shared_local(path: str, batch_size: int) -> Embedder:
-    from ragcast.providers.embedders.local import LocalEmbedder
-
+def _shared_local(name: str, batch_size: int) -> Embedder:
+    """The process's one instance of a ``local`` model (USE, or a sentence-transformers one)."""
+    key = ("local", (name, batch_size))
     with _SHARED_LOCK:
-        found: Embedder | None = _SHARED.get(("local", (path, batch_size)))
+        found: Embedder | None = _SHARED.get(key)
         if found is None:
-            found = _SHARED[("local", (path, batch_size))] = LocalEmbedder(
-                path, batch_size=batch_size
-            )
+            if name in USE_NAMES:
+                from ragcast.providers.embedders.use import UseEmbedder
+
+                found = UseEmbedder(batch_size=max(batch_size, 64))
+            else:
+                from ragcast.providers.embedders.local import LocalEmbedder
+
+                found = LocalEmbedder(local_model_path(name), batch_size=batch_size)
+            _SHARED[key] = found
         return found
+
+
+def local_model_name(name: str) -> str:
+    """One spelling per known ``local`` model (``sentence-transformers/all-MiniLM-L6-v2``
+    and ``all-MiniLM-L6-v2`` are the same model, and share a collection)."""
+    if name in MINILM_NAMES:
+        return MINILM_NAMES[0]
+    if name in USE_NAMES:
+        return USE_MODEL
+    return name
 
 
 def _plugin(group: str, name: str) -> Any:
@@ -125,9 +143,9 @@ class Providers:
             if found is not None:
                 return found.bind(spec)
             if spec.id == "local":
+                model = spec.options.get("model") or self.settings.local_embedding_model
                 emb: Embedder = _shared_local(
-                    self.settings.local_embedding_model_path,
-                    self.settings.local_embedding_batch_size,
+                    local_model_name(str(model)), self.settings.local_embedding_batch_size
                 )
             else:
                 cls = _plugin("ragcast.embedders", spec.id)
@@ -163,9 +181,25 @@ class Providers:
             "Invalid embedding model configuration",
         )
 
+    def local_models(self) -> tuple[str, ...]:
+        """The ``local`` models a job may name: the server's default first."""
+        default = local_model_name(self.settings.local_embedding_model)
+        return tuple(dict.fromkeys((default, USE_MODEL, MINILM_NAMES[0])))
+
     def _resolve_local(self, cfg: EmbeddingModelConfig) -> EmbeddingSpec:
+        named = (cfg.model_extra or {}).get("model")
+        if named is not None and (
+            not isinstance(named, str) or local_model_name(named) not in self.local_models()
+        ):
+            raise ValidationError(
+                "embedding_model.model",
+                f"unknown local model {str(named)[:80]!r}; expected one of "
+                f"{', '.join(self.local_models())}",
+                "Invalid embedding model configuration",
+            )
+        model = local_model_name(named) if isinstance(named, str) else self.local_models()[0]
         try:
-            emb = self.embedder(EmbeddingSpec("local", 0))
+            emb = self.embedder(EmbeddingSpec("local", 0, {"model": model}))
         except ConfigurationError as exc:
             raise ValidationError("embedding_model.id", exc.message) from exc
         if cfg.dimensions is not None and cfg.dimensions != emb.dimensions:
@@ -183,11 +217,10 @@ class Providers:
                 f"the local model {emb.model_name} cannot do late chunking",
                 "Invalid embedding model configuration",
             )
+        spec = EmbeddingSpec("local", emb.dimensions, {"model": model, "late_chunking": late})
         with self._lock:
-            self._embedders.setdefault(f"local-{emb.dimensions}", emb)
-        return EmbeddingSpec(
-            "local", emb.dimensions, {"model": emb.model_name, "late_chunking": late}
-        )
+            self._embedders.setdefault(spec.key, emb)
+        return spec
 
     def _require(self, attr: str, env: str, what: str) -> Any:
         """The embedder class for ``what``, checking its settings and installation."""

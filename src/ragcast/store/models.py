@@ -133,7 +133,7 @@ class Item(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     job_pk: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
     index: Mapped[int] = mapped_column(Integer)
-    content_id: Mapped[str] = mapped_column(String(128))
+    content_id: Mapped[str] = mapped_column(String(128), index=True)
     source_type: Mapped[str] = mapped_column(String(32))
     source_ref: Mapped[str] = mapped_column(Text)
     title: Mapped[str | None] = mapped_column(Text, default=None)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ragcast.api.schemas import EmbeddingModelConfig
 from ragcast.errors import ItemError, ValidationError
 from ragcast.providers.embedders.base import EmbeddingSpec
 from ragcast.providers.embedders.gemini import GeminiEmbedder
 from ragcast.settings import Settings
+from ragcast.spec import EmbeddingModelConfig
 from tests.providers.embedders.conftest import Sleeps, config
 from tests.providers.embedders.fake_gemini import FakeGemini
 

@@ -7,11 +7,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from ragcast.api.schemas import EmbeddingModelConfig
 from ragcast.errors import ItemError
 from ragcast.providers.embedders.base import EmbeddingSpec
 from ragcast.providers.embedders.jina import JinaEmbedder, JinaOptions
 from ragcast.settings import Settings
+from ragcast.spec import EmbeddingModelConfig
 from tests.providers.embedders.conftest import Sleeps, config
 from tests.providers.embedders.fake_jina import FakeJina
 

@@ -1,4 +1,8 @@
-"""Whole jobs through the API into Qdrant, pgvector and Pinecone, then searched."""
+"""Whole jobs through the API into Qdrant, pgvector and Pinecone, then searched.
+
+Every job of one embedding model lands in the model's shared collection, each user's
+vectors in their own tenant.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +17,17 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
+from ragcast.providers.embedders.base import EmbeddingSpec
 from ragcast.providers.vectorstores.base import VectorRecord, VectorStore
-from ragcast.store.models import Chunk, Item, User
+from ragcast.providers.vectorstores.pinecone import PineconeStore
+from ragcast.retrieval.layout import collection_name, tenant
+from ragcast.store.models import Chunk, Item, Job, User
 from tests.conftest import PREFIX, Api
 from tests.providers.vectorstores.fake_pinecone import FakePinecone, serve
 
-LOCAL_DIMS = 384  # the packaged all-MiniLM-L6-v2
+LOCAL_DIMS = 512  # the default local model (USE multilingual v3)
+#: the collection every job of the default local model goes to
+SHARED = collection_name(EmbeddingSpec("local", LOCAL_DIMS, {"model": "use-multilingual-v3"}))
 
 HARBOUR = " ".join(
     f"The ferry number {n} leaves the harbour at {n} o'clock and the timetable is posted "
@@ -48,8 +57,20 @@ class Backend:
         with self.api.client.app.state.ctx.db.session() as s:  # type: ignore[attr-defined]
             return int(s.scalar(select(User.id).where(User.name == name)))
 
-    def collection(self, user: str) -> str:
-        return f"ragcast-u{self.user_id(user)}-local-{LOCAL_DIMS}"
+    def collection(self, job_id: str = "a1", user: str = "alice") -> str:
+        """The shared collection a job's vectors went to."""
+        uid = self.user_id(user)
+        with self.api.client.app.state.ctx.db.session() as s:  # type: ignore[attr-defined]
+            return str(
+                s.scalar(select(Job.collection).where(Job.job_id == job_id, Job.user_id == uid))
+            )
+
+    def tenant(self, user: str = "alice") -> str:
+        return tenant(self.user_id(user))
+
+    def count(self, user: str = "alice", job_id: str = "a1") -> int:
+        """Vectors of ``user`` in the collection of their job ``job_id``."""
+        return self.store.count(self.collection(job_id, user), tenant=self.tenant(user))
 
     def run(self, job_id: str, doc: str, user: str = "alice", chunk_size: int = 64) -> None:
         settings = {"chunkSize": chunk_size, "chunkOverlap": 8, "maxTokens": 8192}
@@ -107,7 +128,7 @@ def test_jobs_search_tenancy_and_reruns(
     b = make_backend(name, api_factory, tmp_path, stack, dsn=pg_dsn_lazy)
     alice_doc = b.api.upload(write(tmp_path, "harbour.txt", HARBOUR))
     b.run("a1", alice_doc)
-    assert b.store.count(b.collection("alice")) == b.chunks("a1") > 1
+    assert b.count() == b.chunks("a1") > 1
 
     hits = b.search(query="when does the ferry leave the harbour", top_k=5).json()["results"]
     assert hits and "ferry" in hits[0]["text"] and hits[0]["job_id"] == "a1"
@@ -117,6 +138,8 @@ def test_jobs_search_tenancy_and_reruns(
     # Bob's search never reaches Alice's chunks, even with her words.
     bob_doc = b.api.upload(write(tmp_path, "goats.txt", MOUNTAIN), user="bob")
     b.run("b1", bob_doc, user="bob")
+    assert b.collection("b1", "bob") == b.collection()  # one collection, two tenants
+    assert b.store.count(b.collection()) == b.count() + b.count("bob", "b1")
     for query in ("ferry harbour timetable lighthouse", "mountain goat"):
         found = b.search("bob", query=query, top_k=50).json()["results"]
         assert found and all(h["content_id"] != alice_content for h in found)
@@ -126,10 +149,10 @@ def test_jobs_search_tenancy_and_reruns(
     # The same content again, cut finer then coarser: the count follows the chunks.
     b.run("a2", alice_doc, chunk_size=32)
     finer = b.chunks("a2")
-    assert finer > b.chunks("a1") and b.store.count(b.collection("alice")) == finer
+    assert finer > b.chunks("a1") and b.count() == finer
     b.run("a3", alice_doc, chunk_size=128)
-    assert b.store.count(b.collection("alice")) == b.chunks("a3") < finer
-    assert b.store.count(b.collection("bob")) == b.chunks("b1", user="bob")
+    assert b.count() == b.chunks("a3") < finer
+    assert b.count("bob", "b1") == b.chunks("b1", user="bob")
 
 
 @pytest.mark.parametrize("name", ["qdrant", "pgvector", "pinecone"])
@@ -142,7 +165,7 @@ def test_a_dimension_clash_is_refused_at_submission(
 ) -> None:
     b = make_backend(name, api_factory, tmp_path, stack, dsn=pg_dsn_lazy, dims=128)
     if name != "pinecone":  # Pinecone's index itself has 128 dimensions
-        b.store.ensure_collection(b.collection("alice"), 128)
+        b.store.ensure_collection(SHARED, 128)
     doc = b.api.upload(write(tmp_path, "harbour.txt", HARBOUR))
     r = b.api.submit("clash", [doc], vector_db={"id": name})
     assert r.status_code == 400, r.text
@@ -158,7 +181,9 @@ def test_pinecone_trimmed_text_is_answered_in_full(
     b = make_backend("pinecone", api_factory, tmp_path, stack)
     b.run("p1", b.api.upload(write(tmp_path, "harbour.txt", HARBOUR)))
     assert b.pinecone is not None
-    namespace = b.pinecone.namespaces[b.collection("alice")]
+    store = b.store
+    assert isinstance(store, PineconeStore)
+    namespace = b.pinecone.namespaces[store.namespace(b.collection("p1"), b.tenant())]
     for stored in namespace.values():  # as if every chunk had been over 40 KB
         assert stored.metadata is not None
         stored.metadata.update(text=stored.metadata["text"][:10], text_truncated=True)
@@ -193,7 +218,7 @@ def test_search_filters_and_deep_links(api_factory: Callable[..., Api], tmp_path
     }
     vector = np.frombuffer(row.embedding, dtype=np.float32)
     record = VectorRecord(f"{first['content_id']}:0", vector, row.text, meta)
-    b.store.upsert(b.collection("alice"), [record])
+    b.store.upsert(b.collection("c1"), [record], tenant=b.tenant())
     hits = b.search(query=row.text, top_k=1).json()["results"]
     assert hits[0]["deep_link"] == "https://www.youtube.com/watch?v=abc123&t=93s"
     assert hits[0]["platform"] == "youtube"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import numpy as np
 import pytest
@@ -164,3 +165,153 @@ def test_long_text_survives(store: VectorStore, name: str) -> None:
         assert text.startswith(hit.text) and 30_000 < len(hit.text.encode()) < 40_000
     else:
         assert hit.text == text
+
+
+# -- tenants sharing a collection ---------------------------------------------------------
+def dated(content_id: str, days: list[int], *, seed: int = 0) -> list[VectorRecord]:
+    """One chunk per day of January 2024, with ``upload_ts`` as search stores it."""
+    out = records(content_id, len(days), seed=seed)
+    for r, day in zip(out, days, strict=True):
+        r.metadata["upload_ts"] = 20240100 + day
+    return out
+
+
+def test_tenants_are_isolated(store: VectorStore, name: str) -> None:
+    store.ensure_collection(name, DIMS)
+    store.upsert(name, records("doc-a", 6), tenant="u1")
+    store.upsert(name, records("doc-a", 4, seed=5, text="other"), tenant="u2")
+    assert store.count(name, tenant="u1") == 6 and store.count(name, tenant="u2") == 4
+    assert store.count(name) == 10  # no tenant: the whole collection
+
+    mine = store.query(name, unit(2).tolist(), 20, tenant="u1")
+    assert sorted(h.id for h in mine) == [f"doc-a:{i}" for i in range(6)]  # the bare ids
+    assert mine[0].id == "doc-a:2" and mine[0].text == "chunk 2 of doc-a"
+    assert "tenant" not in mine[0].metadata
+    theirs = store.query(name, unit(5000).tolist(), 20, tenant="u2")
+    assert sorted(h.id for h in theirs) == [f"doc-a:{i}" for i in range(4)]
+    assert theirs[0].id == "doc-a:0" and theirs[0].text == "other 0 of doc-a"
+    assert store.query(name, unit(2).tolist(), 20, tenant="u3") == []
+    assert store.count(name, tenant="u3") == 0
+
+    store.delete_stale(name, "doc-a", keep=2, tenant="u2")
+    assert store.count(name, tenant="u2") == 2 and store.count(name, tenant="u1") == 6
+    store.delete_stale(name, "doc-a", keep=0, tenant="u1")
+    assert store.count(name, tenant="u1") == 0 and store.count(name, tenant="u2") == 2
+
+
+def test_a_tenant_rewrites_only_its_own_records(store: VectorStore, name: str) -> None:
+    store.ensure_collection(name, DIMS)
+    store.upsert(name, records("doc-a", 3), tenant="u1")
+    store.upsert(name, records("doc-a", 3), tenant="u2")
+    store.upsert(name, records("doc-a", 3, text="again"), tenant="u1")
+    assert store.count(name) == 6
+    assert {h.text for h in store.query(name, unit(0).tolist(), 10, tenant="u1")} == {
+        f"again {i} of doc-a" for i in range(3)
+    }
+    assert {h.text for h in store.query(name, unit(0).tolist(), 10, tenant="u2")} == {
+        f"chunk {i} of doc-a" for i in range(3)
+    }
+
+
+def test_no_tenant_is_a_space_of_its_own(store: VectorStore, name: str) -> None:
+    store.ensure_collection(name, DIMS)
+    store.upsert(name, records("doc-a", 5))
+    store.upsert(name, records("doc-b", 3, seed=1), tenant="u1")
+    assert {h.metadata["content_id"] for h in store.query(name, unit(1).tolist(), 20)} == {"doc-a"}
+    assert {
+        h.metadata["content_id"] for h in store.query(name, unit(1).tolist(), 20, tenant="u1")
+    } == {"doc-b"}
+    assert store.count(name, tenant="u1") == 3 and store.count(name) == 8
+    store.delete_stale(name, "doc-b", keep=0)  # not the tenant's records
+    assert store.count(name, tenant="u1") == 3
+    store.delete_stale(name, "doc-a", keep=1)
+    assert store.count(name) == 4
+
+
+def test_range_filters(store: VectorStore, name: str) -> None:
+    store.ensure_collection(name, DIMS)
+    store.upsert(name, dated("doc-a", [5, 10, 15, 20, 25, 31]), tenant="u1")
+    store.upsert(name, dated("doc-b", [10, 15, 20], seed=1), tenant="u2")
+    q = unit(0).tolist()
+
+    def days(where: dict[str, Any]) -> list[int]:
+        hits = store.query(name, q, 20, where, tenant="u1")
+        return sorted(int(h.metadata["upload_ts"]) - 20240100 for h in hits)
+
+    assert days({"upload_ts": {"$gte": 20240115}}) == [15, 20, 25, 31]
+    assert days({"upload_ts": {"$lte": 20240110}}) == [5, 10]
+    assert days({"upload_ts": {"$gte": 20240110, "$lte": 20240125}}) == [10, 15, 20, 25]
+    assert days({"upload_ts": {"$gte": 20240201}}) == []
+    assert days({"chunk_index": {"$gte": 1, "$lte": 2}}) == [10, 15]
+    both: dict[str, Any] = {
+        "upload_ts": {"$gte": 20240110},
+        "content_id": "doc-a",
+        "chunk_index": {"$lte": 3},
+    }
+    assert days(both) == [10, 15, 20]
+
+
+def test_in_filter_within_a_tenant(store: VectorStore, name: str) -> None:
+    store.ensure_collection(name, DIMS)
+    store.upsert(name, records("doc-a", 3) + records("yt-b", 3, seed=1), tenant="u1")
+    store.upsert(name, records("doc-a", 3, seed=2) + records("yt-c", 3, seed=3), tenant="u2")
+    where: dict[str, Any] = {"content_id": {"$in": ["doc-a", "yt-c"]}}
+    hits = store.query(name, unit(0).tolist(), 20, where, tenant="u1")
+    assert sorted(h.id for h in hits) == ["doc-a:0", "doc-a:1", "doc-a:2"]
+    where = {"content_id": {"$in": ["doc-a", "yt-b", "yt-c"]}, "platform": "youtube"}
+    hits = store.query(name, unit(0).tolist(), 20, where, tenant="u2")
+    assert sorted(h.id for h in hits) == ["yt-c:0", "yt-c:1", "yt-c:2"]
+
+
+def test_a_big_tenant_beside_small_ones(store: VectorStore, name: str) -> None:
+    # Each tenant gets its own nearest records whatever its share of the collection.
+    store.ensure_collection(name, DIMS)
+    store.upsert(name, records("doc-big", 300), tenant="big")
+    for t in range(5):
+        store.upsert(name, records("doc-small", 4, seed=10 + t), tenant=f"s{t}")
+    q = unit(7)
+    big = store.query(name, q.tolist(), 10, tenant="big")
+    exact = sorted(range(300), key=lambda i: -float(unit(i) @ q))[:10]
+    assert [h.id for h in big][:3] == [f"doc-big:{i}" for i in exact[:3]]
+    assert len({h.id for h in big} & {f"doc-big:{i}" for i in exact}) >= 9
+    small = store.query(name, q.tolist(), 10, tenant="s3")
+    exact_small = sorted(range(4), key=lambda i: -float(unit(13000 + i) @ q))
+    assert [h.id for h in small] == [f"doc-small:{i}" for i in exact_small]
+    assert small[0].score == pytest.approx(float(unit(13000 + exact_small[0]) @ q), abs=1e-4)
+
+
+def test_drop_collection(store: VectorStore, name: str) -> None:
+    store.drop_collection(name)  # missing: nothing to do
+    store.ensure_collection(name, DIMS)
+    store.upsert(name, records("doc-a", 4), tenant="u1")
+    store.upsert(name, records("doc-a", 2))
+    other = name.replace("-local-", "-other-")
+    store.ensure_collection(other, DIMS)
+    store.upsert(other, records("doc-b", 3), tenant="u1")
+    store.drop_collection(name)
+    assert store.count(name) == 0 and store.count(name, tenant="u1") == 0
+    assert store.query(name, unit(0).tolist(), 5, tenant="u1") == []
+    assert store.query(name, unit(0).tolist(), 5) == []
+    assert store.count(other, tenant="u1") == 3  # another collection stays
+    store.drop_collection(name)
+    store.ensure_collection(name, DIMS)  # and the name can be used again
+    store.upsert(name, records("doc-c", 2), tenant="u1")
+    assert store.count(name, tenant="u1") == 2
+
+
+def test_bad_tenants_and_filters_are_refused(store: VectorStore, name: str) -> None:
+    store.ensure_collection(name, DIMS)
+    for bad in ("", "u1/x", "a b"):
+        with pytest.raises(ValueError):
+            store.upsert(name, records("doc-a", 1), tenant=bad)
+        with pytest.raises(ValueError):
+            store.query(name, unit(0).tolist(), 1, tenant=bad)
+    with pytest.raises(ValueError):
+        store.query(name, unit(0).tolist(), 1, {"upload_ts": {"$gt": 1}}, tenant="u1")
+    assert store.count(name) == 0
+
+
+def test_an_empty_in_matches_nothing(store: VectorStore, name: str) -> None:
+    store.ensure_collection(name, DIMS)
+    store.upsert(name, records("doc-a", 3), tenant="u1")
+    assert store.query(name, unit(0).tolist(), 5, {"content_id": {"$in": []}}, tenant="u1") == []

@@ -15,6 +15,7 @@ from ragcast.providers.vectorstores.base import VectorRecord
 from ragcast.providers.vectorstores.pinecone import (
     METADATA_BUDGET,
     PineconeStore,
+    _filter,
     fit_metadata,
     trim_utf8,
 )
@@ -157,4 +158,48 @@ def test_settings_and_outages() -> None:
     store = pinecone_store(host, "k")
     with pytest.raises(TransientError):
         store.count(NAME)
+    store.close()
+
+
+def test_tenants_of_a_collection_are_namespaces_of_their_own(fake_pinecone: Fake) -> None:
+    fake, host = fake_pinecone
+    settings = Settings(
+        pinecone_api_key=fake.api_key, pinecone_host=host, pinecone_namespace_prefix="prod-"
+    )
+    store = PineconeStore.from_settings(settings)
+    shared, other = "ragcast-local-8", "ragcast-local-8-b"
+    store.upsert(shared, recs(2), tenant="u1")
+    store.upsert(shared, recs(3), tenant="u2")
+    store.upsert(shared, recs(1))
+    store.upsert(other, recs(4), tenant="u1")
+    assert {n: len(v) for n, v in fake.namespaces.items()} == {
+        "prod-ragcast-local-8/u1": 2,
+        "prod-ragcast-local-8/u2": 3,
+        "prod-ragcast-local-8": 1,
+        "prod-ragcast-local-8-b/u1": 4,
+    }
+    assert sorted(fake.namespaces["prod-ragcast-local-8/u2"]) == ["doc:0", "doc:1", "doc:2"]
+    assert store.count(shared) == 6 and store.count(shared, tenant="u2") == 3
+    store.drop_collection(shared)
+    assert {n: len(v) for n, v in fake.namespaces.items()} == {"prod-ragcast-local-8-b/u1": 4}
+    store.close()
+
+
+def test_range_filters_go_out_one_operator_a_clause(fake_pinecone: Fake) -> None:
+    fake, host = fake_pinecone
+    store = pinecone_store(host, fake.api_key)
+    batch = recs(5)
+    for i, r in enumerate(batch):
+        r.metadata["upload_ts"] = 20240110 + i
+    store.upsert(NAME, batch, tenant="u1")
+    where = {"upload_ts": {"$gte": 20240111, "$lte": 20240113}, "content_id": "doc"}
+    hits = store.query(NAME, vec(0), 10, where, tenant="u1")
+    assert sorted(h.id for h in hits) == ["doc:1", "doc:2", "doc:3"]
+    assert _filter(where) == {
+        "$and": [
+            {"upload_ts": {"$gte": 20240111}},
+            {"upload_ts": {"$lte": 20240113}},
+            {"content_id": {"$eq": "doc"}},
+        ]
+    }
     store.close()

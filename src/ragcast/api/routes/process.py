@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
@@ -16,6 +17,8 @@ from ragcast.api.deps import Ctx, ProcessUser
 from ragcast.api.schemas import JobAccepted, JobCreate, error_responses
 from ragcast.auth import Principal, TicketSigner
 from ragcast.errors import ConfigurationError, ConflictError, ValidationError
+from ragcast.providers.embedders.base import EmbeddingSpec
+from ragcast.retrieval.layout import collection_name
 from ragcast.settings import Settings
 from ragcast.sources.platforms import content_id, platform_of, video_id
 from ragcast.sources.safety import check_url
@@ -81,6 +84,15 @@ def request_hash(body: JobCreate) -> str:
     if data["settings"].get("language") == AUTO:
         data["settings"].pop("language")  # the default: bodies from before it hash the same
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def stored_request(body: JobCreate, spec: EmbeddingSpec) -> dict[str, Any]:
+    """The request as kept with the job, naming the ``local`` model it was embedded with
+    (so the job's vectors and its searches stay with that model whatever the default)."""
+    request: dict[str, Any] = body.model_dump(mode="json")
+    if spec.id == "local":
+        request["embedding_model"]["model"] = spec.options["model"]
+    return request
 
 
 def websocket_url(request: Request, public_url: str | None, job_id: str, ticket: str) -> str:
@@ -168,7 +180,7 @@ def start_processing(body: JobCreate, user: ProcessUser, ctx: Ctx, request: Requ
                 f"the {vector_db} vector database cannot store multi-vector embeddings; "
                 "choose one that can (qdrant) or turn jina_v4_multi_vector off",
             )
-    collection = f"ragcast-u{user.user_id}-{spec.key}"
+    collection = collection_name(spec)
     ctx.providers.check_collection(vector_db, collection, spec.dimensions)
     digest = request_hash(body)
     signer: TicketSigner = request.app.state.signer
@@ -181,7 +193,7 @@ def start_processing(body: JobCreate, user: ProcessUser, ctx: Ctx, request: Requ
                 job_id=body.job_id,
                 user_id=user.user_id,
                 request_hash=digest,
-                request=body.model_dump(mode="json"),
+                request=stored_request(body, spec),
                 platform=body.platform,
                 input_method=body.input_method,
                 embedding_model=spec.id,

@@ -1,17 +1,87 @@
-"""``POST /search``: the user's chunks nearest to a query, with time spans."""
+"""``POST /search``: the user's best chunks for a query, with time spans and deep links."""
 
 from __future__ import annotations
+
+from datetime import date
 
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
 from ragcast.api.deps import Ctx, CurrentUser
 from ragcast.api.routes.jobs import user_job
-from ragcast.api.schemas import SearchHit, SearchQuery, SearchResults, error_responses
+from ragcast.api.schemas import (
+    SearchHit,
+    SearchPassage,
+    SearchQuery,
+    SearchResults,
+    error_responses,
+)
+from ragcast.errors import ConfigurationError, ValidationError
 from ragcast.pipeline.links import deep_link
-from ragcast.search import search
+from ragcast.retrieval.filters import Filters
+from ragcast.retrieval.rerank import reranker
+from ragcast.retrieval.search import Hit, Query, search
 
 router = APIRouter(tags=["search"])
+
+
+def query_of(body: SearchQuery) -> Query:
+    """The search a request body asks for; a reversed date range is a 400."""
+    after = date.fromisoformat(body.uploaded_after) if body.uploaded_after else None
+    before = date.fromisoformat(body.uploaded_before) if body.uploaded_before else None
+    if after is not None and before is not None and after > before:
+        raise ValidationError("uploaded_after", "is later than uploaded_before")
+    filters = Filters(
+        job_id=body.job_id,
+        content_id=body.content_id,
+        platform=body.platform,
+        language=body.language,
+        channel=body.channel,
+        uploaded_after=after,
+        uploaded_before=before,
+    )
+    return Query(
+        text=body.query,
+        top_k=body.top_k,
+        mode=body.mode,
+        filters=filters,
+        context=body.context,
+        rerank=body.rerank,
+    )
+
+
+def hit_of(h: Hit, job_id: str | None) -> SearchHit:
+    """A search hit as the API answers it."""
+    m = h.metadata
+    return SearchHit(
+        score=round(h.score, 6),
+        text=h.text,
+        start_s=m.get("start_s"),
+        end_s=m.get("end_s"),
+        job_id=job_id or str(m.get("job_id", "")),
+        content_id=str(m.get("content_id", "")),
+        chunk_index=int(m.get("chunk_index", 0)),
+        source_type=str(m.get("source_type", "")),
+        source=str(m.get("source", "")),
+        title=m.get("title"),
+        url=m.get("url"),
+        platform=m.get("platform"),
+        language=m.get("language"),
+        channel=m.get("channel"),
+        upload_date=m.get("upload_date"),
+        deep_link=deep_link(m.get("platform"), m.get("url"), m.get("start_s")),
+        context=(
+            None
+            if h.context is None
+            else SearchPassage(
+                text=h.context.text,
+                start_s=h.context.start_s,
+                end_s=h.context.end_s,
+                first_chunk=h.context.first_chunk,
+                last_chunk=h.context.last_chunk,
+            )
+        ),
+    )
 
 
 @router.post(
@@ -21,8 +91,19 @@ router = APIRouter(tags=["search"])
     responses=error_responses(400, 401, 404, 413, 429),
 )
 async def search_chunks(body: SearchQuery, user: CurrentUser, ctx: Ctx) -> SearchResults:
-    """Search the user's indexed chunks (one job's with ``job_id``; filters by content id
-    and platform); each hit links to its moment in the source (``deep_link``)."""
+    """Search the user's indexed chunks: hybrid (lexical and dense, fused) by default.
+
+    Filters narrow the search to one job, content, platform, language, channel or upload
+    date range; ``context`` returns each hit with its neighbouring chunks; ``rerank``
+    reorders the best candidates with the server's reranker. Each hit links to its
+    moment in the source (``deep_link``).
+    """
+    q = query_of(body)
+    if body.rerank:
+        try:
+            await run_in_threadpool(reranker, ctx.settings)
+        except ConfigurationError as exc:
+            raise ValidationError("rerank", exc.message) from exc
     if body.job_id is not None:
         job_id = body.job_id
 
@@ -31,38 +112,7 @@ async def search_chunks(body: SearchQuery, user: CurrentUser, ctx: Ctx) -> Searc
                 user_job(s, user.user_id, job_id)  # 404 for unknown or foreign jobs
 
         await run_in_threadpool(check)
-    hits = await run_in_threadpool(
-        search,
-        ctx,
-        user.user_id,
-        body.query,
-        job_id=body.job_id,
-        top_k=body.top_k,
-        content_id=body.content_id,
-        platform=body.platform,
-        language=body.language,
-    )
+    hits = await run_in_threadpool(search, ctx, user.user_id, q)
     return SearchResults(
-        query=body.query,
-        results=[
-            SearchHit(
-                score=round(h.score, 6),
-                text=h.text,
-                start_s=h.metadata.get("start_s"),
-                end_s=h.metadata.get("end_s"),
-                job_id=body.job_id or str(h.metadata.get("job_id", "")),
-                content_id=str(h.metadata.get("content_id", "")),
-                chunk_index=int(h.metadata.get("chunk_index", 0)),
-                source_type=str(h.metadata.get("source_type", "")),
-                source=str(h.metadata.get("source", "")),
-                title=h.metadata.get("title"),
-                url=h.metadata.get("url"),
-                platform=h.metadata.get("platform"),
-                language=h.metadata.get("language"),
-                deep_link=deep_link(
-                    h.metadata.get("platform"), h.metadata.get("url"), h.metadata.get("start_s")
-                ),
-            )
-            for h in hits
-        ],
+        query=body.query, mode=body.mode, results=[hit_of(h, body.job_id) for h in hits]
     )

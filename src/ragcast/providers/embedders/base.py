@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -13,8 +15,8 @@ import numpy.typing as npt
 from ragcast.pipeline.chunk import TokenCounter
 
 if TYPE_CHECKING:
-    from ragcast.api.schemas import EmbeddingModelConfig
     from ragcast.settings import Settings
+    from ragcast.spec import EmbeddingModelConfig
 
 Vectors = npt.NDArray[np.float32]
 
@@ -29,8 +31,23 @@ class EmbeddingSpec:
 
     @property
     def key(self) -> str:
-        """A short stable name, used in collection names."""
+        """A short stable name, used in collection names: the model too for ``local``."""
+        model = self.options.get("model") if self.id == "local" else None
+        if isinstance(model, str) and model:
+            return f"{self.id}-{model_slug(model)}-{self.dimensions}"
         return f"{self.id}-{self.dimensions}"
+
+
+def model_slug(name: str) -> str:
+    """A short name safe in every store's collection names (``all-minilm-l6-v2``).
+
+    A path becomes its last part plus 6 hex digits of its SHA-1, so two folders of the
+    same name never share a collection.
+    """
+    base = re.sub(r"[^a-z0-9]+", "-", name.rstrip("/").rsplit("/", 1)[-1].lower()).strip("-")
+    if "/" in name or not base:
+        base = f"{base[:24]}-{hashlib.sha1(name.encode()).hexdigest()[:6]}".strip("-")
+    return base[:32]
 
 
 class Embedder(ABC):

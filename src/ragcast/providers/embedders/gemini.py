@@ -34,8 +34,8 @@ from ragcast.providers.embedders.estimate import ESTIMATE_NAME, EstimatingTokenC
 from ragcast.providers.embedders.http import HttpConfig, JsonClient, http_config, unit_rows
 
 if TYPE_CHECKING:
-    from ragcast.api.schemas import EmbeddingModelConfig
     from ragcast.settings import Settings
+    from ragcast.spec import EmbeddingModelConfig
 
 MAX_BATCH = 100
 INPUT_TOKENS = 2048

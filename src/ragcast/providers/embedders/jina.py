@@ -46,8 +46,8 @@ from ragcast.providers.embedders.http import HttpConfig, JsonClient, http_config
 from ragcast.providers.embedders.late import owners, plan_windows
 
 if TYPE_CHECKING:
-    from ragcast.api.schemas import EmbeddingModelConfig
     from ragcast.settings import Settings
+    from ragcast.spec import EmbeddingModelConfig
 
 MODEL = "jina-embeddings-v4"
 TASKS = ("retrieval.passage", "retrieval.query", "text-matching", "code.passage", "code.query")

@@ -1,17 +1,34 @@
-"""The vector store contract."""
+"""The vector store contract: one collection per embedding model, shared by tenants.
+
+A record upserted with ``tenant="u17"`` is seen only by calls that name the same
+tenant; the same record id under two tenants is two records. ``tenant=None`` is a
+space of its own (records written without a tenant), except for :meth:`VectorStore.count`,
+where it counts the whole collection.
+
+``where`` filters on metadata, keys ANDed, each one of::
+
+    {"k": value}                     # equality
+    {"k": {"$in": [v1, v2]}}         # any of
+    {"k": {"$gte": a, "$lte": b}}    # numeric range, either bound or both
+"""
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 if TYPE_CHECKING:
     from ragcast.settings import Settings
+
+#: what a tenant may look like: short, and safe in ids, namespaces and SQL literals
+TENANT_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+RANGE_OPS = frozenset({"$gte", "$lte"})
 
 
 @dataclass(slots=True)
@@ -36,8 +53,52 @@ class VectorHit:
     metadata: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """One key of a ``where`` filter: ``eq`` (``value``), ``in`` (``values``) or
+    ``range`` (``gte`` and/or ``lte``)."""
+
+    key: str
+    kind: Literal["eq", "in", "range"]
+    value: Any = None
+    values: tuple[Any, ...] = ()
+    gte: float | None = None
+    lte: float | None = None
+
+
+def conditions(where: dict[str, Any] | None) -> list[Condition]:
+    """``where`` parsed into one :class:`Condition` per key.
+
+    Raises :class:`ValueError` for operators outside the contract.
+    """
+    out: list[Condition] = []
+    for key, spec in (where or {}).items():
+        if not isinstance(spec, dict):
+            out.append(Condition(key, "eq", value=spec))
+        elif set(spec) == {"$in"}:
+            out.append(Condition(key, "in", values=tuple(spec["$in"])))
+        elif spec and set(spec) <= RANGE_OPS:
+            out.append(Condition(key, "range", gte=spec.get("$gte"), lte=spec.get("$lte")))
+        else:
+            raise ValueError(f"unsupported filter on {key!r}: {spec!r}")
+    return out
+
+
+def matches_nothing(conds: Sequence[Condition]) -> bool:
+    """Whether no record can pass ``conds`` (an empty ``$in``), so that a store need not
+    be asked (some refuse an empty list)."""
+    return any(c.kind == "in" and not c.values for c in conds)
+
+
+def check_tenant(tenant: str | None) -> str | None:
+    """``tenant`` itself, once checked against :data:`TENANT_RE` (None passes)."""
+    if tenant is not None and not TENANT_RE.fullmatch(tenant):
+        raise ValueError(f"invalid tenant {tenant!r}: expected {TENANT_RE.pattern}")
+    return tenant
+
+
 class VectorStore(ABC):
-    """A vector database holding one collection per user and embedding model."""
+    """A vector database holding one collection per embedding model, shared by tenants."""
 
     id: str = "store"
     max_batch: int = 1000
@@ -57,24 +118,41 @@ class VectorStore(ABC):
         """
 
     @abstractmethod
-    def upsert_batch(self, name: str, records: Sequence[VectorRecord]) -> None:
-        """Insert or overwrite ``records`` (at most ``max_batch``)."""
+    def upsert_batch(
+        self, name: str, records: Sequence[VectorRecord], *, tenant: str | None = None
+    ) -> None:
+        """Insert or overwrite ``records`` (at most ``max_batch``) of ``tenant``."""
 
     @abstractmethod
-    def delete_stale(self, name: str, content_id: str, keep: int) -> None:
-        """Delete chunks of ``content_id`` whose index is ``keep`` or more."""
+    def delete_stale(
+        self, name: str, content_id: str, keep: int, *, tenant: str | None = None
+    ) -> None:
+        """Delete ``tenant``'s chunks of ``content_id`` whose index is ``keep`` or more."""
 
     @abstractmethod
     def query(
-        self, name: str, vector: Sequence[float], top_k: int, where: dict[str, Any] | None = None
+        self,
+        name: str,
+        vector: Sequence[float],
+        top_k: int,
+        where: dict[str, Any] | None = None,
+        *,
+        tenant: str | None = None,
     ) -> list[VectorHit]:
-        """The ``top_k`` nearest records, optionally filtered by metadata equality/``$in``."""
+        """The ``top_k`` nearest records of ``tenant``, optionally filtered (``where``)."""
 
     @abstractmethod
-    def count(self, name: str) -> int:
-        """How many vectors ``name`` holds (0 when it does not exist)."""
+    def count(self, name: str, *, tenant: str | None = None) -> int:
+        """How many vectors ``tenant`` has in ``name``; all of them for ``tenant=None``
+        (0 when it does not exist)."""
 
-    def upsert(self, name: str, records: Sequence[VectorRecord]) -> None:
+    @abstractmethod
+    def drop_collection(self, name: str) -> None:
+        """Delete ``name`` with every tenant's records (nothing when it does not exist)."""
+
+    def upsert(
+        self, name: str, records: Sequence[VectorRecord], *, tenant: str | None = None
+    ) -> None:
         """Upsert any number of records in batches of ``max_batch``."""
         for start in range(0, len(records), self.max_batch):
-            self.upsert_batch(name, records[start : start + self.max_batch])
+            self.upsert_batch(name, records[start : start + self.max_batch], tenant=tenant)

@@ -1,7 +1,33 @@
-"""Chroma: persistent on disk (the default) or a Chroma server by URL."""
+"""Chroma: persistent on disk (the default) or a Chroma server by URL.
+
+Tenants share a collection: every record carries its tenant in the metadata key
+``tenant`` (``""`` for records written without one), and a tenant's record ids are
+stored as ``tenant/id`` so that two tenants' ``doc:0`` stay two records (the prefix is
+taken off the ids that come back). Records written before tenants existed have no
+``tenant`` key: they are in no tenant's space, not even the one without a tenant, and
+only :meth:`ChromaStore.count` without a tenant counts them.
+
+Chroma answers a filtered query by listing every record that passes the filter, then
+searching HNSW with that list as an allow-list: the listing costs time in proportion to
+the tenant's size, and a short allow-list makes the HNSW walk visit most of the graph.
+So :meth:`ChromaStore.query` plans its search itself:
+
+1. an unfiltered HNSW search of a few times ``top_k``, filtered here; enough for a
+   tenant that holds a good part of the collection (widened once when the share of
+   matches it found says a wider search would do);
+2. else, for a filter that matches at most :data:`BRUTE_MAX` records, those records
+   themselves, compared exactly (listed by the other conditions alone first, where
+   there are any: a content id narrows faster than a big tenant);
+3. else, Chroma's filtered search.
+
+A query of tenant ``"big"`` (100,000 of 110,100 records of 512 dimensions) took 288 ms
+through Chroma's filtered search, one of a tenant of 100 records 97 ms, and an
+unfiltered one 3.5 ms; planned, they take about 6 ms and 19 ms.
+"""
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -9,9 +35,25 @@ from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
+import numpy.typing as npt
 
 from ragcast.errors import ValidationError
-from ragcast.providers.vectorstores.base import VectorHit, VectorRecord, VectorStore
+from ragcast.providers.vectorstores.base import (
+    Condition,
+    VectorHit,
+    VectorRecord,
+    VectorStore,
+    check_tenant,
+    conditions,
+    matches_nothing,
+)
+
+TENANT = "tenant"  # the metadata key of a record's tenant
+FETCH_FACTOR = 4  # an unfiltered search first fetches this many times top_k …
+FETCH_MIN = 40  # … and at least this many
+FETCH_MAX = 1000  # the widest unfiltered search before filtering in Chroma
+BRUTE_MAX = 500  # filters matching at most this many records are searched exactly
+INCLUDE = ["documents", "metadatas", "distances"]
 
 
 class ChromaStore(VectorStore):
@@ -50,6 +92,13 @@ class ChromaStore(VectorStore):
             self._collections[name] = col
         return col
 
+    def _find(self, name: str) -> Any | None:
+        """The collection, or None when it does not exist."""
+        try:
+            return self._get(name)
+        except Exception:  # chroma raises NotFoundError/ValueError by version
+            return None
+
     def ensure_collection(self, name: str, dimensions: int) -> None:
         """Create or check ``name``."""
         with self._lock:
@@ -66,58 +115,129 @@ class ChromaStore(VectorStore):
                 )
             self._collections[name] = col
 
-    def upsert_batch(self, name: str, records: Sequence[VectorRecord]) -> None:
-        """Upsert one batch."""
+    def upsert_batch(
+        self, name: str, records: Sequence[VectorRecord], *, tenant: str | None = None
+    ) -> None:
+        """Upsert one batch of ``tenant``'s records."""
+        check_tenant(tenant)
         if not records:
             return
         self._get(name).upsert(
-            ids=[r.id for r in records],
+            ids=[stored_id(r.id, tenant) for r in records],
             embeddings=np.stack([np.asarray(r.vector, dtype=np.float32) for r in records]),
             documents=[r.text for r in records],
-            metadatas=[_clean(r.metadata) for r in records],
+            metadatas=[_clean(r.metadata) | {TENANT: tenant or ""} for r in records],
         )
 
-    def delete_stale(self, name: str, content_id: str, keep: int) -> None:
-        """Delete chunks of ``content_id`` with ``chunk_index >= keep``."""
-        self._get(name).delete(
-            where={"$and": [{"content_id": content_id}, {"chunk_index": {"$gte": keep}}]}
-        )
+    def delete_stale(
+        self, name: str, content_id: str, keep: int, *, tenant: str | None = None
+    ) -> None:
+        """Delete ``tenant``'s chunks of ``content_id`` with ``chunk_index >= keep``.
+
+        The chunks are listed by content id alone and picked by tenant here: a filter on
+        the tenant would have Chroma list all of the tenant's records.
+        """
+        owner = check_tenant(tenant) or ""
+        col = self._find(name)
+        if col is None:
+            return
+        where = {"$and": [{"content_id": content_id}, {"chunk_index": {"$gte": keep}}]}
+        got = col.get(where=where, include=["metadatas"])
+        stale = [
+            id_
+            for id_, meta in zip(got["ids"], got["metadatas"], strict=True)
+            if (meta or {}).get(TENANT) == owner
+        ]
+        if stale:
+            col.delete(ids=stale)
 
     def query(
-        self, name: str, vector: Sequence[float], top_k: int, where: dict[str, Any] | None = None
+        self,
+        name: str,
+        vector: Sequence[float],
+        top_k: int,
+        where: dict[str, Any] | None = None,
+        *,
+        tenant: str | None = None,
     ) -> list[VectorHit]:
-        """Nearest neighbours by cosine distance."""
-        try:
-            col = self._get(name)
-        except Exception:  # chroma raises NotFoundError/ValueError by version
+        """Nearest neighbours of ``tenant`` by cosine distance (planned as the module
+        says)."""
+        check_tenant(tenant)
+        conds = [Condition(TENANT, "eq", value=tenant or ""), *conditions(where)]
+        col = self._find(name)
+        if col is None or top_k < 1 or matches_nothing(conds):
             return []
-        res = col.query(
-            query_embeddings=[list(map(float, vector))],
-            n_results=top_k,
-            where=_where(where),
-            include=["documents", "metadatas", "distances"],
-        )
-        hits = []
-        for id_, doc, meta, dist in zip(
-            res["ids"][0],
-            res["documents"][0],
-            res["metadatas"][0],
-            res["distances"][0],
-            strict=True,
-        ):
-            hits.append(
-                VectorHit(
-                    id=id_, score=1.0 - float(dist), text=doc or "", metadata=dict(meta or {})
-                )
+        q = np.asarray(vector, dtype=np.float32)
+        hits = self._post_filtered(col, q, top_k, conds)
+        if hits is None:
+            hits = self._exact(col, q, top_k, conds)
+        if hits is None:
+            res = col.query(
+                query_embeddings=[q], n_results=top_k, where=_chroma(conds), include=INCLUDE
             )
-        return hits
+            hits = [_hit(*row) for row in _rows(res)]
+        return hits[:top_k]
 
-    def count(self, name: str) -> int:
-        """Number of vectors in ``name``."""
-        try:
-            return int(self._get(name).count())
-        except Exception:
+    def _post_filtered(
+        self, col: Any, q: npt.NDArray[np.float32], top_k: int, conds: list[Condition]
+    ) -> list[VectorHit] | None:
+        """The answer from unfiltered searches filtered here, or None when too few of
+        the nearest records pass the filter."""
+        n = min(max(FETCH_FACTOR * top_k, FETCH_MIN), max(FETCH_MAX, top_k))
+        while True:
+            res = col.query(query_embeddings=[q], n_results=n, include=INCLUDE)
+            rows = _rows(res)
+            hits = [_hit(*row) for row in rows if _passes(row[3], conds)]
+            if len(hits) >= top_k or len(rows) < n:  # enough, or the whole collection seen
+                return hits
+            # The share of matches so far tells how wide a search would find top_k.
+            wider = math.ceil(2 * top_k * n / len(hits)) if hits else FETCH_MAX + 1
+            if wider > FETCH_MAX:
+                return None
+            n = wider
+
+    def _exact(
+        self, col: Any, q: npt.NDArray[np.float32], top_k: int, conds: list[Condition]
+    ) -> list[VectorHit] | None:
+        """Exact cosine search over the records that pass the filter, or None when more
+        than :data:`BRUTE_MAX` do.
+
+        The other conditions are tried first without the tenant's: Chroma lists every
+        record of the tenant to apply that one, which a narrow filter (a content id)
+        makes needless.
+        """
+        others = [c for c in conds if c.key != TENANT]
+        for subset in ([others] if others else []) + [conds]:
+            got = col.get(
+                where=_chroma(subset),
+                limit=BRUTE_MAX + 1,
+                include=["embeddings", "documents", "metadatas"],
+            )
+            if len(got["ids"]) <= BRUTE_MAX:
+                return _ranked(got, q, top_k, conds)
+        return None
+
+    def count(self, name: str, *, tenant: str | None = None) -> int:
+        """Number of ``tenant``'s vectors in ``name``, of all of them without a tenant."""
+        col = self._find(name)
+        if col is None:
             return 0
+        if check_tenant(tenant) is None:
+            return int(col.count())
+        return len(col.get(where={TENANT: tenant}, include=[])["ids"])
+
+    def drop_collection(self, name: str) -> None:
+        """Delete ``name`` with every tenant's records."""
+        with self._lock:
+            self._collections.pop(name, None)
+            if self._find(name) is not None:
+                self._client.delete_collection(name)
+            self._collections.pop(name, None)
+
+
+def stored_id(record_id: str, tenant: str | None) -> str:
+    """The Chroma id of a tenant's record: ``tenant/id`` (the bare id without one)."""
+    return record_id if tenant is None else f"{tenant}/{record_id}"
 
 
 def _clean(meta: dict[str, Any]) -> dict[str, Any]:
@@ -125,8 +245,85 @@ def _clean(meta: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in meta.items() if v is not None}
 
 
-def _where(where: dict[str, Any] | None) -> dict[str, Any] | None:
-    if not where:
-        return None
-    clauses = [{k: v} for k, v in where.items()]
+Row = tuple[str, float, str | None, dict[str, Any]]  # stored id, score, text, metadata
+
+
+def _rows(res: dict[str, Any]) -> list[Row]:
+    """The rows of a one-vector query's answer."""
+    return [
+        (id_, 1.0 - float(dist), doc, dict(meta or {}))
+        for id_, doc, meta, dist in zip(
+            res["ids"][0],
+            res["documents"][0],
+            res["metadatas"][0],
+            res["distances"][0],
+            strict=True,
+        )
+    ]
+
+
+def _hit(stored: str, score: float, text: str | None, meta: dict[str, Any] | None) -> VectorHit:
+    """A row as a hit: the bare record id, the metadata without the tenant."""
+    metadata = dict(meta or {})
+    tenant = metadata.pop(TENANT, "")
+    rid = stored[len(tenant) + 1 :] if tenant else stored
+    return VectorHit(id=rid, score=score, text=text or "", metadata=metadata)
+
+
+def _ranked(
+    got: dict[str, Any], q: npt.NDArray[np.float32], top_k: int, conds: list[Condition]
+) -> list[VectorHit]:
+    """The ``top_k`` records of a ``get`` answer that pass ``conds``, by exact cosine."""
+    keep = [i for i, meta in enumerate(got["metadatas"]) if _passes(dict(meta or {}), conds)]
+    if not keep:
+        return []
+    vectors = np.asarray([got["embeddings"][i] for i in keep], dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1) * (float(np.linalg.norm(q)) or 1.0)
+    scores = (vectors @ q) / np.where(norms == 0, 1.0, norms)
+    order = np.argsort(-scores, kind="stable")[:top_k]
+    return [
+        _hit(
+            got["ids"][keep[j]],
+            float(scores[j]),
+            got["documents"][keep[j]],
+            got["metadatas"][keep[j]],
+        )
+        for j in order
+    ]
+
+
+def _chroma(conds: list[Condition]) -> dict[str, Any]:
+    """Conditions in Chroma's where language (one operator per clause)."""
+    clauses: list[dict[str, Any]] = []
+    for c in conds:
+        if c.kind == "eq":
+            clauses.append({c.key: c.value})
+        elif c.kind == "in":
+            clauses.append({c.key: {"$in": list(c.values)}})
+        else:
+            bounds = (("$gte", c.gte), ("$lte", c.lte))
+            clauses.extend({c.key: {op: b}} for op, b in bounds if b is not None)
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+def _passes(meta: dict[str, Any], conds: list[Condition]) -> bool:
+    """Whether a record's metadata passes the conditions, as Chroma would judge."""
+    return all(_holds(meta, c) for c in conds)
+
+
+def _holds(meta: dict[str, Any], c: Condition) -> bool:
+    if c.key not in meta:
+        return False
+    value = meta[c.key]
+    if c.kind == "eq":
+        return _same(value, c.value)
+    if c.kind == "in":
+        return any(_same(value, v) for v in c.values)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return (c.gte is None or value >= c.gte) and (c.lte is None or value <= c.lte)
+
+
+def _same(a: Any, b: Any) -> bool:
+    # Chroma keeps booleans apart from numbers: True does not equal 1.
+    return isinstance(a, bool) == isinstance(b, bool) and bool(a == b)

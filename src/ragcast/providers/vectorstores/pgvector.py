@@ -3,14 +3,22 @@
 Each ragcast collection is a table in ``RAGCAST_PGVECTOR_SCHEMA`` (default ``public``)
 named by :func:`table_name` (ragcast names carry ``-``, which SQL identifiers do not):
 
-    id text PRIMARY KEY, content_id text, chunk_index integer,
-    embedding vector(d), text text, metadata jsonb
+    tenant text NOT NULL DEFAULT '', id text, content_id text, chunk_index integer,
+    embedding vector(d), text text, metadata jsonb, PRIMARY KEY (tenant, id)
 
-with a btree index on ``(content_id, chunk_index)`` and an HNSW index with
-``vector_cosine_ops``. The dimension lives in the column's type modifier, which is what
+with a btree index on ``(tenant, content_id, chunk_index)`` and an HNSW index with
+``vector_cosine_ops``. Tenants share the table: every call for a tenant has
+``WHERE tenant = …``, and records written without a tenant have ``tenant = ''``.
+Tables made by an earlier ragcast (``id`` alone the primary key, no ``tenant``) get the
+column and the new keys in :meth:`PgVectorStore.ensure_collection`; their rows are the
+ones without a tenant.
+
+The dimension lives in the column's type modifier, which is what
 :meth:`PgVectorStore.ensure_collection` checks. HNSW indexes ``vector`` columns of at
 most 2,000 dimensions; wider collections are indexed as ``halfvec`` where the extension
-has it (pgvector ≥ 0.7) and searched exactly otherwise.
+has it (pgvector ≥ 0.7) and searched exactly otherwise. A filter applies after the
+HNSW scan: with pgvector ≥ 0.8 the scan goes on until enough rows pass it
+(``hnsw.iterative_scan``), and a search that still comes back short is repeated exactly.
 """
 
 from __future__ import annotations
@@ -26,7 +34,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ragcast.errors import ConfigurationError, TransientError, ValidationError
-from ragcast.providers.vectorstores.base import VectorHit, VectorRecord, VectorStore
+from ragcast.providers.vectorstores.base import (
+    Condition,
+    VectorHit,
+    VectorRecord,
+    VectorStore,
+    check_tenant,
+    conditions,
+    matches_nothing,
+)
 
 try:
     import psycopg
@@ -67,7 +83,8 @@ class PgVectorStore(VectorStore):
         self.schema = schema
         self._idle: queue.LifoQueue[psycopg.Connection[Any]] = queue.LifoQueue(pool_size)
         self._dims: dict[str, int] = {}
-        self._halfvec: bool | None = None
+        self._tenanted: set[str] = set()  # tables known to have the tenant column and keys
+        self._version: tuple[int, ...] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PgVectorStore:
@@ -103,7 +120,7 @@ class PgVectorStore(VectorStore):
             conn = psycopg.connect(self.dsn, autocommit=True)
         except psycopg.OperationalError as exc:
             raise TransientError(f"PostgreSQL is unavailable: {exc}") from exc
-        if self._halfvec is None:
+        if self._version is None:
             conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
             conn.execute(
                 sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
@@ -111,10 +128,19 @@ class PgVectorStore(VectorStore):
             row = conn.execute(
                 "SELECT extversion FROM pg_extension WHERE extname = 'vector'"
             ).fetchone()
-            version = tuple(int(p) for p in re.findall(r"\d+", row[0] if row else "0")[:2])
-            self._halfvec = version >= (0, 7)
+            self._version = tuple(int(p) for p in re.findall(r"\d+", row[0] if row else "0")[:2])
         register_vector(conn)
         return conn
+
+    @property
+    def _halfvec(self) -> bool:
+        """Whether the extension has ``halfvec`` (pgvector ≥ 0.7)."""
+        return (self._version or (0,)) >= (0, 7)
+
+    @property
+    def _iterative(self) -> bool:
+        """Whether HNSW scans can go on past ``ef_search`` rows (pgvector ≥ 0.8)."""
+        return (self._version or (0,)) >= (0, 8)
 
     def close(self) -> None:
         """Close the idle connections."""
@@ -137,19 +163,45 @@ class PgVectorStore(VectorStore):
         ).fetchone()
         return None if row is None else int(row[0])
 
+    def _has_tenant_key(self, conn: psycopg.Connection[Any], name: str) -> bool:
+        """Whether the table's primary key is ``(tenant, id)``."""
+        row = conn.execute(
+            "SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid"
+            " AND a.attnum = i.indkey[0] WHERE i.indrelid = to_regclass(%s)"
+            " AND i.indisprimary AND a.attname = 'tenant'",
+            (self._table(name).as_string(conn),),
+        ).fetchone()
+        return row is not None
+
+    def _prepare(self, conn: psycopg.Connection[Any], name: str) -> int | None:
+        """The dimension of ``name``'s table (None when there is none), once it has the
+        tenant column and keys: a table of an earlier ragcast gets them here."""
+        dims = self._existing_dims(conn, name)
+        if dims is not None and name not in self._tenanted:
+            if not self._has_tenant_key(conn, name):
+                self._lock(conn, name)
+                if not self._has_tenant_key(conn, name):
+                    self._add_tenants(conn, name)
+            self._tenanted.add(name)
+        return dims
+
+    def _lock(self, conn: psycopg.Connection[Any], name: str) -> None:
+        """Serialise DDL on ``name`` across processes: ``… IF NOT EXISTS`` still races."""
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (name,))
+
     # -- the contract ---------------------------------------------------------------------
     def ensure_collection(self, name: str, dimensions: int) -> None:
         """Create the collection's table and indexes, or check its dimension."""
         if self._dims.get(name) == dimensions:
             return
         with self._conn() as conn:
-            existing = self._existing_dims(conn, name)
+            existing = self._prepare(conn, name)
             if existing is None:
-                # Serialise creation across processes: CREATE … IF NOT EXISTS still races.
-                conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (name,))
-                existing = self._existing_dims(conn, name)
+                self._lock(conn, name)
+                existing = self._prepare(conn, name)
                 if existing is None:
                     self._create(conn, name, dimensions)
+                    self._tenanted.add(name)
                     existing = dimensions
         if existing != dimensions:
             raise ValidationError(
@@ -162,16 +214,13 @@ class PgVectorStore(VectorStore):
         table, base = self._table(name), table_name(name)
         conn.execute(
             sql.SQL(
-                "CREATE TABLE {} (id text PRIMARY KEY, content_id text NOT NULL,"
-                " chunk_index integer NOT NULL, embedding vector({}) NOT NULL,"
-                " text text NOT NULL, metadata jsonb NOT NULL DEFAULT '{{}}')"
+                "CREATE TABLE {} (tenant text NOT NULL DEFAULT '', id text NOT NULL,"
+                " content_id text NOT NULL, chunk_index integer NOT NULL,"
+                " embedding vector({}) NOT NULL, text text NOT NULL,"
+                " metadata jsonb NOT NULL DEFAULT '{{}}', PRIMARY KEY (tenant, id))"
             ).format(table, sql.Literal(dimensions))
         )
-        conn.execute(
-            sql.SQL("CREATE INDEX {} ON {} (content_id, chunk_index)").format(
-                sql.Identifier(f"{base}_content"), table
-            )
-        )
+        self._content_index(conn, name)
         ann = self._ann(dimensions)
         if ann is None:
             log.warning(
@@ -187,6 +236,39 @@ class PgVectorStore(VectorStore):
             )
         )
 
+    def _content_index(self, conn: psycopg.Connection[Any], name: str) -> None:
+        """The btree that ``delete_stale`` and filtered searches of a tenant use."""
+        conn.execute(
+            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (tenant, content_id, chunk_index)").format(
+                sql.Identifier(f"{table_name(name)}_tenant_content"), self._table(name)
+            )
+        )
+
+    def _add_tenants(self, conn: psycopg.Connection[Any], name: str) -> None:
+        """Bring a table of an earlier ragcast to this layout; its rows keep tenant ''."""
+        table, base = self._table(name), table_name(name)
+        log.info("pgvector %s: adding the tenant column and keys", name)
+        conn.execute(
+            sql.SQL(
+                "ALTER TABLE {} ADD COLUMN IF NOT EXISTS tenant text NOT NULL DEFAULT ''"
+            ).format(table)
+        )
+        row = conn.execute(
+            "SELECT conname FROM pg_constraint WHERE conrelid = to_regclass(%s) AND contype = 'p'",
+            (table.as_string(conn),),
+        ).fetchone()
+        if row is not None:
+            conn.execute(
+                sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(table, sql.Identifier(row[0]))
+            )
+        conn.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY (tenant, id)").format(table))
+        self._content_index(conn, name)
+        conn.execute(
+            sql.SQL("DROP INDEX IF EXISTS {}").format(
+                sql.Identifier(self.schema, f"{base}_content")
+            )
+        )
+
     def _ann(self, dimensions: int) -> tuple[sql.Composable, str] | None:
         """The indexed expression and operator class, or None when HNSW cannot index it."""
         if dimensions <= HNSW_MAX_DIMS:
@@ -197,13 +279,16 @@ class PgVectorStore(VectorStore):
             ), "halfvec_cosine_ops"
         return None
 
-    def upsert_batch(self, name: str, records: Sequence[VectorRecord]) -> None:
+    def upsert_batch(
+        self, name: str, records: Sequence[VectorRecord], *, tenant: str | None = None
+    ) -> None:
         """One transaction: ``COPY`` (binary) into a temporary staging table, then
-        ``INSERT … SELECT … ON CONFLICT (id) DO UPDATE`` into the collection's table.
+        ``INSERT … SELECT … ON CONFLICT (tenant, id) DO UPDATE`` into the collection's table.
 
         Row-by-row ``INSERT``s ran at about 0.7 of a bare ``COPY``; staging keeps the
         upsert semantics at ``COPY``'s speed.
         """
+        check_tenant(tenant)
         latest = {r.id: r for r in records}  # one row per id: ON CONFLICT may not hit twice
         if not latest:
             return
@@ -223,73 +308,111 @@ class PgVectorStore(VectorStore):
                     copy.write_row((r.id, content_id, chunk_index, vec, text, Jsonb(meta)))
             cur.execute(
                 sql.SQL(
-                    "INSERT INTO {} (id, content_id, chunk_index, embedding, text, metadata)"
-                    " SELECT id, content_id, chunk_index, embedding, text, metadata"
-                    " FROM ragcast_stage ON CONFLICT (id) DO UPDATE SET"
+                    "INSERT INTO {} (tenant, id, content_id, chunk_index, embedding, text,"
+                    " metadata) SELECT %s, id, content_id, chunk_index, embedding, text,"
+                    " metadata FROM ragcast_stage ON CONFLICT (tenant, id) DO UPDATE SET"
                     " content_id = EXCLUDED.content_id, chunk_index = EXCLUDED.chunk_index,"
                     " embedding = EXCLUDED.embedding, text = EXCLUDED.text,"
                     " metadata = EXCLUDED.metadata"
-                ).format(self._table(name))
+                ).format(self._table(name)),
+                (tenant or "",),
             )
 
-    def delete_stale(self, name: str, content_id: str, keep: int) -> None:
-        """Delete rows of ``content_id`` with ``chunk_index >= keep``."""
+    def delete_stale(
+        self, name: str, content_id: str, keep: int, *, tenant: str | None = None
+    ) -> None:
+        """Delete ``tenant``'s rows of ``content_id`` with ``chunk_index >= keep``."""
+        check_tenant(tenant)
         with self._conn() as conn:
-            if self._existing_dims(conn, name) is None:
+            if self._prepare(conn, name) is None:
                 return
             conn.execute(
-                sql.SQL("DELETE FROM {} WHERE content_id = %s AND chunk_index >= %s").format(
-                    self._table(name)
-                ),
-                (content_id, keep),
+                sql.SQL(
+                    "DELETE FROM {} WHERE tenant = %s AND content_id = %s AND chunk_index >= %s"
+                ).format(self._table(name)),
+                (tenant or "", content_id, keep),
             )
 
     def query(
-        self, name: str, vector: Sequence[float], top_k: int, where: dict[str, Any] | None = None
+        self,
+        name: str,
+        vector: Sequence[float],
+        top_k: int,
+        where: dict[str, Any] | None = None,
+        *,
+        tenant: str | None = None,
     ) -> list[VectorHit]:
-        """Nearest rows by cosine distance, with filters on columns and ``metadata``.
+        """Nearest rows of ``tenant`` by cosine distance, filtered on columns and ``metadata``.
 
-        The HNSW index is approximate and filters apply after it: when a filtered search
-        returns fewer than ``top_k`` rows, it is repeated exactly (index scans off), so
-        a selective filter never hides matching rows.
+        The HNSW index is approximate and filters (the tenant's too) apply after it: with
+        pgvector ≥ 0.8 the scan continues until ``top_k`` rows pass them; when fewer come
+        back all the same, the search is repeated exactly (index scans off, the btree's
+        bitmap scans allowed), so a selective filter never hides matching rows.
         """
-        vec = np.asarray(vector, dtype=np.float32)
+        check_tenant(tenant)
+        if matches_nothing(conditions(where)):
+            return []
+        cond, params = _where(where)
+        params.update(tenant=tenant or "", q=np.asarray(vector, dtype=np.float32), k=top_k)
         with self._conn() as conn:
-            dims = self._existing_dims(conn, name)
+            dims = self._prepare(conn, name)
             if dims is None:
                 return []
-            ann = self._ann(dims)
-            expr = ann[0] if ann else sql.SQL("embedding")
-            qexpr: sql.Composable = sql.SQL("%(q)s::vector")
-            if ann and dims > HNSW_MAX_DIMS:
-                qexpr = sql.SQL("%(q)s::vector::halfvec({})").format(sql.Literal(dims))
-            cond, params = _where(where)
-            stmt = sql.SQL(
-                "SELECT id, text, metadata, 1 - (({e}) <=> {q}) AS score FROM {t}"
-                " WHERE {c} ORDER BY ({e}) <=> {q} LIMIT %(k)s"
-            ).format(e=expr, q=qexpr, t=self._table(name), c=cond)
-            params.update(q=vec, k=top_k)
-            # ef_search caps how many rows an HNSW scan can return (default 40).
-            conn.execute(
-                sql.SQL("SET LOCAL hnsw.ef_search = {}").format(
-                    sql.Literal(min(max(40, top_k), 1000))
-                )
-            )
+            stmt = self._search(name, dims, cond)
+            self._tune(conn, top_k)
             rows = conn.execute(stmt, params).fetchall()
-            if where and len(rows) < top_k:
+            if len(rows) < top_k:
                 conn.execute("SET LOCAL enable_indexscan = off")
                 rows = conn.execute(stmt, params).fetchall()
         return [VectorHit(id=r[0], score=float(r[3]), text=r[1], metadata=dict(r[2])) for r in rows]
 
-    def count(self, name: str) -> int:
-        """Rows in the collection's table (0 when it does not exist)."""
+    def _search(self, name: str, dims: int, cond: sql.Composable) -> sql.Composed:
+        """The nearest-rows statement on the HNSW expression of a ``dims`` table."""
+        ann = self._ann(dims)
+        expr = ann[0] if ann else sql.SQL("embedding")
+        qexpr: sql.Composable = sql.SQL("%(q)s::vector")
+        if ann and dims > HNSW_MAX_DIMS:
+            qexpr = sql.SQL("%(q)s::vector::halfvec({})").format(sql.Literal(dims))
+        inner = sql.SQL(
+            "SELECT id, text, metadata, ({e}) <=> {q} AS distance FROM {t}"
+            " WHERE tenant = %(tenant)s AND {c} ORDER BY distance LIMIT %(k)s"
+        ).format(e=expr, q=qexpr, t=self._table(name), c=cond)
+        # An iterative scan may hand rows over slightly out of order: sort them again.
+        return sql.SQL(
+            "WITH found AS MATERIALIZED ({}) SELECT id, text, metadata, 1 - distance"
+            " FROM found ORDER BY distance"
+        ).format(inner)
+
+    def _tune(self, conn: psycopg.Connection[Any], top_k: int) -> None:
+        """This transaction's HNSW settings for a search of ``top_k`` rows."""
+        # ef_search caps how many rows a plain HNSW scan can return (default 40).
+        conn.execute(
+            sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(min(max(40, top_k), 1000)))
+        )
+        if self._iterative:
+            conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+
+    def count(self, name: str, *, tenant: str | None = None) -> int:
+        """Rows of ``tenant`` in the collection's table, all of them without a tenant
+        (0 when it does not exist)."""
+        check_tenant(tenant)
         with self._conn() as conn:
-            if self._existing_dims(conn, name) is None:
+            if self._prepare(conn, name) is None:
                 return 0
-            row = conn.execute(
-                sql.SQL("SELECT count(*) FROM {}").format(self._table(name))
-            ).fetchone()
+            stmt = sql.SQL("SELECT count(*) FROM {}").format(self._table(name))
+            if tenant is None:
+                row = conn.execute(stmt).fetchone()
+            else:
+                stmt = sql.SQL("{} WHERE tenant = %s").format(stmt)
+                row = conn.execute(stmt, (tenant,)).fetchone()
         return int(row[0]) if row else 0
+
+    def drop_collection(self, name: str) -> None:
+        """Drop the collection's table, every tenant's rows with it."""
+        with self._conn() as conn:
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self._table(name)))
+        self._dims.pop(name, None)
+        self._tenanted.discard(name)
 
 
 def _ids(record: VectorRecord) -> tuple[str, int]:
@@ -302,29 +425,47 @@ def _ids(record: VectorRecord) -> tuple[str, int]:
 
 def _where(where: dict[str, Any] | None) -> tuple[sql.Composable, dict[str, Any]]:
     """A SQL condition and its parameters: columns for ids, jsonb for the rest."""
-    if not where:
-        return sql.SQL("TRUE"), {}
+    parts: list[sql.Composable] = [sql.SQL("TRUE")]
+    params: dict[str, Any] = {}
+    for n, c in enumerate(conditions(where)):
+        part, values = _condition(c, f"w{n}")
+        parts.append(part)
+        params.update(values)
+    return sql.SQL(" AND ").join(parts), params
+
+
+def _condition(c: Condition, p: str) -> tuple[sql.Composable, dict[str, Any]]:
+    """One condition, its placeholders named ``p…``."""
+    if c.kind == "range":
+        return _range(c, p)
+    if c.key in COLUMNS:
+        col = sql.Identifier(c.key)
+        if c.kind == "in":
+            return sql.SQL("{} = ANY({})").format(col, sql.Placeholder(p)), {p: list(c.values)}
+        return sql.SQL("{} = {}").format(col, sql.Placeholder(p)), {p: c.value}
+    if c.kind == "in":
+        part = sql.SQL("metadata -> {} = ANY({}::jsonb[])").format(
+            sql.Literal(c.key), sql.Placeholder(p)
+        )
+        return part, {p: [Jsonb(v) for v in c.values]}
+    return sql.SQL("metadata @> {}").format(sql.Placeholder(p)), {p: Jsonb({c.key: c.value})}
+
+
+def _range(c: Condition, p: str) -> tuple[sql.Composable, dict[str, Any]]:
+    """``gte``/``lte`` on a column, or on a number in ``metadata`` (other types never
+    match: the ``CASE`` keeps text from reaching the cast)."""
+    value: sql.Composable = sql.Identifier(c.key)
+    if c.key not in COLUMNS:
+        value = sql.SQL(
+            "(CASE WHEN jsonb_typeof(metadata -> {k}) = 'number'"
+            " THEN (metadata ->> {k})::double precision END)"
+        ).format(k=sql.Literal(c.key))
     parts: list[sql.Composable] = []
     params: dict[str, Any] = {}
-    for n, (key, value) in enumerate(where.items()):
-        p = f"w{n}"
-        values = value["$in"] if isinstance(value, dict) and "$in" in value else None
-        if key in COLUMNS:
-            col = sql.Identifier(key)
-            if values is None:
-                parts.append(sql.SQL("{} = {}").format(col, sql.Placeholder(p)))
-                params[p] = value
-            else:
-                parts.append(sql.SQL("{} = ANY({})").format(col, sql.Placeholder(p)))
-                params[p] = list(values)
-        elif values is None:
-            parts.append(sql.SQL("metadata @> {}").format(sql.Placeholder(p)))
-            params[p] = Jsonb({key: value})
-        else:
+    for op, bound, suffix in ((">=", c.gte, "a"), ("<=", c.lte, "b")):
+        if bound is not None:
             parts.append(
-                sql.SQL("metadata -> {} = ANY({}::jsonb[])").format(
-                    sql.Literal(key), sql.Placeholder(p)
-                )
+                sql.SQL("{} {} {}").format(value, sql.SQL(op), sql.Placeholder(p + suffix))
             )
-            params[p] = [Jsonb(v) for v in values]
+            params[p + suffix] = bound
     return sql.SQL(" AND ").join(parts), params

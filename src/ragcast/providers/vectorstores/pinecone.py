@@ -1,12 +1,16 @@
-"""Pinecone through the official ``pinecone`` SDK: one index, one namespace per collection.
+"""Pinecone through the official ``pinecone`` SDK: one index, a namespace per tenant.
 
 - **Index**: ``RAGCAST_PINECONE_HOST`` (the index's data-plane host, used as is) or
   ``RAGCAST_PINECONE_INDEX`` (resolved to its host once). ragcast does not create the
   index: it must exist with the cosine metric, and its dimension must be the job's,
   else the job is refused with a ``400`` at submission.
-- **Tenancy**: each ragcast collection (one per user and embedding model) is the
-  namespace ``RAGCAST_PINECONE_NAMESPACE_PREFIX + collection``; queries name it, so
-  users never meet.
+- **Tenancy**: a tenant's records of a collection live in the namespace
+  ``RAGCAST_PINECONE_NAMESPACE_PREFIX + collection + "/" + tenant`` (records without a
+  tenant in ``RAGCAST_PINECONE_NAMESPACE_PREFIX + collection``); every call names its
+  namespace, so tenants never meet, and record ids stay the bare ragcast ids. Collection
+  names never contain ``/`` (Chroma's rules for names), nor do tenants, so a namespace
+  belongs to one collection: dropping a collection empties the namespace of each of its
+  tenants, found in ``describe_index_stats``.
 - **Limits**: a request carries at most 1,000 vectors and about 1.9 MB of JSON (the
   cap is 2 MB), batched by an upper bound of each vector's encoded size; requests go out
   in parallel (``RAGCAST_PINECONE_UPSERT_WORKERS``).
@@ -31,7 +35,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from ragcast.errors import ConfigurationError, TransientError, ValidationError
-from ragcast.providers.vectorstores.base import VectorHit, VectorRecord, VectorStore
+from ragcast.providers.vectorstores.base import (
+    Condition,
+    VectorHit,
+    VectorRecord,
+    VectorStore,
+    check_tenant,
+    conditions,
+    matches_nothing,
+)
 
 try:
     from pinecone import Pinecone
@@ -53,6 +65,7 @@ METADATA_BUDGET = 40_000  # bytes of JSON metadata per vector; Pinecone's cap is
 FIELD_BUDGET = 1_000  # bytes of one other string field, when those alone are too large
 FLOAT_BYTES = 25  # an upper bound of one float in JSON: "-1.2345678901234567e-308,"
 INT_FIELDS = ("chunk_index", "token_count")  # Pinecone answers every number as a float
+TENANT_SEP = "/"  # between a collection and a tenant in a namespace
 
 
 def json_size(value: Any) -> int:
@@ -128,9 +141,23 @@ class PineconeStore(VectorStore):
             workers=settings.pinecone_upsert_workers,
         )
 
-    def namespace(self, name: str) -> str:
-        """The namespace holding collection ``name``."""
-        return self.namespace_prefix + name
+    def namespace(self, name: str, tenant: str | None = None) -> str:
+        """The namespace holding ``tenant``'s records of collection ``name``."""
+        base = self.namespace_prefix + name
+        tenant = check_tenant(tenant)
+        return base if tenant is None else base + TENANT_SEP + tenant
+
+    def _namespaces(self, name: str) -> dict[str, int]:
+        """The non-empty namespaces of collection ``name`` (every tenant's) and their
+        vector counts."""
+        base = self.namespace(name)
+        with _errors():
+            stats = self._index.describe_index_stats()
+        return {
+            ns: int(summary.vector_count)
+            for ns, summary in stats.namespaces.items()
+            if ns == base or ns.startswith(base + TENANT_SEP)
+        }
 
     def ensure_collection(self, name: str, dimensions: int) -> None:
         """Check the index's dimension and metric (namespaces need no creation)."""
@@ -148,13 +175,18 @@ class PineconeStore(VectorStore):
                 f"the Pinecone index holds {self._dimension}-dimensional vectors, not {dimensions}",
             )
 
-    def upsert(self, name: str, records: Sequence[VectorRecord]) -> None:
+    def upsert(
+        self, name: str, records: Sequence[VectorRecord], *, tenant: str | None = None
+    ) -> None:
         """Upsert any number of records: size-bounded requests sent in parallel."""
-        self.upsert_batch(name, records)
+        self.upsert_batch(name, records, tenant=tenant)
 
-    def upsert_batch(self, name: str, records: Sequence[VectorRecord]) -> None:
-        """Upsert ``records`` in requests within Pinecone's count and size caps."""
-        namespace = self.namespace(name)
+    def upsert_batch(
+        self, name: str, records: Sequence[VectorRecord], *, tenant: str | None = None
+    ) -> None:
+        """Upsert ``records`` into ``tenant``'s namespace, in requests within Pinecone's
+        count and size caps."""
+        namespace = self.namespace(name, tenant)
         requests = list(_requests(records))
 
         def send(vectors: list[dict[str, Any]]) -> None:
@@ -170,9 +202,11 @@ class PineconeStore(VectorStore):
         for _ in self._pool.map(fn, items):  # re-raises the first failure
             pass
 
-    def delete_stale(self, name: str, content_id: str, keep: int) -> None:
-        """Delete ``content_id:i`` for every listed ``i >= keep``."""
-        namespace, prefix = self.namespace(name), f"{content_id}:"
+    def delete_stale(
+        self, name: str, content_id: str, keep: int, *, tenant: str | None = None
+    ) -> None:
+        """Delete ``content_id:i`` for every listed ``i >= keep`` of ``tenant``."""
+        namespace, prefix = self.namespace(name, tenant), f"{content_id}:"
         stale: list[str] = []
         with _errors():
             for page in self._index.list(prefix=prefix, namespace=namespace):
@@ -184,15 +218,24 @@ class PineconeStore(VectorStore):
                 self._index.delete(ids=stale[start : start + MAX_VECTORS], namespace=namespace)
 
     def query(
-        self, name: str, vector: Sequence[float], top_k: int, where: dict[str, Any] | None = None
+        self,
+        name: str,
+        vector: Sequence[float],
+        top_k: int,
+        where: dict[str, Any] | None = None,
+        *,
+        tenant: str | None = None,
     ) -> list[VectorHit]:
-        """Nearest vectors in the collection's namespace; text from the metadata."""
+        """Nearest vectors in ``tenant``'s namespace; text from the metadata."""
+        namespace, flt = self.namespace(name, tenant), _filter(where)
+        if matches_nothing(conditions(where)):
+            return []
         with _errors():
             res = self._index.query(
                 vector=np.asarray(vector, dtype=np.float32).tolist(),
                 top_k=top_k,
-                namespace=self.namespace(name),
-                filter=_filter(where),
+                namespace=namespace,
+                filter=flt,
                 include_metadata=True,
             )
         hits = []
@@ -205,12 +248,23 @@ class PineconeStore(VectorStore):
             hits.append(VectorHit(id=match.id, score=float(match.score), text=text, metadata=meta))
         return hits
 
-    def count(self, name: str) -> int:
-        """Vectors in the collection's namespace (0 when it has none)."""
-        with _errors():
-            stats = self._index.describe_index_stats()
-        summary = stats.namespaces.get(self.namespace(name))
-        return 0 if summary is None else int(summary.vector_count)
+    def count(self, name: str, *, tenant: str | None = None) -> int:
+        """Vectors in ``tenant``'s namespace, or in all of the collection's without a
+        tenant (0 when there are none)."""
+        namespaces = self._namespaces(name)
+        if tenant is None:
+            return sum(namespaces.values())
+        return namespaces.get(self.namespace(name, tenant), 0)
+
+    def drop_collection(self, name: str) -> None:
+        """Delete every vector of the collection's namespaces."""
+        for namespace in self._namespaces(name):
+            try:
+                with _errors():
+                    self._index.delete(delete_all=True, namespace=namespace)
+            except ApiError as exc:
+                if getattr(exc, "status_code", None) != 404:  # emptied meanwhile
+                    raise
 
     def close(self) -> None:
         """Stop the upsert threads and close the SDK's connections."""
@@ -237,10 +291,20 @@ def _requests(records: Sequence[VectorRecord]) -> Iterator[list[dict[str, Any]]]
 
 
 def _filter(where: dict[str, Any] | None) -> dict[str, Any] | None:
-    """ragcast's ``{key: value | {"$in": [...]}}`` in Pinecone's filter language."""
-    if not where:
+    """ragcast's ``where`` in Pinecone's filter language: one clause per operator."""
+    clauses = [clause for c in conditions(where) for clause in _clauses(c)]
+    if not clauses:
         return None
-    return {k: v if isinstance(v, dict) and "$in" in v else {"$eq": v} for k, v in where.items()}
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+def _clauses(c: Condition) -> list[dict[str, Any]]:
+    if c.kind == "in":
+        return [{c.key: {"$in": list(c.values)}}]
+    if c.kind == "eq":
+        return [{c.key: {"$eq": c.value}}]
+    bounds = (("$gte", c.gte), ("$lte", c.lte))
+    return [{c.key: {op: bound}} for op, bound in bounds if bound is not None]
 
 
 @contextmanager

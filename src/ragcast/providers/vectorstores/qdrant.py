@@ -6,11 +6,18 @@ Layout of a collection (one per ragcast collection, same name):
 - a named multivector ``multi`` (``MAX_SIM`` late interaction), added the first time a
   batch carries ``VectorRecord.multi_vector`` (Qdrant ≥ 1.18 adds named vectors to an
   existing collection), so one collection serves single- and multi-vector jobs alike;
-- point ids are UUID5 of the ragcast id (``content_id:chunk_index``): Qdrant takes only
-  UUIDs or integers, and UUID5 keeps ids deterministic; the ragcast id is in the payload
-  as ``id``, next to ``text`` and the metadata;
-- keyword/integer payload indexes on ``content_id`` and ``chunk_index`` (server only:
-  local mode has no payload indexes).
+- tenants share the collection: a tenant's points carry it in the payload field
+  ``tenant``, and every call for a tenant filters on it (``must``); points written
+  without a tenant have no such field, and calls without one filter on its absence;
+- point ids are UUID5 of ``tenant/id`` (of the bare ragcast id ``content_id:chunk_index``
+  without a tenant): Qdrant takes only UUIDs or integers, and UUID5 keeps ids
+  deterministic; the ragcast id is in the payload as ``id``, next to ``text`` and the
+  metadata;
+- payload indexes (server only: local mode has none): ``tenant`` as a keyword index with
+  ``is_tenant`` (Qdrant ≥ 1.11 lays a tenant's points out together and plans its
+  searches per tenant), ``content_id`` (keyword) and ``chunk_index`` (integer); those
+  missing from a collection made by an earlier ragcast are added by
+  :meth:`QdrantStore.ensure_collection`.
 """
 
 from __future__ import annotations
@@ -26,7 +33,15 @@ import numpy as np
 import numpy.typing as npt
 
 from ragcast.errors import ConfigurationError, ItemError, TransientError, ValidationError
-from ragcast.providers.vectorstores.base import VectorHit, VectorRecord, VectorStore
+from ragcast.providers.vectorstores.base import (
+    Condition,
+    VectorHit,
+    VectorRecord,
+    VectorStore,
+    check_tenant,
+    conditions,
+    matches_nothing,
+)
 
 try:
     from qdrant_client import QdrantClient
@@ -42,6 +57,7 @@ if TYPE_CHECKING:
 
 DENSE = "dense"
 MULTI = "multi"
+TENANT = "tenant"  # the payload field of a point's tenant
 #: ragcast ids become UUID5 in this namespace (any fixed UUID would do; never change it)
 ID_NAMESPACE = uuid.UUID("6f1c9a52-3d0e-5b7a-9c41-2a8e5d7f0b13")
 
@@ -61,9 +77,25 @@ def _close_local() -> None:
         _LOCAL.clear()
 
 
-def point_id(record_id: str) -> str:
-    """The Qdrant point id of a ragcast id: a UUID5, stable across runs and machines."""
-    return str(uuid.uuid5(ID_NAMESPACE, record_id))
+def point_id(record_id: str, tenant: str | None = None) -> str:
+    """The Qdrant point id of a tenant's ragcast id: a UUID5, stable across runs and
+    machines (tenants never contain ``/``, so no two pairs share a name)."""
+    return str(uuid.uuid5(ID_NAMESPACE, record_id if tenant is None else f"{tenant}/{record_id}"))
+
+
+def _tenant_schema() -> qm.PayloadSchemaType | qm.KeywordIndexParams:
+    """A keyword index flagged ``is_tenant``, where the client knows the flag."""
+    if "is_tenant" in qm.KeywordIndexParams.model_fields:
+        return qm.KeywordIndexParams(type=qm.KeywordIndexType.KEYWORD, is_tenant=True)
+    return qm.PayloadSchemaType.KEYWORD  # pragma: no cover - qdrant-client < 1.11
+
+
+def _indexes() -> dict[str, qm.PayloadSchemaType | qm.KeywordIndexParams]:
+    return {
+        TENANT: _tenant_schema(),
+        "content_id": qm.PayloadSchemaType.KEYWORD,
+        "chunk_index": qm.PayloadSchemaType.INTEGER,
+    }
 
 
 class QdrantStore(VectorStore):
@@ -128,7 +160,10 @@ class QdrantStore(VectorStore):
         with self._call():
             if not self._client.collection_exists(name):
                 self._create(name, dimensions)
-            vectors = self._client.get_collection(name).config.params.vectors
+            info = self._client.get_collection(name)
+            if not self._local:
+                self._ensure_indexes(name, set(info.payload_schema))
+        vectors = info.config.params.vectors
         if not isinstance(vectors, dict) or DENSE not in vectors:
             raise ValidationError(
                 "vector_db.id", f"qdrant collection {name} exists without a {DENSE!r} vector"
@@ -154,13 +189,12 @@ class QdrantStore(VectorStore):
         except Exception:
             if not self._client.collection_exists(name):  # another process won the race
                 raise
-            return
-        if not self._local:
-            for key, schema in (
-                ("content_id", qm.PayloadSchemaType.KEYWORD),
-                ("chunk_index", qm.PayloadSchemaType.INTEGER),
-            ):
-                self._client.create_payload_index(name, key, field_schema=schema)
+
+    def _ensure_indexes(self, name: str, existing: set[str]) -> None:
+        """Create the payload indexes ``name`` lacks (all of them when it is new)."""
+        for key, schema in _indexes().items():
+            if key not in existing:
+                self._client.create_payload_index(name, key, field_schema=schema, wait=True)
 
     def _ensure_multi(self, name: str, width: int) -> None:
         existing = self._multi.get(name)
@@ -183,8 +217,11 @@ class QdrantStore(VectorStore):
         self._client.create_vector_name(name, MULTI, config)
         self._multi[name] = width
 
-    def upsert_batch(self, name: str, records: Sequence[VectorRecord]) -> None:
+    def upsert_batch(
+        self, name: str, records: Sequence[VectorRecord], *, tenant: str | None = None
+    ) -> None:
         """Upsert one batch; records with ``multi_vector`` also get the ``multi`` vector."""
+        check_tenant(tenant)
         if not records:
             return
         points = []
@@ -197,30 +234,39 @@ class QdrantStore(VectorStore):
                 vectors[MULTI] = multi.tolist()
             payload = {k: v for k, v in r.metadata.items() if v is not None}
             payload.update(id=r.id, text=r.text)
-            points.append(qm.PointStruct(id=point_id(r.id), vector=vectors, payload=payload))
+            payload.pop(TENANT, None)
+            if tenant is not None:
+                payload[TENANT] = tenant
+            pid = point_id(r.id, tenant)
+            points.append(qm.PointStruct(id=pid, vector=vectors, payload=payload))
         with self._call():
             if multi_width:
                 self._ensure_multi(name, multi_width)
             self._client.upsert(name, points=points, wait=True)
 
-    def delete_stale(self, name: str, content_id: str, keep: int) -> None:
-        """Delete points of ``content_id`` with ``chunk_index >= keep``."""
-        selector = qm.FilterSelector(
-            filter=qm.Filter(
-                must=[
-                    qm.FieldCondition(key="content_id", match=qm.MatchValue(value=content_id)),
-                    qm.FieldCondition(key="chunk_index", range=qm.Range(gte=keep)),
-                ]
-            )
-        )
+    def delete_stale(
+        self, name: str, content_id: str, keep: int, *, tenant: str | None = None
+    ) -> None:
+        """Delete ``tenant``'s points of ``content_id`` with ``chunk_index >= keep``."""
+        where = {"content_id": content_id, "chunk_index": {"$gte": keep}}
+        selector = qm.FilterSelector(filter=_filter(where, check_tenant(tenant)))
         with self._call():
             if self._client.collection_exists(name):
                 self._client.delete(name, points_selector=selector, wait=True)
 
     def query(
-        self, name: str, vector: Sequence[float], top_k: int, where: dict[str, Any] | None = None
+        self,
+        name: str,
+        vector: Sequence[float],
+        top_k: int,
+        where: dict[str, Any] | None = None,
+        *,
+        tenant: str | None = None,
     ) -> list[VectorHit]:
-        """Nearest neighbours on the ``dense`` vector, filtered on the payload."""
+        """Nearest neighbours of ``tenant`` on the ``dense`` vector, filtered on the payload."""
+        flt = _filter(where, check_tenant(tenant))
+        if matches_nothing(conditions(where)):
+            return []
         with self._call():
             if not self._client.collection_exists(name):
                 return []
@@ -229,7 +275,7 @@ class QdrantStore(VectorStore):
                 query=_floats(vector),
                 using=DENSE,
                 limit=top_k,
-                query_filter=_filter(where),
+                query_filter=flt,
                 with_payload=True,
             )
         hits = []
@@ -237,28 +283,46 @@ class QdrantStore(VectorStore):
             payload = dict(p.payload or {})
             rid = str(payload.pop("id", p.id))
             text = str(payload.pop("text", ""))
+            payload.pop(TENANT, None)
             hits.append(VectorHit(id=rid, score=float(p.score), text=text, metadata=payload))
         return hits
 
-    def count(self, name: str) -> int:
-        """Exact number of points in ``name`` (0 when it does not exist)."""
+    def count(self, name: str, *, tenant: str | None = None) -> int:
+        """Exact number of ``tenant``'s points in ``name`` (all of them without a tenant;
+        0 when it does not exist)."""
+        flt = None if check_tenant(tenant) is None else _filter(None, tenant)
         with self._call():
             if not self._client.collection_exists(name):
                 return 0
-            return int(self._client.count(name, exact=True).count)
+            return int(self._client.count(name, count_filter=flt, exact=True).count)
+
+    def drop_collection(self, name: str) -> None:
+        """Delete ``name`` and every tenant's points in it."""
+        with self._call():
+            if self._client.collection_exists(name):
+                self._client.delete_collection(name)
+        self._checked.pop(name, None)
+        self._multi.pop(name, None)
 
 
 def _floats(vector: Sequence[float] | npt.NDArray[np.float32]) -> list[float]:
     return np.asarray(vector, dtype=np.float32).tolist()  # type: ignore[no-any-return]
 
 
-def _filter(where: dict[str, Any] | None) -> qm.Filter | None:
-    if not where:
-        return None
-    must: list[qm.Condition] = []
-    for key, value in where.items():
-        if isinstance(value, dict) and "$in" in value:
-            must.append(qm.FieldCondition(key=key, match=qm.MatchAny(any=list(value["$in"]))))
-        else:
-            must.append(qm.FieldCondition(key=key, match=qm.MatchValue(value=value)))
+def _filter(where: dict[str, Any] | None, tenant: str | None) -> qm.Filter:
+    """``where`` in Qdrant's terms, and the tenant (or its absence) as a ``must``."""
+    must: list[qm.Condition]
+    if tenant is None:
+        must = [qm.IsEmptyCondition(is_empty=qm.PayloadField(key=TENANT))]
+    else:
+        must = [qm.FieldCondition(key=TENANT, match=qm.MatchValue(value=tenant))]
+    must.extend(_condition(c) for c in conditions(where))
     return qm.Filter(must=must)
+
+
+def _condition(c: Condition) -> qm.FieldCondition:
+    if c.kind == "in":
+        return qm.FieldCondition(key=c.key, match=qm.MatchAny(any=list(c.values)))
+    if c.kind == "range":
+        return qm.FieldCondition(key=c.key, range=qm.Range(gte=c.gte, lte=c.lte))
+    return qm.FieldCondition(key=c.key, match=qm.MatchValue(value=c.value))

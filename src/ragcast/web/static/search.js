@@ -1,5 +1,6 @@
-// The Search panel: the chunks nearest to a query, each with its time span and a link
-// to that moment in the source (the hit's deep_link, else its URL).
+// The Search panel: the best chunks for a query (words and meaning, fused, by default),
+// each with its time span, its neighbours when asked, and a link to that moment in the
+// source (the hit's deep_link, else its URL).
 
 import { describe } from "./api.js";
 import { $, clock, h, highlight, showError } from "./ui.js";
@@ -31,7 +32,8 @@ export class SearchPanel {
     const form = $("#search-form");
     const query = form.elements.query.value.trim();
     if (!query) return;
-    const body = { query, top_k: Number(form.elements.top_k.value) };
+    const body = { query, top_k: Number(form.elements.top_k.value), mode: form.elements.mode.value };
+    if (Number(form.elements.context.value)) body.context = Number(form.elements.context.value);
     if (form.elements.job_id.value) body.job_id = form.elements.job_id.value;
     if (form.elements.language.value) body.language = form.elements.language.value;
     const button = form.querySelector("button[type=submit]");
@@ -54,9 +56,10 @@ export class SearchPanel {
 
   hit(hit, query) {
     const link = hit.deep_link || hit.url;
-    const span = hit.start_s == null ? null : `${clock(hit.start_s)} – ${clock(hit.end_s)}`;
+    const shown = hit.context || hit; // with context: the passage around the hit, and its span
+    const span = shown.start_s == null ? null : `${clock(shown.start_s)} – ${clock(shown.end_s)}`;
     const score = Math.max(0, Math.min(1, Number(hit.score) || 0));
-    const meter = h("span", { class: "score", title: `similarity ${Number(hit.score).toFixed(3)}` }, h("span", { class: "score-bar" }, h("span", { class: "score-fill" })), Number(hit.score).toFixed(2));
+    const meter = h("span", { class: "score", title: `score ${Number(hit.score).toFixed(3)}` }, h("span", { class: "score-bar" }, h("span", { class: "score-fill" })), Number(hit.score).toFixed(2));
     meter.querySelector(".score-fill").style.width = `${(score * 100).toFixed(0)}%`;
     const open = link
       ? h("a", { class: "moment", href: link, target: "_blank", rel: "noopener noreferrer" }, span ? `▶ Open at ${clock(hit.start_s)}` : "Open source ↗")
@@ -73,7 +76,7 @@ export class SearchPanel {
         h("span", { class: "grow" }),
         open,
       ),
-      h("p", { class: "hit-text" }, highlight(hit.text, query)),
+      h("p", { class: "hit-text" }, highlight(shown.text, query)),
       h("div", { class: "hit-meta muted" }, `${hit.job_id} · chunk ${hit.chunk_index + 1}${hit.platform ? ` · ${hit.platform}` : ""}${hit.language ? ` · ${hit.language}` : ""}`),
     );
   }

@@ -1,0 +1,286 @@
+"""The lexical index: every indexed chunk's terms, in the job store, per user.
+
+One interface, two engines, chosen by the job store's database:
+
+- **SQLite** (embedded): an FTS5 table ``lexical_fts(tenant, terms)`` whose rowid is the
+  chunk's id, ranked by FTS5's own BM25. The tenant column holds ``u<user id>`` and is
+  matched in the same query, so a user's search reads only their own postings.
+- **PostgreSQL** (distributed): ``lexical_terms(chunk_id, user_id, terms tsvector)`` with
+  a GIN index. PostgreSQL's ``ts_rank`` has no inverse document frequency, so ranking is
+  BM25 computed here: each query term's document frequency is counted within the user's
+  chunks (capped at :data:`DF_CAP`, so a common term costs a bounded read), candidates
+  are the chunks holding the rarest terms, and each is scored with binary term frequency
+  and its length.
+
+Terms come from :mod:`ragcast.retrieval.tokenize` on both engines, so every language is
+cut the same way (CJK as character bigrams). Rows go when their chunk goes (a trigger on
+SQLite, a cascading foreign key on PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from ragcast.retrieval.filters import Filters
+from ragcast.retrieval.layout import tenant
+from ragcast.retrieval.tokenize import query_terms, terms
+
+#: a term found in more of a user's chunks than this counts as this common
+DF_CAP = 2000
+#: candidates scored per PostgreSQL query
+CANDIDATES = 500
+K1, B = 1.2, 0.75
+SIZE_TTL_S = 60.0
+
+
+@dataclass(slots=True)
+class LexicalHit:
+    """A chunk the lexical index found, with its BM25 score (higher is better)."""
+
+    chunk_id: int
+    score: float
+
+
+@dataclass(slots=True)
+class LexicalResult:
+    """The hits of a lexical search and the query's ceiling: the BM25 score of a chunk of
+    average length holding every query term once (the sum of their IDFs).
+
+    A chunk that matches only a query's common words scores far below the ceiling, one
+    that holds its rare words near it: fusion divides by the ceiling rather than by the
+    best hit, so a list of weak matches stays weak.
+    """
+
+    hits: list[LexicalHit]
+    ceiling: float
+
+
+def idf(total: int, df: int) -> float:
+    """BM25's inverse document frequency, as FTS5 computes it (never below 1e-6)."""
+    return max(1e-6, math.log((total - df + 0.5) / (df + 0.5)))
+
+
+def _joins(filters: Filters) -> tuple[str, dict[str, object]]:
+    conds, params = filters.sql()
+    where = "".join(f" AND {c}" for c in conds)
+    return (
+        " JOIN chunks c ON c.id = {rowid} JOIN items i ON i.id = c.item_id"
+        " JOIN jobs j ON j.id = i.job_pk WHERE j.user_id = :user" + where,
+        params,
+    )
+
+
+class LexicalIndex(ABC):
+    """Adds chunks' terms and finds the best chunks of one user for a query."""
+
+    @abstractmethod
+    def add(self, s: Session, user_id: int, chunks: Sequence[tuple[int, str]]) -> None:
+        """Index ``(chunk id, text)`` pairs of ``user_id`` (replacing earlier terms)."""
+
+    @abstractmethod
+    def search(
+        self, s: Session, user_id: int, query: str, filters: Filters, limit: int
+    ) -> LexicalResult:
+        """The user's ``limit`` best chunks for ``query`` under ``filters``."""
+
+    @abstractmethod
+    def indexed(self, s: Session, chunk_ids: Sequence[int]) -> set[int]:
+        """Which of ``chunk_ids`` are in the index."""
+
+
+class Fts5Index(LexicalIndex):
+    """SQLite FTS5 with BM25; the tenant column weighs nothing in the rank."""
+
+    def add(self, s: Session, user_id: int, chunks: Sequence[tuple[int, str]]) -> None:
+        """Delete then insert each chunk's row."""
+        if not chunks:
+            return
+        ids = [{"id": cid} for cid, _ in chunks]
+        s.execute(text("DELETE FROM lexical_fts WHERE rowid = :id"), ids)
+        s.execute(
+            text("INSERT INTO lexical_fts (rowid, tenant, terms) VALUES (:id, :tenant, :terms)"),
+            [
+                {"id": cid, "tenant": tenant(user_id), "terms": " ".join(terms(body))}
+                for cid, body in chunks
+            ],
+        )
+
+    def search(
+        self, s: Session, user_id: int, query: str, filters: Filters, limit: int
+    ) -> LexicalResult:
+        """One FTS5 query: the user's tenant AND any query term, ranked by BM25."""
+        words = query_terms(query)
+        if not words:
+            return LexicalResult([], 0.0)
+        match = (
+            f'tenant : "{tenant(user_id)}" AND terms : ('
+            + " OR ".join(f'"{w}"' for w in words)
+            + ")"
+        )
+        joins, params = _joins(filters)
+        rows = s.execute(
+            text(
+                "SELECT f.rowid, bm25(lexical_fts, 0.0, 1.0) AS rank FROM lexical_fts f"
+                + joins.format(rowid="f.rowid")
+                + " AND lexical_fts MATCH :match ORDER BY rank LIMIT :limit"
+            ),
+            {**params, "user": user_id, "match": match, "limit": limit},
+        ).all()
+        if not rows:
+            return LexicalResult([], 0.0)
+        # FTS5's bm25() is negated so that ORDER BY ascending puts the best first.
+        hits = [LexicalHit(int(r[0]), -float(r[1])) for r in rows]
+        return LexicalResult(hits, self._ceiling(s, words))
+
+    @staticmethod
+    def _ceiling(s: Session, words: Sequence[str]) -> float:
+        """The sum of the words' IDFs, from the vocabulary table (one lookup per word).
+
+        FTS5 counts documents over every tenant; the largest chunk id stands in for their
+        number (deleted chunks leave gaps, which IDF's logarithm barely feels).
+        """
+        total = int(s.execute(text("SELECT coalesce(max(rowid), 0) FROM lexical_fts")).scalar_one())
+        ceiling = 0.0
+        for w in words:
+            df = s.execute(
+                text("SELECT doc FROM lexical_vocab WHERE term = :w AND col = 'terms'"), {"w": w}
+            ).scalar()
+            ceiling += idf(total, int(df or 0))
+        return ceiling
+
+    def indexed(self, s: Session, chunk_ids: Sequence[int]) -> set[int]:
+        """Chunk ids with a row."""
+        found: set[int] = set()
+        for start in range(0, len(chunk_ids), 500):
+            part = list(chunk_ids[start : start + 500])
+            marks = ",".join(str(int(c)) for c in part)
+            found.update(
+                int(r[0])
+                for r in s.execute(text(f"SELECT rowid FROM lexical_fts WHERE rowid IN ({marks})"))
+            )
+        return found
+
+
+def _tsquery(words: Sequence[str]) -> str:
+    """A ``tsquery`` literal OR-ing ``words`` as exact lexemes (no parser, no stemming)."""
+    return " | ".join("'" + w.replace("'", "''").replace("\\", "\\\\") + "'" for w in words)
+
+
+class PostgresIndex(LexicalIndex):
+    """PostgreSQL ``tsvector`` rows with a GIN index; BM25 ranked here."""
+
+    def __init__(self) -> None:
+        #: user id -> (when read, chunk count, mean length): read again after SIZE_TTL_S
+        self._sizes: dict[int, tuple[float, int, float]] = {}
+
+    def _size(self, s: Session, user_id: int) -> tuple[int, float]:
+        """How many chunks the user has indexed and their mean length in terms.
+
+        Counting is linear in the user's chunks, so it is read once a minute at most:
+        BM25's statistics move slowly.
+        """
+        now = time.monotonic()
+        seen = self._sizes.get(user_id)
+        if seen is None or now - seen[0] > SIZE_TTL_S:
+            total, avg = s.execute(
+                text(
+                    "SELECT count(*), coalesce(avg(length), 1) FROM lexical_terms"
+                    " WHERE user_id = :user"
+                ),
+                {"user": user_id},
+            ).one()
+            seen = self._sizes[user_id] = (now, int(total), float(avg))
+        return seen[1], max(seen[2], 1.0)
+
+    def add(self, s: Session, user_id: int, chunks: Sequence[tuple[int, str]]) -> None:
+        """Upsert each chunk's row."""
+        if not chunks:
+            return
+        s.execute(
+            text(
+                "INSERT INTO lexical_terms (chunk_id, user_id, terms, length)"
+                " VALUES (:id, :user, array_to_tsvector(CAST(:terms AS text[])), :length)"
+                " ON CONFLICT (chunk_id) DO UPDATE SET user_id = EXCLUDED.user_id,"
+                " terms = EXCLUDED.terms, length = EXCLUDED.length"
+            ),
+            [
+                {"id": cid, "user": user_id, "terms": sorted(set(t)), "length": len(t)}
+                for cid, body in chunks
+                for t in [terms(body)]
+            ],
+        )
+
+    def search(
+        self, s: Session, user_id: int, query: str, filters: Filters, limit: int
+    ) -> LexicalResult:
+        """BM25 over the candidates that hold the query's rarest terms."""
+        words = query_terms(query)
+        if not words:
+            return LexicalResult([], 0.0)
+        df = {w: self._df(s, user_id, w) for w in words}
+        present = sorted((w for w in words if df[w]), key=lambda w: df[w])
+        if not present:
+            return LexicalResult([], 0.0)
+        total, avg = self._size(s, user_id)
+        weights = {w: idf(total, df[w]) for w in words}
+        rare = [w for w in present if df[w] < DF_CAP] or present[:1]
+        joins, params = _joins(filters)
+        flags = ", ".join(f"l.terms @@ CAST(:w{n} AS tsquery)" for n in range(len(present)))
+        rows = s.execute(
+            text(
+                f"SELECT l.chunk_id, l.length, {flags} FROM lexical_terms l"
+                + joins.format(rowid="l.chunk_id")
+                + " AND l.user_id = :user AND l.terms @@ CAST(:q AS tsquery) LIMIT :cap"
+            ),
+            {
+                **params,
+                **{f"w{n}": _tsquery([w]) for n, w in enumerate(present)},
+                "user": user_id,
+                "q": _tsquery(rare),
+                "cap": CANDIDATES,
+            },
+        ).all()
+        hits = []
+        for row in rows:
+            norm = K1 * (1 - B + B * float(row[1]) / avg)
+            held = zip(present, row[2:], strict=True)
+            score = sum(weights[w] * (K1 + 1) / (1 + norm) for w, hit in held if hit)
+            hits.append(LexicalHit(int(row[0]), score))
+        hits.sort(key=lambda h: h.score, reverse=True)
+        return LexicalResult(hits[:limit], sum(weights.values()))
+
+    @staticmethod
+    def _df(s: Session, user_id: int, word: str) -> int:
+        """In how many of the user's chunks ``word`` is, counted up to :data:`DF_CAP`."""
+        return int(
+            s.execute(
+                text(
+                    "SELECT count(*) FROM (SELECT 1 FROM lexical_terms WHERE user_id = :user"
+                    " AND terms @@ CAST(:q AS tsquery) LIMIT :cap) x"
+                ),
+                {"user": user_id, "q": _tsquery([word]), "cap": DF_CAP},
+            ).scalar_one()
+        )
+
+    def indexed(self, s: Session, chunk_ids: Sequence[int]) -> set[int]:
+        """Chunk ids with a row."""
+        rows = s.execute(
+            text("SELECT chunk_id FROM lexical_terms WHERE chunk_id = ANY(:ids)"),
+            {"ids": list(chunk_ids)},
+        )
+        return {int(r[0]) for r in rows}
+
+
+def lexical_index(s: Session) -> LexicalIndex:
+    """The engine for the session's database."""
+    return Fts5Index() if s.get_bind().dialect.name == "sqlite" else _POSTGRES
+
+
+_POSTGRES = PostgresIndex()

@@ -200,4 +200,4 @@ def test_a_killed_server_finishes_the_job_after_restart(
     store = ChromaStore(path=data_dir / "chroma")
     total_chunks = sum(i["chunks"] for i in after.values())
     assert total_chunks >= len(english_recordings)
-    assert store.count("ragcast-u1-local-384") == total_chunks
+    assert store.count("ragcast-local-use-multilingual-v3-512", tenant="u1") == total_chunks

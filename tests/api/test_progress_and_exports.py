@@ -200,7 +200,7 @@ def test_every_export_format_round_trips(api: Api, finished_job: str) -> None:
         rows_by_fmt[fmt] = rows
         assert len(rows) >= 3
         for row in rows:
-            assert len(row["embedding"]) == 384 and row["text"]
+            assert len(row["embedding"]) == 512 and row["text"]
             assert row["source"] in ("clip01.flac", "talk.srt")
     srt_rows = [r for r in rows_by_fmt["parquet"] if r["source"] == "talk.srt"]
     assert srt_rows[0]["start_s"] == 1.0 and srt_rows[-1]["end_s"] == 9.0

@@ -70,7 +70,8 @@ def _check_exactly_once(c: httpx.Client, job_id: str, n_items: int) -> None:
 def _vector_count(cluster: Cluster) -> int:
     from ragcast.providers.vectorstores.chroma import ChromaStore
 
-    return ChromaStore(url=cluster.chroma_url).count("ragcast-u1-local-384")
+    store = ChromaStore(url=cluster.chroma_url)
+    return store.count("ragcast-local-use-multilingual-v3-512", tenant="u1")
 
 
 def test_two_workers_share_a_job(cluster: Cluster, english_recordings: list[Recording]) -> None:

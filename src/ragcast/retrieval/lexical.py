@@ -4,13 +4,18 @@ One interface, two engines, chosen by the job store's database:
 
 - **SQLite** (embedded): an FTS5 table ``lexical_fts(tenant, terms)`` whose rowid is the
   chunk's id, ranked by FTS5's own BM25. The tenant column holds ``u<user id>`` and is
-  matched in the same query, so a user's search reads only their own postings.
+  matched in the same query, so a user's search returns only their own chunks.
 - **PostgreSQL** (distributed): ``lexical_terms(chunk_id, user_id, terms tsvector)`` with
   a GIN index. PostgreSQL's ``ts_rank`` has no inverse document frequency, so ranking is
   BM25 computed here: each query term's document frequency is counted within the user's
   chunks (capped at :data:`DF_CAP`, so a common term costs a bounded read), candidates
   are the chunks holding the rarest terms, and each is scored with binary term frequency
   and its length.
+
+On both, a query term found in more than :data:`DF_CAP` chunks is left out of the lookup
+(the rarest term is kept when all are that common): its IDF is low, and its postings are
+what would make a search slower as the index grows. Its weight still counts in the
+query's ceiling (:class:`LexicalResult`).
 
 Terms come from :mod:`ragcast.retrieval.tokenize` on both engines, so every language is
 cut the same way (CJK as character bigrams). Rows go when their chunk goes (a trigger on
@@ -32,7 +37,8 @@ from ragcast.retrieval.filters import Filters
 from ragcast.retrieval.layout import tenant
 from ragcast.retrieval.tokenize import query_terms, terms
 
-#: a term found in more of a user's chunks than this counts as this common
+#: a term in more chunks than this is too common to look up: it adds little to BM25 and
+#: reading its postings would make a search's cost grow with the index (see the module)
 DF_CAP = 2000
 #: candidates scored per PostgreSQL query
 CANDIDATES = 500
@@ -64,7 +70,8 @@ class LexicalResult:
 
 def idf(total: int, df: int) -> float:
     """BM25's inverse document frequency, as FTS5 computes it (never below 1e-6)."""
-    return max(1e-6, math.log((total - df + 0.5) / (df + 0.5)))
+    ratio = (total - df + 0.5) / (df + 0.5)
+    return math.log(ratio) if ratio > 1.000001 else 1e-6
 
 
 def _joins(filters: Filters) -> tuple[str, dict[str, object]]:
@@ -90,10 +97,6 @@ class LexicalIndex(ABC):
     ) -> LexicalResult:
         """The user's ``limit`` best chunks for ``query`` under ``filters``."""
 
-    @abstractmethod
-    def indexed(self, s: Session, chunk_ids: Sequence[int]) -> set[int]:
-        """Which of ``chunk_ids`` are in the index."""
-
 
 class Fts5Index(LexicalIndex):
     """SQLite FTS5 with BM25; the tenant column weighs nothing in the rank."""
@@ -115,13 +118,20 @@ class Fts5Index(LexicalIndex):
     def search(
         self, s: Session, user_id: int, query: str, filters: Filters, limit: int
     ) -> LexicalResult:
-        """One FTS5 query: the user's tenant AND any query term, ranked by BM25."""
+        """One FTS5 query: the user's tenant AND any of the query's terms that are not
+        too common, ranked by BM25."""
         words = query_terms(query)
         if not words:
             return LexicalResult([], 0.0)
+        total, df = self._stats(s, words)
+        ceiling = sum(idf(total, df[w]) for w in words)
+        present = sorted((w for w in words if df[w]), key=lambda w: df[w])
+        if not present:
+            return LexicalResult([], ceiling)
+        kept = [w for w in present if df[w] <= DF_CAP] or present[:1]
         match = (
             f'tenant : "{tenant(user_id)}" AND terms : ('
-            + " OR ".join(f'"{w}"' for w in words)
+            + " OR ".join(f'"{w}"' for w in kept)
             + ")"
         )
         joins, params = _joins(filters)
@@ -133,39 +143,25 @@ class Fts5Index(LexicalIndex):
             ),
             {**params, "user": user_id, "match": match, "limit": limit},
         ).all()
-        if not rows:
-            return LexicalResult([], 0.0)
         # FTS5's bm25() is negated so that ORDER BY ascending puts the best first.
-        hits = [LexicalHit(int(r[0]), -float(r[1])) for r in rows]
-        return LexicalResult(hits, self._ceiling(s, words))
+        return LexicalResult([LexicalHit(int(r[0]), -float(r[1])) for r in rows], ceiling)
 
     @staticmethod
-    def _ceiling(s: Session, words: Sequence[str]) -> float:
-        """The sum of the words' IDFs, from the vocabulary table (one lookup per word).
+    def _stats(s: Session, words: Sequence[str]) -> tuple[int, dict[str, int]]:
+        """How many chunks the index holds, and in how many each word is (over every
+        tenant, from the vocabulary table: one lookup per word).
 
-        FTS5 counts documents over every tenant; the largest chunk id stands in for their
-        number (deleted chunks leave gaps, which IDF's logarithm barely feels).
+        The largest chunk id stands in for the count (deleted chunks leave gaps, which
+        IDF's logarithm barely feels; counting rows would read them all).
         """
         total = int(s.execute(text("SELECT coalesce(max(rowid), 0) FROM lexical_fts")).scalar_one())
-        ceiling = 0.0
+        df = {}
         for w in words:
-            df = s.execute(
+            found = s.execute(
                 text("SELECT doc FROM lexical_vocab WHERE term = :w AND col = 'terms'"), {"w": w}
             ).scalar()
-            ceiling += idf(total, int(df or 0))
-        return ceiling
-
-    def indexed(self, s: Session, chunk_ids: Sequence[int]) -> set[int]:
-        """Chunk ids with a row."""
-        found: set[int] = set()
-        for start in range(0, len(chunk_ids), 500):
-            part = list(chunk_ids[start : start + 500])
-            marks = ",".join(str(int(c)) for c in part)
-            found.update(
-                int(r[0])
-                for r in s.execute(text(f"SELECT rowid FROM lexical_fts WHERE rowid IN ({marks})"))
-            )
-        return found
+            df[w] = int(found or 0)
+        return max(total, *df.values()), df
 
 
 def _tsquery(words: Sequence[str]) -> str:
@@ -177,8 +173,8 @@ class PostgresIndex(LexicalIndex):
     """PostgreSQL ``tsvector`` rows with a GIN index; BM25 ranked here."""
 
     def __init__(self) -> None:
-        #: user id -> (when read, chunk count, mean length): read again after SIZE_TTL_S
-        self._sizes: dict[int, tuple[float, int, float]] = {}
+        #: (database, user id) -> (when read, chunk count, mean length), for SIZE_TTL_S
+        self._sizes: dict[tuple[str, int], tuple[float, int, float]] = {}
 
     def _size(self, s: Session, user_id: int) -> tuple[int, float]:
         """How many chunks the user has indexed and their mean length in terms.
@@ -187,7 +183,8 @@ class PostgresIndex(LexicalIndex):
         BM25's statistics move slowly.
         """
         now = time.monotonic()
-        seen = self._sizes.get(user_id)
+        key = (str(s.get_bind().engine.url), user_id)
+        seen = self._sizes.get(key)
         if seen is None or now - seen[0] > SIZE_TTL_S:
             total, avg = s.execute(
                 text(
@@ -196,7 +193,7 @@ class PostgresIndex(LexicalIndex):
                 ),
                 {"user": user_id},
             ).one()
-            seen = self._sizes[user_id] = (now, int(total), float(avg))
+            seen = self._sizes[key] = (now, int(total), float(avg))
         return seen[1], max(seen[2], 1.0)
 
     def add(self, s: Session, user_id: int, chunks: Sequence[tuple[int, str]]) -> None:
@@ -229,6 +226,7 @@ class PostgresIndex(LexicalIndex):
         if not present:
             return LexicalResult([], 0.0)
         total, avg = self._size(s, user_id)
+        total = max(total, *df.values())  # the count may be up to a minute old
         weights = {w: idf(total, df[w]) for w in words}
         rare = [w for w in present if df[w] < DF_CAP] or present[:1]
         joins, params = _joins(filters)
@@ -268,14 +266,6 @@ class PostgresIndex(LexicalIndex):
                 {"user": user_id, "q": _tsquery([word]), "cap": DF_CAP},
             ).scalar_one()
         )
-
-    def indexed(self, s: Session, chunk_ids: Sequence[int]) -> set[int]:
-        """Chunk ids with a row."""
-        rows = s.execute(
-            text("SELECT chunk_id FROM lexical_terms WHERE chunk_id = ANY(:ids)"),
-            {"ids": list(chunk_ids)},
-        )
-        return {int(r[0]) for r in rows}
 
 
 def lexical_index(s: Session) -> LexicalIndex:

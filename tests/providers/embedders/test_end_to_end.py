@@ -167,7 +167,8 @@ def test_a_local_late_chunking_job(
     from ragcast.store.models import Chunk, Item
 
     doc = upload_text(api, tmp_path)
-    r = api.submit("late-1", [doc], embedding_model={"id": "local", "late_chunking": True})
+    minilm = {"id": "local", "model": "all-MiniLM-L6-v2", "late_chunking": True}
+    r = api.submit("late-1", [doc], embedding_model=minilm)
     assert r.status_code == 200, r.text
     assert api.wait("late-1")["status"] == "completed"
     job = job_row(api, "late-1")
@@ -182,6 +183,14 @@ def test_a_local_late_chunking_job(
         monkeypatch.setattr(LocalEmbedder, "embed_in_context", _must_not_run)
         item = s.scalars(select(Item)).one()
         ItemStages(ctx).embed(s, item, item.job)
+
+
+def test_the_default_local_model_cannot_late_chunk(api: Api, tmp_path: Path) -> None:
+    doc = upload_text(api, tmp_path)
+    r = api.submit("late-2", [doc], embedding_model={"id": "local", "late_chunking": True})
+    assert r.status_code == 400
+    assert r.json()["details"]["field"] == "embedding_model.late_chunking"
+    assert "use-multilingual-v3" in r.json()["details"]["issue"]
 
 
 def _must_not_run(*args: object) -> None:

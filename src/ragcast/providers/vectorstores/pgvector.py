@@ -386,11 +386,12 @@ class PgVectorStore(VectorStore):
     def _tune(self, conn: psycopg.Connection[Any], top_k: int) -> None:
         """This transaction's HNSW settings for a search of ``top_k`` rows."""
         # ef_search caps how many rows a plain HNSW scan can return (default 40).
-        conn.execute(
-            sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(min(max(40, top_k), 1000)))
+        stmt = sql.SQL("SET LOCAL hnsw.ef_search = {}").format(
+            sql.Literal(min(max(40, top_k), 1000))
         )
         if self._iterative:
-            conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+            stmt = sql.SQL("{}; SET LOCAL hnsw.iterative_scan = relaxed_order").format(stmt)
+        conn.execute(stmt)
 
     def count(self, name: str, *, tenant: str | None = None) -> int:
         """Rows of ``tenant`` in the collection's table, all of them without a tenant

@@ -1,0 +1,228 @@
+"""Search cost as a user's history grows, among other users: it must stay flat.
+
+``python -m bench tenants`` builds, in the embedded default (SQLite and Chroma on disk), a
+store where 100 other users hold 10 jobs of 100 chunks each, and one user holds one job
+of 100 chunks. It times that user's searches (p50 and p95 of each mode over the same
+queries), then gives them 999 more jobs (1,000 x 100 chunks in all) and times the same
+searches again. The ratio of the two p50s is the figure: 1.0 is flat.
+
+Chunks are written as ragcast's index stage writes them (job store rows, vectors in the
+model's shared collection under the user's tenant, lexical rows); texts are drawn from a
+Zipf vocabulary so common and rare words occur as in speech, vectors are random unit
+vectors of the default model's 512 dimensions, and queries are embedded by the real model.
+
+Options: ``--jobs``, ``--chunks``, ``--others``, ``--other-jobs``, ``--queries``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import insert, select
+
+from ragcast.context import Context, build_context
+from ragcast.providers.embedders.base import EmbeddingSpec
+from ragcast.providers.vectorstores.base import VectorRecord
+from ragcast.retrieval.filters import Filters
+from ragcast.retrieval.layout import collection_name, tenant
+from ragcast.retrieval.lexical import lexical_index
+from ragcast.retrieval.search import Query, search
+from ragcast.settings import Settings
+from ragcast.store.models import Chunk, Item, Job, User
+
+SPEC = EmbeddingSpec("local", 512, {"model": "use-multilingual-v3"})
+WORDS_PER_CHUNK = 60
+VOCABULARY = 20000
+MODES = ("hybrid", "dense", "lexical")
+
+
+class Corpus:
+    """Synthetic speech-like text: pseudo-words with Zipf frequencies."""
+
+    def __init__(self, seed: int = 7) -> None:
+        self.rng = np.random.default_rng(seed)
+        syllables = ["ka", "to", "ri", "mu", "sen", "lo", "pa", "vi", "dor", "el", "na", "shi"]
+        words: list[str] = []
+        seen: set[str] = set()
+        while len(words) < VOCABULARY:
+            n = int(self.rng.integers(1, 5))
+            w = "".join(syllables[int(i)] for i in self.rng.integers(0, len(syllables), n))
+            if w not in seen:
+                seen.add(w)
+                words.append(w)
+        self.words = words
+        ranks = np.arange(1, VOCABULARY + 1, dtype=np.float64)
+        self.p = (1 / ranks) / (1 / ranks).sum()
+
+    def text(self) -> str:
+        """One chunk's text."""
+        picks = self.rng.choice(VOCABULARY, size=WORDS_PER_CHUNK, p=self.p)
+        return " ".join(self.words[int(i)] for i in picks)
+
+    def query(self) -> str:
+        """A query of five words: two common, three from the middle of the vocabulary."""
+        common = self.rng.integers(0, 50, 2)
+        middle = self.rng.integers(200, 5000, 3)
+        return " ".join(self.words[int(i)] for i in [*common, *middle])
+
+
+def vectors(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` random unit vectors."""
+    v = rng.standard_normal((n, SPEC.dimensions)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def add_jobs(
+    ctx: Context, corpus: Corpus, user_id: int, first: int, count: int, chunks: int
+) -> None:
+    """``count`` completed jobs of ``chunks`` chunks each for ``user_id``, indexed."""
+    store = ctx.providers.vector_store("chroma")
+    collection = collection_name(SPEC)
+    store.ensure_collection(collection, SPEC.dimensions)
+    for n in range(first, first + count):
+        with ctx.db.session() as s:
+            job = Job(
+                job_id=f"job-{n}",
+                user_id=user_id,
+                request_hash="bench",
+                request={"embedding_model": {"id": "local", "model": "use-multilingual-v3"}},
+                platform="documents",
+                input_method="upload",
+                embedding_model="local",
+                dimensions=SPEC.dimensions,
+                vector_db="chroma",
+                collection=collection,
+                status="completed",
+                completed_items=1,
+                total_content=1,
+            )
+            item = Item(
+                index=0,
+                content_id=f"upload-u{user_id}-{n}",
+                source_type="upload",
+                source_ref=f"doc-{n}",
+                title=f"doc-{n}.txt",
+                status="completed",
+                stage="indexed",
+                language="en",
+            )
+            job.items.append(item)
+            s.add(job)
+            s.flush()
+            texts = [corpus.text() for _ in range(chunks)]
+            rows = [
+                {
+                    "item_id": item.id,
+                    "chunk_index": i,
+                    "text": t,
+                    "start_s": i * 30.0,
+                    "end_s": i * 30.0 + 30,
+                    "token_count": WORDS_PER_CHUNK,
+                }
+                for i, t in enumerate(texts)
+            ]
+            s.execute(insert(Chunk), rows)
+            ids = list(
+                s.scalars(
+                    select(Chunk.id).where(Chunk.item_id == item.id).order_by(Chunk.chunk_index)
+                )
+            )
+            lexical_index(s).add(s, user_id, list(zip(ids, texts, strict=True)))
+            meta = {"job_id": job.job_id, "content_id": item.content_id, "platform": "documents"}
+            records = [
+                VectorRecord(
+                    id=f"{item.content_id}:{i}",
+                    vector=vec,
+                    text=t,
+                    metadata={**meta, "chunk_index": i, "language": "en"},
+                )
+                for i, (t, vec) in enumerate(zip(texts, vectors(corpus.rng, chunks), strict=True))
+            ]
+            store.upsert(collection, records, tenant=tenant(user_id))
+            s.commit()
+
+
+def users(ctx: Context, n: int, prefix: str) -> list[int]:
+    """``n`` new users' ids."""
+    with ctx.db.session() as s:
+        made = [User(name=f"{prefix}-{i}") for i in range(n)]
+        s.add_all(made)
+        s.commit()
+        return [u.id for u in made]
+
+
+def timed(ctx: Context, user_id: int, queries: list[str], mode: str) -> list[float]:
+    """Milliseconds per search, after one unmeasured round."""
+    for q in queries[:3]:
+        search(ctx, user_id, Query(text=q, mode=mode))  # type: ignore[arg-type]
+    out = []
+    for q in queries:
+        t0 = time.perf_counter()
+        search(ctx, user_id, Query(text=q, mode=mode, filters=Filters()))  # type: ignore[arg-type]
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def progress(label: str, steps: Iterator[int]) -> None:
+    """Print a running count on one line."""
+    for n in steps:
+        print(f"\r{label}: {n}", end="", flush=True)
+    print()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Build the store, time the searches at one job and at many, print the ratios."""
+    parser = argparse.ArgumentParser(prog="python -m bench tenants")
+    parser.add_argument("--jobs", type=int, default=1000, help="the user's jobs in the end")
+    parser.add_argument("--chunks", type=int, default=100, help="chunks per job")
+    parser.add_argument("--others", type=int, default=100, help="other users")
+    parser.add_argument("--other-jobs", type=int, default=10, help="jobs per other user")
+    parser.add_argument("--queries", type=int, default=40)
+    args = parser.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="ragcast-tenants-"))
+    try:
+        ctx = build_context(Settings(data_dir=work / "data", preload_models=False))
+        corpus = Corpus()
+        ctx.providers.embedder(SPEC).embed_query("warm up")
+        others = users(ctx, args.others, "other")
+        t0 = time.perf_counter()
+        for n, other in enumerate(others):
+            add_jobs(ctx, corpus, other, 0, args.other_jobs, args.chunks)
+            print(f"\rother users filled: {n + 1}/{len(others)}", end="", flush=True)
+        (me,) = users(ctx, 1, "me")
+        add_jobs(ctx, corpus, me, 0, 1, args.chunks)
+        print(f"\nbuilt in {time.perf_counter() - t0:.0f} s")
+        queries = [corpus.query() for _ in range(args.queries)]
+        before = {m: timed(ctx, me, queries, m) for m in MODES}
+        t0 = time.perf_counter()
+        for n in range(1, args.jobs, 100):
+            add_jobs(ctx, corpus, me, n, min(100, args.jobs - n), args.chunks)
+            print(f"\rthe user's jobs: {min(n + 100, args.jobs)}/{args.jobs}", end="", flush=True)
+        print(f"\ngrown in {time.perf_counter() - t0:.0f} s")
+        after = {m: timed(ctx, me, queries, m) for m in MODES}
+        others_chunks = args.others * args.other_jobs * args.chunks
+        print(
+            f"search of one user among {args.others} others ({others_chunks} chunks), "
+            f"{len(queries)} queries, embedded default (SQLite + Chroma)"
+        )
+        grown = f"{args.jobs} jobs p50"
+        print(f"{'mode':10}{'1 job p50':>12}{'p95':>9}{grown:>16}{'p95':>9}{'ratio':>8}")
+        for m in MODES:
+            a, b = before[m], after[m]
+            p50a, p50b = statistics.median(a), statistics.median(b)
+            p95a, p95b = np.percentile(a, 95), np.percentile(b, 95)
+            print(f"{m:10}{p50a:10.1f}ms{p95a:7.1f}ms{p50b:14.1f}ms{p95b:7.1f}ms{p50b / p50a:8.2f}")
+        ctx.db.dispose()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

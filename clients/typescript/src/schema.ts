@@ -261,8 +261,12 @@ export interface paths {
         put?: never;
         /**
          * Search Chunks
-         * @description Search the user's indexed chunks (one job's with ``job_id``; filters by content id
-         *     and platform); each hit links to its moment in the source (``deep_link``).
+         * @description Search the user's indexed chunks: hybrid (lexical and dense, fused) by default.
+         *
+         *     Filters narrow the search to one job, content, platform, language, channel or upload
+         *     date range; ``context`` returns each hit with its neighbouring chunks; ``rerank``
+         *     reorders the best candidates with the server's reranker. Each hit links to its
+         *     moment in the source (``deep_link``).
          */
         post: operations["search"];
         delete?: never;
@@ -869,10 +873,14 @@ export interface components {
          * @description One chunk found by a search.
          */
         SearchHit: {
+            /** Channel */
+            channel?: string | null;
             /** Chunk Index */
             chunk_index: number;
             /** Content Id */
             content_id: string;
+            /** @description With `context` > 0: the hit and its neighbours. */
+            context?: components["schemas"]["SearchPassage"] | null;
             /**
              * Deep Link
              * @description The URL opened at `start_s` (YouTube `t=93s`, Twitch VODs `t=1h2m3s`); the plain URL where the player takes no time; null without a URL.
@@ -889,7 +897,10 @@ export interface components {
             language?: string | null;
             /** Platform */
             platform?: string | null;
-            /** Score */
+            /**
+             * Score
+             * @description hybrid: the fused score (0-1); dense: cosine similarity; lexical: BM25; with rerank: the reranker's score.
+             */
             score: number;
             /** Source */
             source: string;
@@ -901,19 +912,51 @@ export interface components {
             text: string;
             /** Title */
             title: string | null;
+            /**
+             * Upload Date
+             * @description `YYYYMMDD`, where known
+             */
+            upload_date?: string | null;
             /** Url */
             url: string | null;
         };
         /**
+         * SearchPassage
+         * @description A hit with its neighbouring chunks, as one text over one time span.
+         */
+        SearchPassage: {
+            /** End S */
+            end_s: number | null;
+            /** First Chunk */
+            first_chunk: number;
+            /** Last Chunk */
+            last_chunk: number;
+            /** Start S */
+            start_s: number | null;
+            /** Text */
+            text: string;
+        };
+        /**
          * SearchQuery
-         * @description Body of ``POST /search``.
+         * @description Body of ``POST /search``: the query, how to search, and filters (all must hold).
          */
         SearchQuery: {
+            /**
+             * Channel
+             * @description Only items of this channel (its name as the platform gives it).
+             */
+            channel?: string | null;
             /**
              * Content Id
              * @description Only this content's chunks.
              */
             content_id?: string | null;
+            /**
+             * Context
+             * @description Neighbouring chunks to return with each hit, on each side, merged into one passage with its time span.
+             * @default 0
+             */
+            context?: number;
             /** Job Id */
             job_id?: string | null;
             /**
@@ -922,6 +965,13 @@ export interface components {
              */
             language?: string | null;
             /**
+             * Mode
+             * @description `hybrid` fuses the lexical and dense rankings; `dense` compares embeddings only; `lexical` matches terms only (BM25).
+             * @default hybrid
+             * @enum {string}
+             */
+            mode?: "hybrid" | "dense" | "lexical";
+            /**
              * Platform
              * @description Only jobs of this platform.
              */
@@ -929,16 +979,37 @@ export interface components {
             /** Query */
             query: string;
             /**
+             * Rerank
+             * @description Reorder the best candidates with the reranker.
+             * @default false
+             */
+            rerank?: boolean;
+            /**
              * Top K
              * @default 10
              */
             top_k?: number;
+            /**
+             * Uploaded After
+             * @description Only items uploaded on or after this date (`YYYY-MM-DD` or `YYYYMMDD`).
+             */
+            uploaded_after?: string | null;
+            /**
+             * Uploaded Before
+             * @description Only items uploaded on or before this date (`YYYY-MM-DD` or `YYYYMMDD`).
+             */
+            uploaded_before?: string | null;
         };
         /**
          * SearchResults
          * @description Answer of ``POST /search``.
          */
         SearchResults: {
+            /**
+             * Mode
+             * @default hybrid
+             */
+            mode?: string;
             /** Query */
             query: string;
             /** Results */

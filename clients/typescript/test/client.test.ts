@@ -83,6 +83,9 @@ test("upload, process, follow progress, export, download and search", live, asyn
   assert.match(hits.results[0]!.text, /lens/);
   assert.equal(hits.results[0]!.source, "lighthouse.srt");
   assert.ok((hits.results[0]!.start_s ?? -1) >= 0);
+  const words = await client.search("lens", { job_id: jobId, mode: "lexical", context: 1 });
+  assert.equal(words.mode, "lexical");
+  assert.match(words.results[0]!.context!.text, /lens/);
 });
 
 test("errors carry the contract's body", live, async () => {

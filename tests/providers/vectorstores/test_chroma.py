@@ -41,11 +41,11 @@ class Spy:
         self.calls: list[tuple[str, bool]] = []
 
     def query(self, **kw: Any) -> Any:
-        self.calls.append(("query", "where" in kw))
+        self.calls.append(("query", kw.get("where") is not None))
         return self.col.query(**kw)
 
     def get(self, **kw: Any) -> Any:
-        self.calls.append(("get", "where" in kw))
+        self.calls.append(("get", kw.get("where") is not None))
         return self.col.get(**kw)
 
 
@@ -70,8 +70,8 @@ def test_ids_carry_the_tenant_and_metadata_names_it(store: ChromaStore) -> None:
     store.upsert(NAME, recs("doc", 2, 0), tenant="u1")
     store.upsert(NAME, recs("doc", 1, 0))
     got = store._get(NAME).get(include=["metadatas"])
-    tenants = {i: m["tenant"] for i, m in zip(got["ids"], got["metadatas"], strict=True)}
-    assert tenants == {"u1/doc:0": "u1", "u1/doc:1": "u1", "doc:0": ""}
+    tenants = {i: m.get("tenant") for i, m in zip(got["ids"], got["metadatas"], strict=True)}
+    assert tenants == {"u1/doc:0": "u1", "u1/doc:1": "u1", "doc:0": None}
     hit = store.query(NAME, unit(1).tolist(), 1, tenant="u1")[0]
     assert hit.id == "doc:1" and hit.metadata == {"content_id": "doc", "chunk_index": 1}
 
@@ -125,3 +125,51 @@ def test_an_empty_collection_answers_nothing(store: ChromaStore) -> None:
     assert store.query(NAME, unit(0).tolist(), 5, tenant="u1") == []
     assert store.query(NAME, unit(0).tolist(), 5, {"content_id": "x"}, tenant="u1") == []
     assert store.count(NAME, tenant="u1") == 0
+
+
+def legacy(store: ChromaStore, n: int, seed: int) -> None:
+    """Records as releases before tenants wrote them: bare ids, no tenant key."""
+    batch = recs("old", n, seed)
+    store._get(NAME).add(
+        ids=[r.id for r in batch],
+        embeddings=np.stack([np.asarray(r.vector) for r in batch]),
+        documents=[r.text for r in batch],
+        metadatas=[r.metadata for r in batch],
+    )
+
+
+def test_records_of_earlier_releases_are_the_space_without_a_tenant(
+    store: ChromaStore,
+) -> None:
+    legacy(store, 4, 100)
+    store.upsert(NAME, recs("new", 2, 200))
+    store.upsert(NAME, recs("old", 4, 300), tenant="u1")
+    q = unit(102)
+    hits = store.query(NAME, q.tolist(), 10)
+    assert sorted(h.id for h in hits) == ["new:0", "new:1", "old:0", "old:1", "old:2", "old:3"]
+    assert hits[0].id == "old:2" and hits[0].text == "old 2"
+    assert {h.metadata["content_id"] for h in store.query(NAME, q.tolist(), 10, tenant="u1")} == {
+        "old"
+    }
+    store.delete_stale(NAME, "old", keep=1)
+    assert store.count(NAME) == 7 and store.count(NAME, tenant="u1") == 4
+    assert sorted(h.id for h in store.query(NAME, q.tolist(), 10, {"content_id": "old"})) == [
+        "old:0"
+    ]
+
+
+def test_the_space_without_a_tenant_among_many_tenants(
+    store: ChromaStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(chroma, "BRUTE_MAX", 5)
+    monkeypatch.setattr(chroma, "FETCH_MAX", 40)
+    store.upsert(NAME, recs("old", 600, 0), tenant="a")
+    legacy(store, 30, 8000)
+    q = unit(8)
+    want = [f"old:{s - 8000}" for s in exact(q, range(8000, 8030), 5)]
+    watched = spy(store)
+    assert [h.id for h in store.query(NAME, q.tolist(), 5)] == want
+    assert watched.calls[-1] == ("query", False)  # searched wider, unfiltered
+    got = store.query(NAME, q.tolist(), 5, {"chunk_index": {"$lte": 29}})
+    assert [h.id for h in got] == want
+    assert watched.calls[-1] == ("query", True)  # filtered on the other conditions

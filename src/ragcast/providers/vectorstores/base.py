@@ -1,9 +1,10 @@
 """The vector store contract: one collection per embedding model, shared by tenants.
 
 A record upserted with ``tenant="u17"`` is seen only by calls that name the same
-tenant; the same record id under two tenants is two records. ``tenant=None`` is a
-space of its own (records written without a tenant), except for :meth:`VectorStore.count`,
-where it counts the whole collection.
+tenant; the same record id under two tenants is two records, and hits carry the record
+ids as given. ``tenant=None`` is a space of its own: the records written without a
+tenant, every record of releases before tenants among them. Only
+:meth:`VectorStore.count` reads ``tenant=None`` as the whole collection.
 
 ``where`` filters on metadata, keys ANDed, each one of::
 
@@ -26,7 +27,7 @@ import numpy.typing as npt
 if TYPE_CHECKING:
     from ragcast.settings import Settings
 
-#: what a tenant may look like: short, and safe in ids, namespaces and SQL literals
+#: what a tenant may look like: short, and without the ``/`` that stores join it with
 TENANT_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 RANGE_OPS = frozenset({"$gte", "$lte"})
 

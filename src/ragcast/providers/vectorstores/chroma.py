@@ -1,28 +1,29 @@
 """Chroma: persistent on disk (the default) or a Chroma server by URL.
 
-Tenants share a collection: every record carries its tenant in the metadata key
-``tenant`` (``""`` for records written without one), and a tenant's record ids are
-stored as ``tenant/id`` so that two tenants' ``doc:0`` stay two records (the prefix is
-taken off the ids that come back). Records written before tenants existed have no
-``tenant`` key: they are in no tenant's space, not even the one without a tenant, and
-only :meth:`ChromaStore.count` without a tenant counts them.
+Tenants share a collection: a tenant's records carry it in the metadata key ``tenant``,
+and their ids are stored as ``tenant/id`` so that two tenants' ``doc:0`` stay two
+records (the prefix is taken off the ids that come back). Records written without a
+tenant have no ``tenant`` key, as every record had before tenants, so collections of
+earlier releases are the space without a tenant as they stand.
 
 Chroma answers a filtered query by listing every record that passes the filter, then
 searching HNSW with that list as an allow-list: the listing costs time in proportion to
 the tenant's size, and a short allow-list makes the HNSW walk visit most of the graph.
 So :meth:`ChromaStore.query` plans its search itself:
 
-1. an unfiltered HNSW search of a few times ``top_k``, filtered here; enough for a
-   tenant that holds a good part of the collection (widened once when the share of
-   matches it found says a wider search would do);
+1. unfiltered HNSW searches of a few times ``top_k``, filtered here; enough for a
+   tenant that holds a good part of the collection (widened, up to :data:`FETCH_MAX`,
+   while the share of matches found says a wider search would do);
 2. else, for a filter that matches at most :data:`BRUTE_MAX` records, those records
    themselves, compared exactly (listed by the other conditions alone first, where
    there are any: a content id narrows faster than a big tenant);
-3. else, Chroma's filtered search.
+3. else, Chroma's filtered search (Chroma cannot filter on a missing key, so for the
+   space without a tenant it filters on the other conditions and leaves out tenants'
+   records here, searching wider while that leaves too few).
 
-A query of tenant ``"big"`` (100,000 of 110,100 records of 512 dimensions) took 288 ms
-through Chroma's filtered search, one of a tenant of 100 records 97 ms, and an
-unfiltered one 3.5 ms; planned, they take about 6 ms and 19 ms.
+With 110,100 records of 512 dimensions, a query of a tenant of 100,000 of them took
+289 ms through Chroma's filtered search, one of a tenant of 100 took 98 ms, and an
+unfiltered one 3 to 4 ms; planned, the two tenants' take 4 ms and 21 ms.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -126,7 +128,7 @@ class ChromaStore(VectorStore):
             ids=[stored_id(r.id, tenant) for r in records],
             embeddings=np.stack([np.asarray(r.vector, dtype=np.float32) for r in records]),
             documents=[r.text for r in records],
-            metadatas=[_clean(r.metadata) | {TENANT: tenant or ""} for r in records],
+            metadatas=[_metadata(r.metadata, tenant) for r in records],
         )
 
     def delete_stale(
@@ -137,7 +139,7 @@ class ChromaStore(VectorStore):
         The chunks are listed by content id alone and picked by tenant here: a filter on
         the tenant would have Chroma list all of the tenant's records.
         """
-        owner = check_tenant(tenant) or ""
+        check_tenant(tenant)
         col = self._find(name)
         if col is None:
             return
@@ -146,7 +148,7 @@ class ChromaStore(VectorStore):
         stale = [
             id_
             for id_, meta in zip(got["ids"], got["metadatas"], strict=True)
-            if (meta or {}).get(TENANT) == owner
+            if _owned(dict(meta or {}), tenant)
         ]
         if stale:
             col.delete(ids=stale)
@@ -162,43 +164,36 @@ class ChromaStore(VectorStore):
     ) -> list[VectorHit]:
         """Nearest neighbours of ``tenant`` by cosine distance (planned as the module
         says)."""
-        check_tenant(tenant)
-        conds = [Condition(TENANT, "eq", value=tenant or ""), *conditions(where)]
+        plan = Plan(check_tenant(tenant), conditions(where), top_k)
         col = self._find(name)
-        if col is None or top_k < 1 or matches_nothing(conds):
+        if col is None or top_k < 1 or matches_nothing(plan.conds):
             return []
         q = np.asarray(vector, dtype=np.float32)
-        hits = self._post_filtered(col, q, top_k, conds)
+        hits = self._post_filtered(col, q, plan)
         if hits is None:
-            hits = self._exact(col, q, top_k, conds)
+            hits = self._exact(col, q, plan)
         if hits is None:
-            res = col.query(
-                query_embeddings=[q], n_results=top_k, where=_chroma(conds), include=INCLUDE
-            )
-            hits = [_hit(*row) for row in _rows(res)]
+            hits = self._filtered(col, q, plan)
         return hits[:top_k]
 
     def _post_filtered(
-        self, col: Any, q: npt.NDArray[np.float32], top_k: int, conds: list[Condition]
+        self, col: Any, q: npt.NDArray[np.float32], plan: Plan
     ) -> list[VectorHit] | None:
         """The answer from unfiltered searches filtered here, or None when too few of
         the nearest records pass the filter."""
-        n = min(max(FETCH_FACTOR * top_k, FETCH_MIN), max(FETCH_MAX, top_k))
+        k = plan.top_k
+        n = min(max(FETCH_FACTOR * k, FETCH_MIN), max(FETCH_MAX, k))
         while True:
-            res = col.query(query_embeddings=[q], n_results=n, include=INCLUDE)
-            rows = _rows(res)
-            hits = [_hit(*row) for row in rows if _passes(row[3], conds)]
-            if len(hits) >= top_k or len(rows) < n:  # enough, or the whole collection seen
+            hits, complete = _search(col, q, n, None, plan)
+            if len(hits) >= k or complete:
                 return hits
             # The share of matches so far tells how wide a search would find top_k.
-            wider = math.ceil(2 * top_k * n / len(hits)) if hits else FETCH_MAX + 1
+            wider = math.ceil(2 * k * n / len(hits)) if hits else FETCH_MAX + 1
             if wider > FETCH_MAX:
                 return None
             n = wider
 
-    def _exact(
-        self, col: Any, q: npt.NDArray[np.float32], top_k: int, conds: list[Condition]
-    ) -> list[VectorHit] | None:
+    def _exact(self, col: Any, q: npt.NDArray[np.float32], plan: Plan) -> list[VectorHit] | None:
         """Exact cosine search over the records that pass the filter, or None when more
         than :data:`BRUTE_MAX` do.
 
@@ -206,19 +201,34 @@ class ChromaStore(VectorStore):
         record of the tenant to apply that one, which a narrow filter (a content id)
         makes needless.
         """
-        others = [c for c in conds if c.key != TENANT]
-        for subset in ([others] if others else []) + [conds]:
+        subsets: list[dict[str, Any] | None] = [_chroma(plan.conds)] if plan.conds else []
+        if plan.tenant is not None:
+            subsets.append(_chroma([*plan.conds, plan.tenant_condition]))
+        for where in subsets or [None]:
             got = col.get(
-                where=_chroma(subset),
+                where=where,
                 limit=BRUTE_MAX + 1,
                 include=["embeddings", "documents", "metadatas"],
             )
             if len(got["ids"]) <= BRUTE_MAX:
-                return _ranked(got, q, top_k, conds)
+                return _ranked(got, q, plan)
         return None
 
+    def _filtered(self, col: Any, q: npt.NDArray[np.float32], plan: Plan) -> list[VectorHit]:
+        """Chroma's filtered search; without a tenant, repeated wider while tenants'
+        records crowd out the rest."""
+        conds = plan.conds if plan.tenant is None else [*plan.conds, plan.tenant_condition]
+        where = _chroma(conds) if conds else None
+        n = plan.top_k if where is not None else 4 * FETCH_MAX  # step 1 went that far
+        while True:
+            hits, complete = _search(col, q, n, where, plan)
+            if len(hits) >= plan.top_k or complete:
+                return hits
+            n *= 4
+
     def count(self, name: str, *, tenant: str | None = None) -> int:
-        """Number of ``tenant``'s vectors in ``name``, of all of them without a tenant."""
+        """Number of ``tenant``'s vectors in ``name``: all of them for ``tenant=None``
+        (0 when it does not exist)."""
         col = self._find(name)
         if col is None:
             return 0
@@ -240,9 +250,44 @@ def stored_id(record_id: str, tenant: str | None) -> str:
     return record_id if tenant is None else f"{tenant}/{record_id}"
 
 
-def _clean(meta: dict[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What a query asks: its tenant, its other conditions, how many hits."""
+
+    tenant: str | None
+    conds: list[Condition]
+    top_k: int
+
+    @property
+    def tenant_condition(self) -> Condition:
+        return Condition(TENANT, "eq", value=self.tenant)
+
+    def passes(self, meta: dict[str, Any]) -> bool:
+        """Whether a record's metadata passes, as Chroma would judge."""
+        return _owned(meta, self.tenant) and all(_holds(meta, c) for c in self.conds)
+
+
+def _metadata(meta: dict[str, Any], tenant: str | None) -> dict[str, Any]:
     # Chroma rejects None values in metadata.
-    return {k: v for k, v in meta.items() if v is not None}
+    out = {k: v for k, v in meta.items() if v is not None and k != TENANT}
+    if tenant is not None:
+        out[TENANT] = tenant
+    return out
+
+
+def _owned(meta: dict[str, Any], tenant: str | None) -> bool:
+    """Whether a record's metadata puts it in ``tenant``'s space."""
+    return TENANT not in meta if tenant is None else meta.get(TENANT) == tenant
+
+
+def _search(
+    col: Any, q: npt.NDArray[np.float32], n: int, where: dict[str, Any] | None, plan: Plan
+) -> tuple[list[VectorHit], bool]:
+    """The hits among Chroma's ``n`` nearest that pass the plan, and whether those were
+    all the records Chroma had."""
+    res = col.query(query_embeddings=[q], n_results=n, where=where, include=INCLUDE)
+    rows = _rows(res)
+    return [_hit(*row) for row in rows if plan.passes(row[3])], len(rows) < n
 
 
 Row = tuple[str, float, str | None, dict[str, Any]]  # stored id, score, text, metadata
@@ -265,22 +310,20 @@ def _rows(res: dict[str, Any]) -> list[Row]:
 def _hit(stored: str, score: float, text: str | None, meta: dict[str, Any] | None) -> VectorHit:
     """A row as a hit: the bare record id, the metadata without the tenant."""
     metadata = dict(meta or {})
-    tenant = metadata.pop(TENANT, "")
-    rid = stored[len(tenant) + 1 :] if tenant else stored
+    tenant = metadata.pop(TENANT, None)
+    rid = stored[len(tenant) + 1 :] if isinstance(tenant, str) else stored
     return VectorHit(id=rid, score=score, text=text or "", metadata=metadata)
 
 
-def _ranked(
-    got: dict[str, Any], q: npt.NDArray[np.float32], top_k: int, conds: list[Condition]
-) -> list[VectorHit]:
-    """The ``top_k`` records of a ``get`` answer that pass ``conds``, by exact cosine."""
-    keep = [i for i, meta in enumerate(got["metadatas"]) if _passes(dict(meta or {}), conds)]
+def _ranked(got: dict[str, Any], q: npt.NDArray[np.float32], plan: Plan) -> list[VectorHit]:
+    """The best records of a ``get`` answer that pass the plan, by exact cosine."""
+    keep = [i for i, meta in enumerate(got["metadatas"]) if plan.passes(dict(meta or {}))]
     if not keep:
         return []
     vectors = np.asarray([got["embeddings"][i] for i in keep], dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1) * (float(np.linalg.norm(q)) or 1.0)
     scores = (vectors @ q) / np.where(norms == 0, 1.0, norms)
-    order = np.argsort(-scores, kind="stable")[:top_k]
+    order = np.argsort(-scores, kind="stable")[: plan.top_k]
     return [
         _hit(
             got["ids"][keep[j]],
@@ -304,11 +347,6 @@ def _chroma(conds: list[Condition]) -> dict[str, Any]:
             bounds = (("$gte", c.gte), ("$lte", c.lte))
             clauses.extend({c.key: {op: b}} for op, b in bounds if b is not None)
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
-
-
-def _passes(meta: dict[str, Any], conds: list[Condition]) -> bool:
-    """Whether a record's metadata passes the conditions, as Chroma would judge."""
-    return all(_holds(meta, c) for c in conds)
 
 
 def _holds(meta: dict[str, Any], c: Condition) -> bool:

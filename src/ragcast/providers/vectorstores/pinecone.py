@@ -64,7 +64,8 @@ REQUEST_BUDGET = 1_900_000  # bytes of JSON per request; Pinecone's cap is 2 MB
 METADATA_BUDGET = 40_000  # bytes of JSON metadata per vector; Pinecone's cap is 40 KB
 FIELD_BUDGET = 1_000  # bytes of one other string field, when those alone are too large
 FLOAT_BYTES = 25  # an upper bound of one float in JSON: "-1.2345678901234567e-308,"
-INT_FIELDS = ("chunk_index", "token_count")  # Pinecone answers every number as a float
+#: Pinecone answers every number as a float
+INT_FIELDS = ("chunk_index", "token_count", "upload_ts")
 TENANT_SEP = "/"  # between a collection and a tenant in a namespace
 
 

@@ -127,6 +127,14 @@ def test_a_user_uploads_watches_exports_and_searches(
     expect(first.locator(".hit-text")).to_contain_text("middle classes")
     expect(first.locator(".time")).to_have_text(re.compile(r"\d\d:\d\d – \d\d:\d\d"))
     shoot(page, tmp_path, "dashboard", keep=True)
+    # exact words only, with a neighbouring chunk either side
+    page.fill("#search-query", "apostle")
+    page.select_option("#search-mode", "lexical")
+    page.select_option("#search-context", "1")
+    page.get_by_role("button", name="Search", exact=True).click()
+    expect(page.locator(".hit").first.locator(".hit-text")).to_contain_text(
+        "apostle", timeout=30_000
+    )
 
     page.get_by_role("button", name="Forget key").click()
     expect(page.locator("#connect")).to_be_visible()

@@ -134,13 +134,18 @@ class Fts5Index(LexicalIndex):
             + " OR ".join(f'"{w}"' for w in kept)
             + ")"
         )
-        joins, params = _joins(filters)
-        rows = s.execute(
-            text(
-                "SELECT f.rowid, bm25(lexical_fts, 0.0, 1.0) AS rank FROM lexical_fts f"
+        if filters == Filters():
+            # The tenant is in the match: no join, and FTS5 ranks inside its own scan.
+            sql, params = "SELECT rowid, rank FROM lexical_fts WHERE lexical_fts MATCH :match", {}
+        else:
+            joins, params = _joins(filters)
+            sql = (
+                "SELECT f.rowid, f.rank FROM lexical_fts f"
                 + joins.format(rowid="f.rowid")
-                + " AND lexical_fts MATCH :match ORDER BY rank LIMIT :limit"
-            ),
+                + " AND lexical_fts MATCH :match"
+            )
+        rows = s.execute(
+            text(sql + " AND rank MATCH 'bm25(0.0, 1.0)' ORDER BY rank LIMIT :limit"),
             {**params, "user": user_id, "match": match, "limit": limit},
         ).all()
         # FTS5's bm25() is negated so that ORDER BY ascending puts the best first.

@@ -134,9 +134,10 @@ class Fts5Index(LexicalIndex):
             + " OR ".join(f'"{w}"' for w in kept)
             + ")"
         )
+        params: dict[str, object] = {}
         if filters == Filters():
             # The tenant is in the match: no join, and FTS5 ranks inside its own scan.
-            sql, params = "SELECT rowid, rank FROM lexical_fts WHERE lexical_fts MATCH :match", {}
+            sql = "SELECT rowid, rank FROM lexical_fts WHERE lexical_fts MATCH :match"
         else:
             joins, params = _joins(filters)
             sql = (

@@ -28,6 +28,8 @@ from ragcast.store.models import Item, Job
 log = logging.getLogger(__name__)
 
 _LEGACY = re.compile(r"^ragcast-u\d+-")
+#: jobs that no longer write vectors: a running job moves at a later start
+FINISHED = ("completed", "failed", "cancelled")
 
 
 def collection_name(spec: EmbeddingSpec) -> str:
@@ -48,15 +50,19 @@ def job_tenant(collection: str, user_id: int) -> str | None:
 def migrate_collections(ctx: Context, stop: threading.Event | None = None) -> int:
     """Move every job still in a per-user collection to its model's shared collection.
 
-    Safe to run in several processes at once (upserts are idempotent, and a job moves in
-    one update) and to stop between jobs (``stop``); returns how many jobs moved.
+    Only finished jobs move (a running one could index an item into the old collection
+    after its move); the others move at a later start. Safe to run in several processes
+    at once (upserts are idempotent, and a job moves in one update) and to stop between
+    jobs (``stop``); returns how many jobs moved.
     """
     from ragcast.pipeline.stages import embedding_spec, index_records
 
     with ctx.db.session() as s:
         jobs = [
             (j.id, j.user_id, j.vector_db, j.collection, j.dimensions, embedding_spec(j))
-            for j in s.scalars(select(Job).where(Job.collection.like("ragcast-u%")))
+            for j in s.scalars(
+                select(Job).where(Job.collection.like("ragcast-u%"), Job.status.in_(FINISHED))
+            )
             if _LEGACY.match(j.collection)
         ]
     moved = 0

@@ -2,15 +2,19 @@
 
 One interface, two engines, chosen by the job store's database:
 
-- **SQLite** (embedded): an FTS5 table ``lexical_fts(tenant, terms)`` whose rowid is the
-  chunk's id, ranked by FTS5's own BM25. The tenant column holds ``u<user id>`` and is
-  matched in the same query, so a user's search returns only their own chunks.
-- **PostgreSQL** (distributed): ``lexical_terms(chunk_id, user_id, terms tsvector)`` with
-  a GIN index. PostgreSQL's ``ts_rank`` has no inverse document frequency, so ranking is
-  BM25 computed here: each query term's document frequency is counted within the user's
-  chunks (capped at :data:`DF_CAP`, so a common term costs a bounded read), candidates
-  are the chunks holding the rarest terms, and each is scored with binary term frequency
-  and its length.
+Every term is stored with its user's tenant in front (``u17_tide``), so a user's terms
+are terms of their own: a lookup reads only that user's postings, however many chunks
+other users (or their own other terms) have, and no tenant condition has to be merged
+with it. Document frequencies are per user for the same reason.
+
+- **SQLite** (embedded): an FTS5 table ``lexical_fts(terms)`` whose rowid is the chunk's
+  id, ranked by FTS5's own BM25 (``_`` is a token character, so ``u17_tide`` is one
+  token); ``lexical_vocab`` (``fts5vocab``) gives each term's document count.
+- **PostgreSQL** (distributed): ``lexical_terms(chunk_id, user_id, terms tsvector,
+  length)`` with a GIN index. PostgreSQL's ``ts_rank`` has no inverse document
+  frequency, so ranking is BM25 computed here: each query term's document frequency is
+  counted (up to :data:`DF_CAP`), candidates are the chunks holding the rarer terms, and
+  each is scored with binary term frequency and its length.
 
 On both, a query term found in more than :data:`DF_CAP` chunks is left out of the lookup
 (the rarest term is kept when all are that common): its IDF is low, and its postings are
@@ -36,6 +40,13 @@ from sqlalchemy.orm import Session
 from ragcast.retrieval.filters import Filters
 from ragcast.retrieval.layout import tenant
 from ragcast.retrieval.tokenize import query_terms, terms
+
+
+def owned(user_id: int, words: Sequence[str]) -> list[str]:
+    """``words`` as the user's own terms (``u17_tide``): ``_`` never occurs in a term."""
+    prefix = f"{tenant(user_id)}_"
+    return [prefix + w for w in words]
+
 
 #: a term in more chunks than this is too common to look up: it adds little to BM25 and
 #: reading its postings would make a search's cost grow with the index (see the module)
@@ -99,7 +110,7 @@ class LexicalIndex(ABC):
 
 
 class Fts5Index(LexicalIndex):
-    """SQLite FTS5 with BM25; the tenant column weighs nothing in the rank."""
+    """SQLite FTS5 with its BM25."""
 
     def add(self, s: Session, user_id: int, chunks: Sequence[tuple[int, str]]) -> None:
         """Delete then insert each chunk's row."""
@@ -108,19 +119,16 @@ class Fts5Index(LexicalIndex):
         ids = [{"id": cid} for cid, _ in chunks]
         s.execute(text("DELETE FROM lexical_fts WHERE rowid = :id"), ids)
         s.execute(
-            text("INSERT INTO lexical_fts (rowid, tenant, terms) VALUES (:id, :tenant, :terms)"),
-            [
-                {"id": cid, "tenant": tenant(user_id), "terms": " ".join(terms(body))}
-                for cid, body in chunks
-            ],
+            text("INSERT INTO lexical_fts (rowid, terms) VALUES (:id, :terms)"),
+            [{"id": cid, "terms": " ".join(owned(user_id, terms(body)))} for cid, body in chunks],
         )
 
     def search(
         self, s: Session, user_id: int, query: str, filters: Filters, limit: int
     ) -> LexicalResult:
-        """One FTS5 query: the user's tenant AND any of the query's terms that are not
-        too common, ranked by BM25."""
-        words = query_terms(query)
+        """One FTS5 query: any of the user's query terms that are not too common, ranked
+        by BM25."""
+        words = owned(user_id, query_terms(query))
         if not words:
             return LexicalResult([], 0.0)
         total, df = self._stats(s, words)
@@ -129,14 +137,10 @@ class Fts5Index(LexicalIndex):
         if not present:
             return LexicalResult([], ceiling)
         kept = [w for w in present if df[w] <= DF_CAP] or present[:1]
-        match = (
-            f'tenant : "{tenant(user_id)}" AND terms : ('
-            + " OR ".join(f'"{w}"' for w in kept)
-            + ")"
-        )
+        match = " OR ".join(f'"{w}"' for w in kept)
         params: dict[str, object] = {}
         if filters == Filters():
-            # The tenant is in the match: no join, and FTS5 ranks inside its own scan.
+            # Terms are the user's own: no join, and FTS5 ranks inside its own scan.
             sql = "SELECT rowid, rank FROM lexical_fts WHERE lexical_fts MATCH :match"
         else:
             joins, params = _joins(filters)
@@ -146,7 +150,7 @@ class Fts5Index(LexicalIndex):
                 + " AND lexical_fts MATCH :match"
             )
         rows = s.execute(
-            text(sql + " AND rank MATCH 'bm25(0.0, 1.0)' ORDER BY rank LIMIT :limit"),
+            text(sql + " ORDER BY rank LIMIT :limit"),
             {**params, "user": user_id, "match": match, "limit": limit},
         ).all()
         # FTS5's bm25() is negated so that ORDER BY ascending puts the best first.
@@ -154,17 +158,17 @@ class Fts5Index(LexicalIndex):
 
     @staticmethod
     def _stats(s: Session, words: Sequence[str]) -> tuple[int, dict[str, int]]:
-        """How many chunks the index holds, and in how many each word is (over every
-        tenant, from the vocabulary table: one lookup per word).
+        """How many chunks the index holds (FTS5's BM25 counts every row), and in how
+        many each of the user's words is (the vocabulary table: one lookup per word).
 
-        The largest chunk id stands in for the count (deleted chunks leave gaps, which
+        The largest chunk id stands in for the row count (deleted chunks leave gaps, which
         IDF's logarithm barely feels; counting rows would read them all).
         """
         total = int(s.execute(text("SELECT coalesce(max(rowid), 0) FROM lexical_fts")).scalar_one())
         df = {}
         for w in words:
             found = s.execute(
-                text("SELECT doc FROM lexical_vocab WHERE term = :w AND col = 'terms'"), {"w": w}
+                text("SELECT doc FROM lexical_vocab WHERE term = :w"), {"w": w}
             ).scalar()
             df[w] = int(found or 0)
         return max(total, *df.values()), df
@@ -216,18 +220,18 @@ class PostgresIndex(LexicalIndex):
             [
                 {"id": cid, "user": user_id, "terms": sorted(set(t)), "length": len(t)}
                 for cid, body in chunks
-                for t in [terms(body)]
+                for t in [owned(user_id, terms(body))]
             ],
         )
 
     def search(
         self, s: Session, user_id: int, query: str, filters: Filters, limit: int
     ) -> LexicalResult:
-        """BM25 over the candidates that hold the query's rarest terms."""
-        words = query_terms(query)
+        """BM25 over the candidates that hold the query's rarer terms."""
+        words = owned(user_id, query_terms(query))
         if not words:
             return LexicalResult([], 0.0)
-        df = {w: self._df(s, user_id, w) for w in words}
+        df = {w: self._df(s, w) for w in words}
         present = sorted((w for w in words if df[w]), key=lambda w: df[w])
         if not present:
             return LexicalResult([], 0.0)
@@ -261,15 +265,15 @@ class PostgresIndex(LexicalIndex):
         return LexicalResult(hits[:limit], sum(weights.values()))
 
     @staticmethod
-    def _df(s: Session, user_id: int, word: str) -> int:
-        """In how many of the user's chunks ``word`` is, counted up to :data:`DF_CAP`."""
+    def _df(s: Session, word: str) -> int:
+        """In how many chunks the (user's own) ``word`` is, counted up to :data:`DF_CAP`."""
         return int(
             s.execute(
                 text(
-                    "SELECT count(*) FROM (SELECT 1 FROM lexical_terms WHERE user_id = :user"
-                    " AND terms @@ CAST(:q AS tsquery) LIMIT :cap) x"
+                    "SELECT count(*) FROM (SELECT 1 FROM lexical_terms"
+                    " WHERE terms @@ CAST(:q AS tsquery) LIMIT :cap) x"
                 ),
-                {"user": user_id, "q": _tsquery([word]), "cap": DF_CAP},
+                {"q": _tsquery([word]), "cap": DF_CAP},
             ).scalar_one()
         )
 

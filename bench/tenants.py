@@ -11,7 +11,9 @@ model's shared collection under the user's tenant, lexical rows); texts are draw
 Zipf vocabulary so common and rare words occur as in speech, vectors are random unit
 vectors of the default model's 512 dimensions, and queries are embedded by the real model.
 
-Options: ``--jobs``, ``--chunks``, ``--others``, ``--other-jobs``, ``--queries``.
+Options: ``--jobs``, ``--chunks``, ``--others``, ``--other-jobs``, ``--queries``, and
+``--backend postgres`` for the distributed stores (PostgreSQL job store and lexical
+index, pgvector), on a private PostgreSQL from the ``pgserver`` package.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -84,7 +87,8 @@ def add_jobs(
     ctx: Context, corpus: Corpus, user_id: int, first: int, count: int, chunks: int
 ) -> None:
     """``count`` completed jobs of ``chunks`` chunks each for ``user_id``, indexed."""
-    store = ctx.providers.vector_store("chroma")
+    store_id = "chroma" if ctx.settings.database_url is None else "pgvector"
+    store = ctx.providers.vector_store(store_id)
     collection = collection_name(SPEC)
     store.ensure_collection(collection, SPEC.dimensions)
     pending: list[VectorRecord] = []
@@ -99,7 +103,7 @@ def add_jobs(
                 input_method="upload",
                 embedding_model="local",
                 dimensions=SPEC.dimensions,
-                vector_db="chroma",
+                vector_db=store_id,
                 collection=collection,
                 status="completed",
                 completed_items=1,
@@ -191,10 +195,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--others", type=int, default=100, help="other users")
     parser.add_argument("--other-jobs", type=int, default=1, help="jobs per other user")
     parser.add_argument("--queries", type=int, default=40)
+    parser.add_argument(
+        "--backend",
+        choices=("embedded", "postgres"),
+        default="embedded",
+        help="embedded: SQLite + Chroma; postgres: PostgreSQL (job store, lexical index) "
+        "+ pgvector, on a private server from the pgserver package",
+    )
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="ragcast-tenants-"))
+    closers: list[Callable[[], object]] = []
     try:
-        ctx = build_context(Settings(data_dir=work / "data", preload_models=False))
+        settings = Settings(data_dir=work / "data", preload_models=False)
+        if args.backend == "postgres":
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+                import pgserver
+
+            server = pgserver.get_server(work / "pg", cleanup_mode="stop")
+            closers.append(server.cleanup)
+            uri = server.get_uri()
+            settings = Settings(
+                data_dir=work / "data", preload_models=False, database_url=uri, pgvector_dsn=uri
+            )
+        ctx = build_context(settings)
         corpus = Corpus()
         ctx.providers.embedder(SPEC).embed_query("warm up")
         others = users(ctx, args.others, "other")
@@ -214,9 +238,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\ngrown in {time.perf_counter() - t0:.0f} s")
         after = {m: timed(ctx, me, queries, m) for m in MODES}
         others_chunks = args.others * args.other_jobs * args.chunks
+        where = "SQLite + Chroma" if args.backend == "embedded" else "PostgreSQL + pgvector"
         print(
             f"search of one user among {args.others} others ({others_chunks} chunks), "
-            f"{len(queries)} queries, embedded default (SQLite + Chroma)"
+            f"{len(queries)} queries, {where}"
         )
         grown = f"{args.jobs} jobs p50"
         print(f"{'mode':10}{'1 job p50':>12}{'p95':>9}{grown:>16}{'p95':>9}{'ratio':>8}")
@@ -227,6 +252,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{m:10}{p50a:10.1f}ms{p95a:7.1f}ms{p50b:14.1f}ms{p95b:7.1f}ms{p50b / p50a:8.2f}")
         ctx.db.dispose()
     finally:
+        for close in closers:
+            close()
         shutil.rmtree(work, ignore_errors=True)
 
 

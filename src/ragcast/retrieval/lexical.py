@@ -55,6 +55,8 @@ DF_CAP = 2000
 CANDIDATES = 500
 K1, B = 1.2, 0.75
 SIZE_TTL_S = 60.0
+#: document counts kept in memory at most (the cache starts over past it)
+DF_CACHE = 100_000
 
 
 @dataclass(slots=True)
@@ -185,6 +187,8 @@ class PostgresIndex(LexicalIndex):
     def __init__(self) -> None:
         #: (database, user id) -> (when read, chunk count, mean length), for SIZE_TTL_S
         self._sizes: dict[tuple[str, int], tuple[float, int, float]] = {}
+        #: (database, user's term) -> (when read, document count), for SIZE_TTL_S
+        self._dfs: dict[tuple[str, str], tuple[float, int]] = {}
 
     def _size(self, s: Session, user_id: int) -> tuple[int, float]:
         """How many chunks the user has indexed and their mean length in terms.
@@ -239,14 +243,16 @@ class PostgresIndex(LexicalIndex):
         total = max(total, *df.values())  # the count may be up to a minute old
         weights = {w: idf(total, df[w]) for w in words}
         rare = [w for w in present if df[w] < DF_CAP] or present[:1]
-        joins, params = _joins(filters)
         flags = ", ".join(f"l.terms @@ CAST(:w{n} AS tsquery)" for n in range(len(present)))
+        sql = f"SELECT l.chunk_id, l.length, {flags} FROM lexical_terms l"
+        params: dict[str, object] = {}
+        if filters == Filters():  # the terms are the user's own: no join needed
+            sql += " WHERE TRUE"
+        else:
+            joins, params = _joins(filters)
+            sql += joins.format(rowid="l.chunk_id")
         rows = s.execute(
-            text(
-                f"SELECT l.chunk_id, l.length, {flags} FROM lexical_terms l"
-                + joins.format(rowid="l.chunk_id")
-                + " AND l.user_id = :user AND l.terms @@ CAST(:q AS tsquery) LIMIT :cap"
-            ),
+            text(sql + " AND l.user_id = :user AND l.terms @@ CAST(:q AS tsquery) LIMIT :cap"),
             {
                 **params,
                 **{f"w{n}": _tsquery([w]) for n, w in enumerate(present)},
@@ -264,18 +270,30 @@ class PostgresIndex(LexicalIndex):
         hits.sort(key=lambda h: h.score, reverse=True)
         return LexicalResult(hits[:limit], sum(weights.values()))
 
-    @staticmethod
-    def _df(s: Session, word: str) -> int:
-        """In how many chunks the (user's own) ``word`` is, counted up to :data:`DF_CAP`."""
-        return int(
-            s.execute(
+    def _df(self, s: Session, word: str) -> int:
+        """In how many chunks the (user's own) ``word`` is, counted up to :data:`DF_CAP`.
+
+        Counting reads up to that many rows, so a count is kept for :data:`SIZE_TTL_S`:
+        the words people search for repeat, and BM25's statistics move slowly. A word found
+        nowhere is not kept: the next search must see it once it is indexed.
+        """
+        now = time.monotonic()
+        key = (str(s.get_bind().engine.url), word)
+        seen = self._dfs.get(key)
+        if seen is None or now - seen[0] > SIZE_TTL_S:
+            count = s.execute(
                 text(
                     "SELECT count(*) FROM (SELECT 1 FROM lexical_terms"
                     " WHERE terms @@ CAST(:q AS tsquery) LIMIT :cap) x"
                 ),
                 {"q": _tsquery([word]), "cap": DF_CAP},
             ).scalar_one()
-        )
+            if not count:  # a word not indexed yet may be by the next search: ask again
+                return 0
+            if len(self._dfs) > DF_CACHE:
+                self._dfs.clear()
+            seen = self._dfs[key] = (now, int(count))
+        return seen[1]
 
 
 def lexical_index(s: Session) -> LexicalIndex:

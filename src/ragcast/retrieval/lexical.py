@@ -13,13 +13,13 @@ with it. Document frequencies are per user for the same reason.
 - **PostgreSQL** (distributed): ``lexical_terms(chunk_id, user_id, terms tsvector,
   length)`` with a GIN index. PostgreSQL's ``ts_rank`` has no inverse document
   frequency, so ranking is BM25 computed here: each query term's document frequency is
-  counted (up to :data:`DF_CAP`), candidates are the chunks holding the rarer terms, and
-  each is scored with binary term frequency and its length.
+  counted (up to :data:`PG_DF_CAP`), candidates are the chunks holding the rarer terms,
+  and each is scored with binary term frequency and its length.
 
-On both, a query term found in more than :data:`DF_CAP` chunks is left out of the lookup
-(the rarest term is kept when all are that common): its IDF is low, and its postings are
-what would make a search slower as the index grows. Its weight still counts in the
-query's ceiling (:class:`LexicalResult`).
+On both, a query term found in more than :data:`DF_CAP` chunks (:data:`PG_DF_CAP` on
+PostgreSQL) is left out of the lookup (the rarest term is kept when all are that common):
+its IDF is low, and its postings are what would make a search slower as the index grows.
+Its weight still counts in the query's ceiling (:class:`LexicalResult`).
 
 Terms come from :mod:`ragcast.retrieval.tokenize` on both engines, so every language is
 cut the same way (CJK as character bigrams). Rows go when their chunk goes (a trigger on
@@ -51,6 +51,9 @@ def owned(user_id: int, words: Sequence[str]) -> list[str]:
 #: a term in more chunks than this is too common to look up: it adds little to BM25 and
 #: reading its postings would make a search's cost grow with the index (see the module)
 DF_CAP = 2000
+#: the same on PostgreSQL, where counting a term's documents reads its rows (FTS5 keeps
+#: the counts in its vocabulary)
+PG_DF_CAP = 500
 #: candidates scored per PostgreSQL query
 CANDIDATES = 500
 K1, B = 1.2, 0.75
@@ -242,7 +245,7 @@ class PostgresIndex(LexicalIndex):
         total, avg = self._size(s, user_id)
         total = max(total, *df.values())  # the count may be up to a minute old
         weights = {w: idf(total, df[w]) for w in words}
-        rare = [w for w in present if df[w] < DF_CAP] or present[:1]
+        rare = [w for w in present if df[w] < PG_DF_CAP] or present[:1]
         flags = ", ".join(f"l.terms @@ CAST(:w{n} AS tsquery)" for n in range(len(present)))
         sql = f"SELECT l.chunk_id, l.length, {flags} FROM lexical_terms l"
         params: dict[str, object] = {}
@@ -271,7 +274,7 @@ class PostgresIndex(LexicalIndex):
         return LexicalResult(hits[:limit], sum(weights.values()))
 
     def _df(self, s: Session, word: str) -> int:
-        """In how many chunks the (user's own) ``word`` is, counted up to :data:`DF_CAP`.
+        """In how many chunks the (user's own) ``word`` is, counted up to :data:`PG_DF_CAP`.
 
         Counting reads up to that many rows, so a count is kept for :data:`SIZE_TTL_S`:
         the words people search for repeat, and BM25's statistics move slowly. A word found
@@ -286,7 +289,7 @@ class PostgresIndex(LexicalIndex):
                     "SELECT count(*) FROM (SELECT 1 FROM lexical_terms"
                     " WHERE terms @@ CAST(:q AS tsquery) LIMIT :cap) x"
                 ),
-                {"q": _tsquery([word]), "cap": DF_CAP},
+                {"q": _tsquery([word]), "cap": PG_DF_CAP},
             ).scalar_one()
             if not count:  # a word not indexed yet may be by the next search: ask again
                 return 0

@@ -84,16 +84,17 @@ def search(
     if q.mode != "dense":
         with ctx.db.session() as s:
             lexical, ceiling = _lexical(s, user_id, q, depth)
-    ranked = fuse(
-        [(k, h.score) for k, h in dense.items()],
-        [(k, score) for k, (_, score) in lexical.items()],
-        fusion,
-        alpha if q.mode == "hybrid" else (1.0 if q.mode == "dense" else 0.0),
-        ceiling,
-    )
-    if q.mode != "hybrid":  # one side only: keep its own scores (cosine or BM25)
+    if q.mode == "hybrid":
+        ranked = fuse(
+            [(k, h.score) for k, h in dense.items()],
+            [(k, score) for k, (_, score) in lexical.items()],
+            fusion,
+            alpha,
+            ceiling,
+        )
+    else:  # one side only: its own scores (cosine or BM25), best first
         own = {k: h.score for k, h in dense.items()} | {k: v for k, (_, v) in lexical.items()}
-        ranked = [(k, own[k]) for k, _ in ranked]
+        ranked = sorted(own.items(), key=lambda kv: kv[1], reverse=True)
     keep = ranked[: RERANK_DEPTH if q.rerank else q.top_k]
     with ctx.db.session() as s:
         hits = _materialise(s, keep, dense, {k: c for k, (c, _) in lexical.items()})

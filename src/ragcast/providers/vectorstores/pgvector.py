@@ -378,13 +378,18 @@ class PgVectorStore(VectorStore):
                 rows = conn.execute(stmt, params).fetchall()
         return [VectorHit(id=r[0], score=float(r[3]), text=r[1], metadata=dict(r[2])) for r in rows]
 
-    def _search(self, name: str, dims: int, cond: sql.Composable) -> sql.Composed:
-        """The nearest-rows statement on the HNSW expression of a ``dims`` table."""
+    def _distance(self, dims: int) -> tuple[sql.Composable, sql.Composable]:
+        """The indexed expression of a ``dims`` table and the query vector cast to match."""
         ann = self._ann(dims)
         expr = ann[0] if ann else sql.SQL("embedding")
         qexpr: sql.Composable = sql.SQL("%(q)s::vector")
         if ann and dims > HNSW_MAX_DIMS:
             qexpr = sql.SQL("%(q)s::vector::halfvec({})").format(sql.Literal(dims))
+        return expr, qexpr
+
+    def _search(self, name: str, dims: int, cond: sql.Composable) -> sql.Composed:
+        """The nearest-rows statement on the HNSW expression of a ``dims`` table."""
+        expr, qexpr = self._distance(dims)
         inner = sql.SQL(
             "SELECT id, text, metadata, ({e}) <=> {q} AS distance FROM {t}"
             " WHERE tenant = %(tenant)s AND {c} ORDER BY distance LIMIT %(k)s"
@@ -397,11 +402,7 @@ class PgVectorStore(VectorStore):
 
     def _post_filtered(self, name: str, dims: int, cond: sql.Composable) -> sql.Composed:
         """The ``wide`` nearest rows of the whole table by HNSW, then the filters."""
-        ann = self._ann(dims)
-        expr = ann[0] if ann else sql.SQL("embedding")
-        qexpr: sql.Composable = sql.SQL("%(q)s::vector")
-        if ann and dims > HNSW_MAX_DIMS:
-            qexpr = sql.SQL("%(q)s::vector::halfvec({})").format(sql.Literal(dims))
+        expr, qexpr = self._distance(dims)
         return sql.SQL(
             "WITH near AS MATERIALIZED (SELECT id, text, metadata, tenant, content_id,"
             " chunk_index, ({e}) <=> {q} AS distance FROM {t} ORDER BY distance"

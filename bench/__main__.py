@@ -2,7 +2,8 @@
 
 Each module of this package with a ``main(argv)`` is a bench named after the module:
 ``pipeline`` (ragcast end to end against a bare script), ``embedders`` (the local embedder
-against a bare sentence-transformers ``encode``), ``vectorstores`` and ``distributed``.
+against a bare sentence-transformers ``encode``), ``diarization`` (speaker diarization's time
+as a share of transcription's), ``vectorstores`` and ``distributed``.
 """
 
 from __future__ import annotations

@@ -217,7 +217,8 @@ def worker(
             "--queues",
             "-q",
             help="Queues to consume (repeatable): ragcast.jobs, ragcast.fetch, "
-            "ragcast.transcribe, ragcast.embed, ragcast.index, ragcast.exports. Default: all.",
+            "ragcast.transcribe, ragcast.diarize, ragcast.embed, ragcast.index, "
+            "ragcast.exports. Default: all.",
         ),
     ] = None,
     threads: Annotated[

@@ -6,6 +6,7 @@ Provider and pipeline code read a job's options through here, never through
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -81,3 +82,27 @@ def job_language(request: dict[str, object]) -> str | None:
 def caption_language(key: str) -> str:
     """The language of a caption track key (``en-US`` -> ``en``, ``pt-BR`` -> ``pt``)."""
     return key.replace("_", "-").split("-", 1)[0].lower()
+
+
+#: the most speakers a job may ask diarization to find
+MAX_SPEAKERS = 32
+
+
+@dataclass(frozen=True, slots=True)
+class Diarize:
+    """A job's diarization request: on, with optional bounds on the number of speakers."""
+
+    min_speakers: int | None = None
+    max_speakers: int | None = None
+
+
+def job_diarize(request: dict[str, object]) -> Diarize | None:
+    """What a stored job request asks of diarization; None when it is off."""
+    settings = request.get("settings")
+    if not isinstance(settings, dict) or settings.get("diarize") is not True:
+        return None
+    low, high = settings.get("min_speakers"), settings.get("max_speakers")
+    return Diarize(
+        min_speakers=low if isinstance(low, int) else None,
+        max_speakers=high if isinstance(high, int) else None,
+    )

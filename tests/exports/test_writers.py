@@ -21,7 +21,7 @@ import pytest
 from ragcast.exports import EXTENSIONS, FIELD_NAMES, FORMATS, ExportRecord, write_export
 
 DIM = 384
-NULLABLE = {"start_s", "end_s", "title", "url", "language"}
+NULLABLE = {"start_s", "end_s", "title", "url", "language", "speaker", "speakers"}
 INT_FIELDS = {"chunk_index", "token_count"}
 FLOAT_FIELDS = {"start_s", "end_s"}
 
@@ -49,6 +49,8 @@ def make_record(
         title=None if i % 5 == 0 else f"Title {i // 100}",
         url=None if i % 5 == 0 else f"https://youtu.be/v{i // 100}?t={i}",
         language=(None, "en", "de", "zh")[i % 4],
+        speaker=None if i % 3 else f"SPEAKER_0{i % 2}",
+        speakers=None if i % 3 else ("Host; =Guest" if i % 2 else f"SPEAKER_0{i % 2}"),
         embedding_model="all-MiniLM-L6-v2",
         embedding=embedding,
     )

@@ -17,7 +17,18 @@ from ragcast.api.middleware import (
     redact_tickets_in_logs,
 )
 from ragcast.api.ratelimit import RateLimiter
-from ragcast.api.routes import admin, exports, health, jobs, preview, process, search, uploads, ws
+from ragcast.api.routes import (
+    admin,
+    exports,
+    health,
+    jobs,
+    preview,
+    process,
+    search,
+    transcripts,
+    uploads,
+    ws,
+)
 from ragcast.auth import TicketSigner, load_secret
 from ragcast.context import Context, build_context
 from ragcast.providers.embedders.base import EmbeddingSpec
@@ -121,7 +132,7 @@ def create_app(settings: Settings | None = None, *, run_workers: bool | None = N
     app.add_middleware(RequestContextMiddleware)
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (process, jobs, exports, uploads, search, preview, admin, ws):
+    for module in (process, jobs, transcripts, exports, uploads, search, preview, admin, ws):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)

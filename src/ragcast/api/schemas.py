@@ -5,9 +5,15 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from ragcast.spec import EmbeddingModelConfig, JinaTask, VectorDbConfig, normalise_language
+from ragcast.spec import (
+    MAX_SPEAKERS,
+    EmbeddingModelConfig,
+    JinaTask,
+    VectorDbConfig,
+    normalise_language,
+)
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 
@@ -33,11 +39,31 @@ class ProcessingSettings(BaseModel):
         description="Spoken language: an ISO 639-1 code (`de`, `zh`, ...) or `auto`, "
         "detected per item. Also picks the platform caption track.",
     )
+    diarize: bool = Field(
+        default=False,
+        strict=True,
+        description="Label who speaks when (`SPEAKER_00`, ...) in transcripts, chunks, exports "
+        "and search. Needs the audio: platform captions are not used for such a job.",
+    )
+    min_speakers: int | None = Field(
+        default=None, ge=1, le=MAX_SPEAKERS, strict=True, description="With `diarize`"
+    )
+    max_speakers: int | None = Field(
+        default=None, ge=1, le=MAX_SPEAKERS, strict=True, description="With `diarize`"
+    )
 
     @field_validator("language")
     @classmethod
     def _known_language(cls, value: str) -> str:
         return normalise_language(value)
+
+    @field_validator("max_speakers")
+    @classmethod
+    def _speaker_bounds(cls, value: int | None, info: ValidationInfo) -> int | None:
+        low = info.data.get("min_speakers")
+        if value is not None and low is not None and low > value:
+            raise ValueError(f"max_speakers ({value}) is less than min_speakers ({low})")
+        return value
 
 
 class JobCreate(BaseModel):
@@ -139,6 +165,56 @@ class ItemList(BaseModel):
     items: list[ItemStatus]
 
 
+class SpeakerName(BaseModel):
+    """A speaker label of an item and what it is called (the label until named)."""
+
+    label: str = Field(description="`SPEAKER_00`, `SPEAKER_01`, ... in order of first words")
+    name: str
+
+
+class TranscriptWord(BaseModel):
+    """One word with its time span and speaker."""
+
+    text: str
+    start: float | None
+    end: float | None
+    speaker: str | None = None
+
+
+class TranscriptSegment(BaseModel):
+    """A segment: one speaker's run of words (a Whisper segment, a cue, a paragraph)."""
+
+    start: float | None
+    end: float | None
+    text: str
+    speaker: str | None = Field(default=None, description="Name, or label while unnamed")
+    words: list[TranscriptWord] = Field(default_factory=list)
+
+
+class ItemTranscript(BaseModel):
+    """Answer of ``GET /job/{job_id}/items/{index}/transcript?format=json``."""
+
+    job_id: str
+    index: int
+    content_id: str
+    source: str = Field(description="`asr`, `captions` or `document`")
+    language: str | None
+    duration_s: float | None
+    speakers: list[SpeakerName] = Field(
+        default_factory=list, description="Empty when the job did not ask for `diarize`"
+    )
+    segments: list[TranscriptSegment]
+
+
+class ItemSpeakers(BaseModel):
+    """Answer of ``PATCH /job/{job_id}/items/{index}/speakers``."""
+
+    job_id: str
+    index: int
+    speakers: list[SpeakerName]
+    updated_chunks: int = Field(description="Chunks whose speaker metadata was rewritten")
+
+
 class JobCancelled(BaseModel):
     """Answer of ``POST /job/{job_id}/cancel``."""
 
@@ -211,6 +287,13 @@ class SearchQuery(BaseModel):
         min_length=1,
         max_length=512,
         description="Only items of this channel (its name as the platform gives it).",
+    )
+    speaker: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="Only chunks whose main speaker has this name (or label, `SPEAKER_00`, "
+        "while unnamed); see `PATCH /job/{job_id}/items/{index}/speakers`.",
     )
     uploaded_after: str | None = Field(
         default=None,
@@ -292,6 +375,12 @@ class SearchHit(BaseModel):
     platform: str | None = None
     language: str | None = Field(default=None, description="Language of the chunk's item")
     channel: str | None = None
+    speaker: str | None = Field(
+        default=None, description="The chunk's main speaker (name or label), when diarized"
+    )
+    speakers: list[str] = Field(
+        default_factory=list, description="Everyone speaking in the chunk, most words first"
+    )
     upload_date: str | None = Field(default=None, description="`YYYYMMDD`, where known")
     deep_link: str | None = Field(
         default=None,

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from ragcast.context import Context
 from ragcast.exports.writers import EXTENSIONS, ExportRecord, write_export
+from ragcast.pipeline.speakers import speaker_fields
 from ragcast.store.models import Chunk, Export, Item, Job
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ def iter_records(ctx: Context, job: Job, batch: int = 500) -> Iterator[ExportRec
                 title=item.title,
                 url=item.url,
                 language=item.language,
+                **speaker_fields(chunk.speaker, chunk.speakers, item.speaker_map),
                 embedding_model=f"{job.embedding_model}-{job.dimensions}",
                 embedding=np.frombuffer(chunk.embedding or b"", dtype=np.float32),
             )

@@ -14,6 +14,9 @@ Formats:
   tab or a carriage return gets a leading single quote (OWASP's guard against formula
   injection), so a spreadsheet shows ``=HYPERLINK(…)`` as text instead of running it.
 - ``parquet``: an explicit schema (``embedding`` is ``list<float32>``), one row group per batch.
+- Every format carries ``speaker`` (the chunk's main speaker, as named) and ``speakers``
+  (everyone speaking in it, most words first, joined by ``"; "``); both are null for a
+  transcript that was not diarized.
 - ``vector``: JSON Lines of ``{"id", "values", "metadata"}``, the import shape of Pinecone and
   Qdrant; ``None`` metadata values are dropped because those stores reject nulls.
 """
@@ -64,6 +67,9 @@ class ExportRecord:
     title: str | None
     url: str | None
     language: str | None
+    #: the chunk's main speaker and everyone in it ("; "-joined), when diarized
+    speaker: str | None
+    speakers: str | None
     embedding_model: str
     embedding: Embedding
 
@@ -82,6 +88,8 @@ class ExportRecord:
             "title": self.title,
             "url": self.url,
             "language": self.language,
+            "speaker": self.speaker,
+            "speakers": self.speakers,
             "embedding_model": self.embedding_model,
         }
 
@@ -108,6 +116,8 @@ SCHEMA = pa.schema(
         pa.field("title", pa.string()),
         pa.field("url", pa.string()),
         pa.field("language", pa.string()),
+        pa.field("speaker", pa.string()),
+        pa.field("speakers", pa.string()),
         pa.field("embedding_model", pa.string(), nullable=False),
         pa.field("embedding", pa.list_(pa.float32()), nullable=False),
     ]

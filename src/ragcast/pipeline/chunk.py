@@ -80,6 +80,8 @@ class _Unit:
     start: float | None
     end: float | None
     boundary: bool = False  # a chunk may end after this unit (sentence or segment end)
+    speaker: str | None = None
+    turn: bool = False  # the speaker changes after this unit
 
 
 def chunk_transcript(
@@ -90,7 +92,8 @@ def chunk_transcript(
     ``reserve`` leaves room for the special tokens the model adds. Chunks prefer to end at
     a sentence or segment end in their last half, overlap by at most ``chunk_overlap``
     tokens of trailing words, and always make progress. ``token_count`` is the real
-    count of the chunk text.
+    count of the chunk text. In a diarized transcript a speaker's turn end is preferred
+    over a sentence end, and a chunk that ends at a turn is not overlapped by the next.
     """
     limit = min(spec.chunk_size, spec.max_tokens) - reserve
     if limit < 1:
@@ -105,7 +108,7 @@ def chunk_transcript(
     units, counts = _split_long_units(units, counts, limit, counter)
     packer = _Packer(units, counts, limit, max(0, spec.chunk_overlap), counter)
     return [
-        _make_chunk(index, units, start, end, tokens)
+        _make_chunk(index, units, counts, start, end, tokens)
         for index, (start, end, tokens) in enumerate(packer.run())
     ]
 
@@ -117,11 +120,18 @@ def _flatten(transcript: Transcript) -> list[_Unit]:
         before = len(units)
         if segment.words:
             for word in segment.words:
-                units.extend(_Unit(t, word.start, word.end) for t in word.text.split())
+                who = word.speaker or segment.speaker
+                units.extend(_Unit(t, word.start, word.end, speaker=who) for t in word.text.split())
         else:
-            units.extend(_Unit(t, segment.start, segment.end) for t in segment.text.split())
+            units.extend(
+                _Unit(t, segment.start, segment.end, speaker=segment.speaker)
+                for t in segment.text.split()
+            )
         if len(units) > before:
             units[-1].boundary = True
+    for unit, following in zip(units, units[1:], strict=False):
+        if unit.speaker and following.speaker and unit.speaker != following.speaker:
+            unit.turn = unit.boundary = True
     for unit in units:
         if _SENTENCE_END.search(unit.text):
             unit.boundary = True
@@ -143,6 +153,7 @@ def _drop_silent_units(units: list[_Unit], counts: list[int]) -> tuple[list[_Uni
             kept_counts.append(count)
         elif unit.boundary and kept:
             kept[-1].boundary = True
+            kept[-1].turn = kept[-1].turn or unit.turn
     return kept, kept_counts
 
 
@@ -162,7 +173,16 @@ def _split_long_units(
         pieces = _split_text(unit.text, limit, counter)
         for i, (piece, piece_count) in enumerate(pieces):
             last = i == len(pieces) - 1
-            out_units.append(_Unit(piece, unit.start, unit.end, unit.boundary and last))
+            out_units.append(
+                _Unit(
+                    piece,
+                    unit.start,
+                    unit.end,
+                    unit.boundary and last,
+                    unit.speaker,
+                    unit.turn and last,
+                )
+            )
             out_counts.append(piece_count)
     return out_units, out_counts
 
@@ -220,6 +240,7 @@ class _Packer:
         self.counts = counts
         self.prefix = [0, *accumulate(counts)]
         self.boundary_ends = [i + 1 for i, u in enumerate(units) if u.boundary]
+        self.turn_ends = [i + 1 for i, u in enumerate(units) if u.turn]
         self.limit = limit
         self.overlap = overlap
         self.counter = counter
@@ -263,12 +284,13 @@ class _Packer:
         full = max(full, done + 1)
         if full >= len(self.units):
             return len(self.units)
-        # The last sentence end that fits; take it if it keeps at least half the chunk.
-        i = bisect_right(self.boundary_ends, full) - 1
-        if i >= 0:
-            end = self.boundary_ends[i]
-            if end > done and 2 * (prefix[end] - prefix[start]) >= prefix[full] - prefix[start]:
-                return end
+        # The last turn end, else sentence end, that fits; taken if it keeps half the chunk.
+        for ends in (self.turn_ends, self.boundary_ends):
+            i = bisect_right(ends, full) - 1
+            if i >= 0:
+                end = ends[i]
+                if end > done and 2 * (prefix[end] - prefix[start]) >= prefix[full] - prefix[start]:
+                    return end
         return full
 
     def _next_start(self, start: int, end: int) -> int:
@@ -277,8 +299,8 @@ class _Packer:
         The overlap leaves room for the next new unit and never takes the whole previous
         chunk, so every chunk covers at least one unit the previous one did not.
         """
-        if end >= len(self.units):
-            return end
+        if end >= len(self.units) or self.units[end - 1].turn:
+            return end  # no overlap across a change of speaker
         budget = min(self.overlap, self.limit - self.counts[end])
         prefix = self.prefix
         return bisect_left(prefix, prefix[end] - budget, lo=start + 1, hi=end)
@@ -309,7 +331,9 @@ class _Packer:
         return " ".join(u.text for u in self.units[start:end])
 
 
-def _make_chunk(index: int, units: list[_Unit], start: int, end: int, tokens: int) -> TextChunk:
+def _make_chunk(
+    index: int, units: list[_Unit], counts: list[int], start: int, end: int, tokens: int
+) -> TextChunk:
     """Build the chunk for ``units[start:end]`` with the span of its timed words."""
     span = units[start:end]
     first = next((u.start for u in span if u.start is not None), None)
@@ -320,4 +344,14 @@ def _make_chunk(index: int, units: list[_Unit], start: int, end: int, tokens: in
         token_count=tokens,
         start_s=first,
         end_s=last,
+        speakers=_speakers(span, counts[start:end]),
     )
+
+
+def _speakers(span: list[_Unit], counts: list[int]) -> list[str]:
+    """Speakers of a chunk's units, most tokens first (first to speak breaks ties)."""
+    tokens: dict[str, int] = {}
+    for unit, count in zip(span, counts, strict=True):
+        if unit.speaker:
+            tokens[unit.speaker] = tokens.get(unit.speaker, 0) + count
+    return sorted(tokens, key=lambda name: -tokens[name])

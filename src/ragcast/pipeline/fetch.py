@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from ragcast.context import Context
 from ragcast.sources.ytdlp import fetch
-from ragcast.spec import caption_language, job_language
+from ragcast.spec import caption_language, job_diarize, job_language
 from ragcast.store.models import Item, Job, Transcript
 
 
@@ -24,7 +24,8 @@ def reuse_transcript(s: Session, item: Item, job: Job) -> bool:
     """Copy this user's stored transcript of the same content; True when there was one.
 
     The same video in two jobs (or a channel processed again with ``force``) is then
-    neither downloaded nor transcribed again.
+    neither downloaded nor transcribed again. A job that asks for speakers takes only a
+    transcript that has them: diarizing needs the recording.
     """
     earlier = s.execute(
         select(Transcript, Item)
@@ -37,6 +38,8 @@ def reuse_transcript(s: Session, item: Item, job: Job) -> bool:
     if earlier is None:
         return False
     transcript, source_item = earlier
+    if job_diarize(job.request) is not None and (transcript.data or {}).get("speakers") is None:
+        return False
     s.add(
         Transcript(
             item_id=item.id,
@@ -67,7 +70,9 @@ def fetch_platform_item(ctx: Context, s: Session, item: Item, job: Job) -> None:
         settings.data_dir / "media" / item.content_id,
         settings.fetch_config(),
         job.platform,
-        captions=bool(job_option(ctx, job, "useCaptions", settings.use_captions)),
+        # speakers are found in the audio: a job that wants them does not take captions
+        captions=bool(job_option(ctx, job, "useCaptions", settings.use_captions))
+        and job_diarize(job.request) is None,
         automatic=bool(job_option(ctx, job, "allowAutoCaptions", settings.allow_auto_captions)),
         language=job_language(job.request),
     )

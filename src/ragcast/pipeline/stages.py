@@ -1,4 +1,4 @@
-"""The per-item stages: fetch → transcript → chunk → embed → index.
+"""The per-item stages: fetch → transcript → speakers → chunk → embed → index.
 
 Each stage reads the previous stage's checkpoint from the store and writes its own,
 so a retried or recovered item resumes after its last finished stage. ``Item.stage``
@@ -19,6 +19,7 @@ from ragcast.errors import ItemError, MediaError
 from ragcast.pipeline.chunk import chunk_transcript
 from ragcast.pipeline.documents import parse_document
 from ragcast.pipeline.links import deep_link
+from ragcast.pipeline.speakers import assign_speakers, display_name, load_audio, speaker_fields
 from ragcast.pipeline.types import ChunkSpec, TextChunk
 from ragcast.pipeline.types import Transcript as TranscriptData
 from ragcast.providers.embedders.base import Embedder, EmbeddingSpec, Vectors
@@ -26,7 +27,7 @@ from ragcast.providers.vectorstores.base import VectorRecord
 from ragcast.retrieval.filters import upload_ts
 from ragcast.retrieval.layout import job_tenant
 from ragcast.retrieval.lexical import lexical_index
-from ragcast.spec import job_language
+from ragcast.spec import job_diarize, job_language
 from ragcast.store.models import Chunk, Item, Job, Transcript, Upload
 
 #: finished-stage name → share of the item's work done once it is finished
@@ -34,6 +35,7 @@ STAGES: dict[str, float] = {
     "queued": 0.0,
     "fetched": 0.05,
     "transcribed": 0.65,
+    "diarized": 0.68,
     "chunked": 0.70,
     "embedded": 0.90,
     "indexed": 1.0,
@@ -42,11 +44,17 @@ STAGES: dict[str, float] = {
 ACTIVE: dict[str, str] = {
     "fetched": "fetching",
     "transcribed": "transcribing",
+    "diarized": "diarizing",
     "chunked": "chunking",
     "embedded": "embedding",
     "indexed": "indexing",
 }
 ORDER = list(STAGES)
+
+
+def job_stages(job: Job) -> list[str]:
+    """The stages a job's items go through: ``diarized`` only when the job asks for it."""
+    return ORDER if job_diarize(job.request) is not None else [s for s in ORDER if s != "diarized"]
 
 
 def embedding_spec(job: Job) -> EmbeddingSpec:
@@ -75,6 +83,7 @@ class ItemStages:
         return {
             "fetched": self.fetch,
             "transcribed": self.transcribe,
+            "diarized": self.diarize,
             "chunked": self.chunk,
             "embedded": self.embed,
             "indexed": self.index,
@@ -132,6 +141,28 @@ class ItemStages:
         item.language_probability = data.language_probability
         item.warnings = list(data.warnings) or None
 
+    # -- speakers ---------------------------------------------------------------------
+    def diarize(self, s: Session, item: Item, job: Job) -> None:
+        """Label who speaks when in the stored transcript; done once per transcript."""
+        wanted = job_diarize(job.request)
+        row = s.get(Transcript, item.id)
+        if wanted is None or row is None or row.data.get("speakers") is not None:
+            return  # not asked for, or diarized already (a retry does not do it twice)
+        data = TranscriptData.from_dict(row.data)
+        path = Path(item.media_path) if item.media_path else None
+        if data.source != "asr" or path is None or not path.is_file():
+            note = f"speakers not labelled: the transcript comes from {data.source}, not audio"
+            item.warnings = [*(item.warnings or []), note]
+            return
+        audio = load_audio(path)
+        found = self.ctx.providers.diarizer().diarize(
+            audio,
+            min_speakers=wanted.min_speakers,
+            max_speakers=wanted.max_speakers,
+            should_stop=self.ctx.stopping.is_set,
+        )
+        row.data = assign_speakers(data, found.turns).to_dict()
+
     # -- chunk ------------------------------------------------------------------------
     def chunk(self, s: Session, item: Item, job: Job) -> None:
         """Cut the transcript into token-sized chunks with their time spans."""
@@ -147,7 +178,7 @@ class ItemStages:
             reserve=embedder.reserved_tokens,
         )
         s.execute(delete(Chunk).where(Chunk.item_id == item.id))
-        s.add_all(_chunk_rows(item.id, chunks))
+        s.add_all(_chunk_rows(item.id, chunks, item.speaker_map))
         item.chunk_count = len(chunks)
         item.token_count = sum(c.token_count for c in chunks)
         if job.tokenizer != embedder.tokenizer_name:
@@ -257,6 +288,7 @@ def vector_metadata(job: Job, item: Item, chunk: Chunk) -> dict[str, object]:
         "upload_ts": upload_ts(item.upload_date),
         "platform": job.platform,
         "language": item.language,
+        **speaker_fields(chunk.speaker, chunk.speakers, item.speaker_map),
     }
 
 
@@ -272,7 +304,7 @@ def _store_vectors(
         s.execute(update(Chunk).where(Chunk.id == chunk_id).values(**values))
 
 
-def _chunk_rows(item_id: int, chunks: list[TextChunk]) -> list[Chunk]:
+def _chunk_rows(item_id: int, chunks: list[TextChunk], names: dict[str, str] | None) -> list[Chunk]:
     return [
         Chunk(
             item_id=item_id,
@@ -281,6 +313,8 @@ def _chunk_rows(item_id: int, chunks: list[TextChunk]) -> list[Chunk]:
             start_s=c.start_s,
             end_s=c.end_s,
             token_count=c.token_count,
+            speakers=c.speakers or None,
+            speaker=display_name(c.speaker, names),
         )
         for c in chunks
     ]

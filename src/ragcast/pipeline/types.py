@@ -17,6 +17,7 @@ class Word:
     text: str
     start: float | None = None
     end: float | None = None
+    speaker: str | None = None  # ``SPEAKER_00``, ... once diarized
 
 
 @dataclass(slots=True)
@@ -27,6 +28,7 @@ class Segment:
     start: float | None = None
     end: float | None = None
     words: list[Word] = field(default_factory=list)
+    speaker: str | None = None  # one speaker per segment once diarized
 
 
 @dataclass(slots=True)
@@ -41,6 +43,8 @@ class Transcript:
     language_probability: float | None = None
     #: what the quality checks noticed but did not fail the item for
     warnings: list[str] = field(default_factory=list)
+    #: the speaker labels in order of first appearance; None when not diarized
+    speakers: list[str] | None = None
 
     @property
     def text(self) -> str:
@@ -60,6 +64,7 @@ class Transcript:
                 start=s.get("start"),
                 end=s.get("end"),
                 words=[Word(**w) for w in s.get("words", [])],
+                speaker=s.get("speaker"),
             )
             for s in data["segments"]
         ]
@@ -70,6 +75,7 @@ class Transcript:
             segments=segments,
             language_probability=data.get("language_probability"),
             warnings=list(data.get("warnings") or []),
+            speakers=data.get("speakers"),
         )
 
 
@@ -91,3 +97,10 @@ class TextChunk:
     token_count: int
     start_s: float | None
     end_s: float | None
+    #: speaker labels of the chunk's words, most words first (empty when not diarized)
+    speakers: list[str] = field(default_factory=list)
+
+    @property
+    def speaker(self) -> str | None:
+        """The chunk's main speaker: the one who says most of its words."""
+        return self.speakers[0] if self.speakers else None

@@ -13,6 +13,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from ragcast.errors import ConfigurationError, ValidationError
+from ragcast.providers.diarizers.base import Diarizer
 from ragcast.providers.embedders.base import Embedder, EmbeddingSpec
 from ragcast.providers.embedders.http import check_reachable
 from ragcast.providers.embedders.use import MODEL_NAME as USE_MODEL
@@ -89,6 +90,7 @@ class Providers:
         self._embedders: dict[str, Embedder] = {}
         self._stores: dict[str, VectorStore] = {}
         self._transcriber: Transcriber | None = None
+        self._diarizer: Diarizer | None = None
 
     # -- transcription ---------------------------------------------------------------
     def transcriber(self) -> Transcriber:
@@ -127,6 +129,15 @@ class Providers:
         except ConfigurationError as exc:
             log.info("no English-only model for English items: %s", exc.message)
             return ""
+
+    def diarizer(self) -> Diarizer:
+        """The speaker diarizer (GE2E encoder, loaded on first use)."""
+        with self._lock:
+            if self._diarizer is None:
+                from ragcast.providers.diarizers.ge2e import Ge2eDiarizer
+
+                self._diarizer = Ge2eDiarizer()
+            return self._diarizer
 
     def check_transcriber(self) -> None:
         """Resolve the Whisper model now: a model that cannot be had fails at start-up."""

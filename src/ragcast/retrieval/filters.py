@@ -13,6 +13,7 @@ FIELDS = (
     "platform",
     "language",
     "channel",
+    "speaker",
     "uploaded_after",
     "uploaded_before",
 )
@@ -39,6 +40,8 @@ class Filters:
     platform: str | None = None
     language: str | None = None
     channel: str | None = None
+    #: a chunk's main speaker, as named (or its label, ``SPEAKER_00``, while unnamed)
+    speaker: str | None = None
     #: upload date range, inclusive at both ends
     uploaded_after: date | None = None
     uploaded_before: date | None = None
@@ -56,7 +59,7 @@ class Filters:
             where["content_id"] = (
                 job_contents[0] if len(job_contents) == 1 else {"$in": job_contents}
             )
-        for key in ("platform", "language", "channel"):
+        for key in ("platform", "language", "channel", "speaker"):
             value = getattr(self, key)
             if value is not None:
                 where[key] = value
@@ -79,6 +82,7 @@ class Filters:
             "platform": "j.platform",
             "language": "i.language",
             "channel": "i.channel",
+            "speaker": "c.speaker",
         }
         for key, column in columns.items():
             value = getattr(self, key)

@@ -49,6 +49,7 @@ QUEUE_EXPORTS = "ragcast.exports"
 STAGE_QUEUES = {
     "fetched": "ragcast.fetch",
     "transcribed": "ragcast.transcribe",
+    "diarized": "ragcast.diarize",
     "chunked": "ragcast.embed",
     "embedded": "ragcast.embed",
     "indexed": "ragcast.index",

@@ -27,7 +27,7 @@ from ragcast.pipeline.progress import (
     refresh_job,
     terminal_event,
 )
-from ragcast.pipeline.stages import ACTIVE, ORDER, ItemStages
+from ragcast.pipeline.stages import ACTIVE, ORDER, ItemStages, job_stages
 from ragcast.store.models import Item, Job, User
 
 log = logging.getLogger(__name__)
@@ -73,10 +73,11 @@ def start_job(ctx: Context, job_pk: int, enqueue: Enqueue, *, defer: Defer | Non
             event = progress_event(job)
         # Items of a cancelled job cancel themselves at their next stage check.
         pending = [(i.id, i.stage) for i in job.items if i.status not in TERMINAL_ITEM]
+        plan = job_stages(job)
     if event is not None:
         ctx.bus.publish(job_pk, event)
     for item_id, finished in pending:
-        enqueue(item_id, next_stage(finished) or ORDER[-1])
+        enqueue(item_id, next_stage(finished, plan) or ORDER[-1])
     if not pending:
         _close(ctx, job_pk)
 
@@ -117,10 +118,10 @@ def _may_start(ctx: Context, s: Session, job: Job) -> bool:
     return int(active or 0) < limit
 
 
-def next_stage(finished: str) -> str | None:
-    """The stage after ``finished``; None after the last."""
-    index = ORDER.index(finished) + 1
-    return ORDER[index] if index < len(ORDER) else None
+def next_stage(finished: str, plan: list[str] = ORDER) -> str | None:
+    """The stage of ``plan`` (a job's stages) after ``finished``; None after the last."""
+    done = ORDER.index(finished)
+    return next((stage for stage in plan if ORDER.index(stage) > done), None)
 
 
 def run_stage(
@@ -139,6 +140,7 @@ def run_stage(
         if ORDER.index(item.stage) >= ORDER.index(stage):
             return
         job_pk = item.job_pk
+        plan = job_stages(item.job)
         item.status = "processing"
         item.attempts += 1
     started = time.perf_counter()
@@ -166,7 +168,7 @@ def run_stage(
     elapsed = time.perf_counter() - started
     ctx.metrics.observe_stage(stage, elapsed, ok=ran)
     log.info("item %s: %s finished in %.2fs (ok=%s)", item_id, ACTIVE[stage], elapsed, ran)
-    following = next_stage(stage) if ran else None
+    following = next_stage(stage, plan) if ran else None
     if following is not None:
         enqueue(item_id, following)
     else:

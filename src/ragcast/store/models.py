@@ -155,6 +155,8 @@ class Item(Base):
     language_probability: Mapped[float | None] = mapped_column(Float, default=None)
     #: what the transcript checks noticed without failing the item
     warnings: Mapped[list[str] | None] = mapped_column(JSON, default=None)
+    #: names given to the item's speaker labels (``{"SPEAKER_00": "Host"}``)
+    speaker_map: Mapped[dict[str, str] | None] = mapped_column(JSON, default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     job: Mapped[Job] = relationship(back_populates="items")
@@ -192,6 +194,10 @@ class Chunk(Base):
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
     #: float32 bytes of a multi-vector embedding (n x dimensions), when the job asked for one
     multi_embedding: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    #: speaker labels of the chunk's words, most words first; None when not diarized
+    speakers: Mapped[list[str] | None] = mapped_column(JSON, default=None)
+    #: what the main speaker is called: the name given to ``speakers[0]``, else the label
+    speaker: Mapped[str | None] = mapped_column(String(128), default=None)
 
 
 class Export(Base):

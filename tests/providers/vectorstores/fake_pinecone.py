@@ -1,16 +1,20 @@
 """A local Pinecone index: the data-plane REST API over real HTTP, with Pinecone's limits.
 
-Implements ``POST /vectors/upsert``, ``POST /query``, ``POST /vectors/delete``,
-``POST /describe_index_stats``, ``GET /vectors/fetch`` and ``GET /vectors/list`` of a
-serverless, dense, cosine index, and answers as Pinecone does (``{"code", "message",
-"details"}`` bodies) when a request breaks a documented limit:
+Implements ``POST /vectors/upsert``, ``POST /vectors/update``, ``POST /query``,
+``POST /vectors/delete``, ``POST /describe_index_stats``, ``GET /vectors/fetch`` and
+``GET /vectors/list`` of a serverless, dense, cosine index, and answers as Pinecone does
+(``{"code", "message", "details"}`` bodies) when a request breaks a documented limit:
 
 - at most 1,000 vectors per upsert, fetch or delete request;
 - at most 2 MB per request (read strictly: 2,000,000 bytes of body);
 - at most 40 KB (40,960 bytes of compact JSON) of metadata per vector, no null values;
 - ids of 1 to 512 characters; values of exactly the index's dimension;
 - no delete by metadata filter (serverless indexes refuse it); ``topK`` ≤ 10,000;
-  list pages of at most 100 ids.
+  list pages of at most 100 ids;
+- an update names one ``id`` or a ``filter`` (that one with metadata only):
+  ``setMetadata`` merges into the stored metadata (keys not named stay), ``values``
+  replace the vector, and an id not stored is answered ``200`` with nothing changed;
+  the merged metadata must keep within the limit.
 
 Every request is recorded in :attr:`FakePinecone.requests` (and accepted upserts in
 :attr:`FakePinecone.upserts`) so tests can check what the client sent.
@@ -74,6 +78,7 @@ class FakePinecone:
         """The Starlette app of this index."""
         routes = [
             Route("/vectors/upsert", self._wrap(self.upsert), methods=["POST"]),
+            Route("/vectors/update", self._wrap(self.update), methods=["POST"]),
             Route("/query", self._wrap(self.query), methods=["POST"]),
             Route("/vectors/delete", self._wrap(self.delete), methods=["POST"]),
             Route("/describe_index_stats", self._wrap(self.stats), methods=["POST", "GET"]),
@@ -123,10 +128,15 @@ class FakePinecone:
         return {"upsertedCount": len(checked)}
 
     def _check_vector(self, v: dict[str, Any]) -> tuple[str, Stored]:
-        vid = v.get("id")
-        if not isinstance(vid, str) or not 1 <= len(vid) <= MAX_ID_LENGTH:
-            raise PineconeFault(400, f"Vector ID must be 1 to {MAX_ID_LENGTH} characters long")
-        values = np.asarray(v.get("values") or [], dtype=np.float32)
+        vid = _check_id(v.get("id"))
+        values = self._check_values(v.get("values"))
+        meta = v.get("metadata")
+        if meta is not None:
+            _check_metadata(meta)
+        return vid, Stored(values, meta)
+
+    def _check_values(self, raw: Any) -> np.ndarray[Any, np.dtype[np.float32]]:
+        values = np.asarray(raw or [], dtype=np.float32)
         if len(values) != self.dimension:
             raise PineconeFault(
                 400,
@@ -135,23 +145,46 @@ class FakePinecone:
             )
         if not values.any():
             raise PineconeFault(400, "Dense vectors must contain at least one non-zero value")
-        meta = v.get("metadata")
-        if meta is not None:
-            size = len(json.dumps(meta, ensure_ascii=False, separators=(",", ":")).encode())
-            if size > MAX_METADATA_BYTES:
-                raise PineconeFault(
-                    400,
-                    f"Metadata size is {size} bytes, which exceeds the limit of "
-                    f"{MAX_METADATA_BYTES} bytes per vector",
-                )
-            for key, value in meta.items():
-                if not _valid_meta(value):
-                    raise PineconeFault(
-                        400,
-                        f"Metadata value must be a string, number, boolean or list of strings, "
-                        f"got '{json.dumps(value)}' for field '{key}'",
-                    )
-        return vid, Stored(values, meta)
+        return values
+
+    def update(self, data: dict[str, Any], request: Request) -> dict[str, Any]:
+        """``POST /vectors/update`` of one ``id`` (``values`` and/or ``setMetadata``) or of
+        the records passing a ``filter`` (``setMetadata`` only; ``dryRun`` just counts
+        them). ``setMetadata`` merges into the metadata; an id not stored changes nothing
+        and is answered ``200`` all the same, as Pinecone does."""
+        vid, flt, patch = data.get("id"), data.get("filter"), data.get("setMetadata")
+        if (vid is None) == (flt is None):
+            raise PineconeFault(400, "Exactly one of id or filter must be provided")
+        if patch is not None and not isinstance(patch, dict):
+            raise PineconeFault(400, "setMetadata must be an object")
+        ns = self.namespaces.get(data.get("namespace") or "", {})
+        if flt is not None:
+            return self._update_by_filter(ns, flt, patch, data)
+        stored = ns.get(_check_id(vid))
+        values = None if data.get("values") is None else self._check_values(data["values"])
+        merged = _merged(stored.metadata if stored else None, patch)
+        if stored is not None:
+            stored.values = stored.values if values is None else values
+            stored.metadata = merged
+        return {}
+
+    def _update_by_filter(
+        self,
+        ns: dict[str, Stored],
+        flt: Any,
+        patch: dict[str, Any] | None,
+        data: dict[str, Any],
+    ) -> dict[str, Any]:
+        if "values" in data or "sparseValues" in data:
+            raise PineconeFault(400, "Vector values cannot be updated by metadata filter")
+        if not isinstance(flt, dict) or not flt:
+            raise PineconeFault(400, "The filter of an update must have at least one condition")
+        matched = [s for s in ns.values() if _matches(s.metadata or {}, flt)]
+        merged = [_merged(s.metadata, patch) for s in matched]  # all checked before any write
+        if not data.get("dryRun"):
+            for stored, meta in zip(matched, merged, strict=True):
+                stored.metadata = meta
+        return {"matchedRecords": len(matched)}
 
     def query(self, data: dict[str, Any], request: Request) -> dict[str, Any]:
         """``POST /query`` by vector, cosine similarity."""
@@ -259,6 +292,38 @@ class FakePinecone:
     def count(self, namespace: str) -> int:
         """Vectors stored in ``namespace``."""
         return len(self.namespaces.get(namespace, {}))
+
+
+def _check_id(vid: Any) -> str:
+    if not isinstance(vid, str) or not 1 <= len(vid) <= MAX_ID_LENGTH:
+        raise PineconeFault(400, f"Vector ID must be 1 to {MAX_ID_LENGTH} characters long")
+    return vid
+
+
+def _check_metadata(meta: dict[str, Any]) -> None:
+    size = len(json.dumps(meta, ensure_ascii=False, separators=(",", ":")).encode())
+    if size > MAX_METADATA_BYTES:
+        raise PineconeFault(
+            400,
+            f"Metadata size is {size} bytes, which exceeds the limit of "
+            f"{MAX_METADATA_BYTES} bytes per vector",
+        )
+    for key, value in meta.items():
+        if not _valid_meta(value):
+            raise PineconeFault(
+                400,
+                f"Metadata value must be a string, number, boolean or list of strings, "
+                f"got '{json.dumps(value)}' for field '{key}'",
+            )
+
+
+def _merged(meta: dict[str, Any] | None, patch: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``meta`` with ``patch`` merged in (its keys set, the others kept), checked."""
+    if patch is None:
+        return meta
+    merged = {**(meta or {}), **patch}
+    _check_metadata(merged)
+    return merged
 
 
 def _valid_meta(value: Any) -> bool:

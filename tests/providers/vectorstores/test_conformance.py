@@ -315,3 +315,108 @@ def test_an_empty_in_matches_nothing(store: VectorStore, name: str) -> None:
     store.ensure_collection(name, DIMS)
     store.upsert(name, records("doc-a", 3), tenant="u1")
     assert store.query(name, unit(0).tolist(), 5, {"content_id": {"$in": []}}, tenant="u1") == []
+
+
+# -- metadata updates ---------------------------------------------------------------------
+SPEAKERS = {"speaker": "Host", "speakers": "Host, SPEAKER_01"}
+
+
+def spoken(content_id: str, n: int, *, seed: int = 0, text: str = "chunk") -> list[VectorRecord]:
+    """``records`` whose chunks all carry the speaker ``SPEAKER_00``."""
+    out = records(content_id, n, seed=seed, text=text)
+    for r in out:
+        r.metadata["speaker"] = "SPEAKER_00"
+    return out
+
+
+def stored_metadata(record: VectorRecord, **merged: Any) -> dict[str, Any]:
+    """The metadata a hit of ``record`` carries once ``merged`` is merged into it."""
+    return {k: v for k, v in {**record.metadata, **merged}.items() if v is not None}
+
+
+def test_update_metadata_merges_keys(store: VectorStore, name: str) -> None:
+    store.ensure_collection(name, DIMS)
+    originals = spoken("yt-a", 4)
+    store.upsert(name, originals)
+    store.update_metadata(name, {"yt-a:1": SPEAKERS, "yt-a:2": {"speaker": "Guest"}})
+    q = unit(1).tolist()
+
+    host = store.query(name, q, 10, {"speaker": "Host"})
+    assert [h.id for h in host] == ["yt-a:1"]
+    assert host[0].metadata == stored_metadata(originals[1], **SPEAKERS)
+    assert host[0].text == "chunk 1 of yt-a"
+    guest = store.query(name, q, 10, {"speaker": "Guest"})
+    assert [h.id for h in guest] == ["yt-a:2"] and "speakers" not in guest[0].metadata
+    assert guest[0].metadata == stored_metadata(originals[2], speaker="Guest")
+    old = store.query(name, q, 10, {"speaker": "SPEAKER_00"})
+    assert sorted(h.id for h in old) == ["yt-a:0", "yt-a:3"]
+    assert old[0].metadata == stored_metadata(originals[int(old[0].id[-1])])
+    assert store.query(name, q, 10, {"speakers": "Host, SPEAKER_01"})[0].id == "yt-a:1"
+    assert store.count(name) == 4
+
+
+def test_update_metadata_changes_only_the_named_tenant(store: VectorStore, name: str) -> None:
+    store.ensure_collection(name, DIMS)
+    store.upsert(name, spoken("yt-a", 3), tenant="u1")
+    store.upsert(name, spoken("yt-a", 3), tenant="u2")
+    store.upsert(name, spoken("yt-a", 3))  # the space without a tenant
+    store.update_metadata(name, {"yt-a:0": SPEAKERS}, tenant="u1")
+    q = unit(0).tolist()
+
+    mine = store.query(name, q, 10, {"speaker": "Host"}, tenant="u1")
+    assert [h.id for h in mine] == ["yt-a:0"] and mine[0].metadata["speakers"] == SPEAKERS[
+        "speakers"
+    ]
+    assert "tenant" not in mine[0].metadata
+    for other in ("u2", None):
+        assert store.query(name, q, 10, {"speaker": "Host"}, tenant=other) == []
+        theirs = store.query(name, q, 10, {"speaker": "SPEAKER_00"}, tenant=other)
+        assert sorted(h.id for h in theirs) == ["yt-a:0", "yt-a:1", "yt-a:2"]
+        assert all("speakers" not in h.metadata for h in theirs)
+
+    store.update_metadata(name, {"yt-a:1": {"speaker": "Guest"}})  # no tenant: its own space
+    assert [h.id for h in store.query(name, q, 10, {"speaker": "Guest"})] == ["yt-a:1"]
+    for other in ("u1", "u2"):
+        assert store.query(name, q, 10, {"speaker": "Guest"}, tenant=other) == []
+    assert store.count(name, tenant="u1") == 3 and store.count(name, tenant="u2") == 3
+    assert store.count(name) == 9
+    with pytest.raises(ValueError):
+        store.update_metadata(name, {"yt-a:0": SPEAKERS}, tenant="u1/x")
+
+
+def test_update_metadata_skips_unknown_ids(store: VectorStore, name: str) -> None:
+    store.update_metadata(name, {"yt-a:0": SPEAKERS})  # no collection: nothing to update
+    store.ensure_collection(name, DIMS)
+    store.update_metadata(name, {"yt-a:0": SPEAKERS})  # an empty collection
+    assert store.count(name) == 0
+    store.upsert(name, spoken("yt-a", 2), tenant="u1")
+    store.update_metadata(name, {})
+    store.update_metadata(
+        name,
+        {"yt-a:9": SPEAKERS, "yt-a:1": SPEAKERS, "other:0": {"speaker": "Guest"}},
+        tenant="u1",
+    )
+    store.update_metadata(name, {"yt-a:0": SPEAKERS}, tenant="u9")  # a tenant without records
+    assert store.count(name) == 2 and store.count(name, tenant="u9") == 0
+    hits = store.query(name, unit(0).tolist(), 10, tenant="u1")
+    assert sorted(h.id for h in hits) == ["yt-a:0", "yt-a:1"]
+    assert {h.id: h.metadata["speaker"] for h in hits} == {"yt-a:0": "SPEAKER_00", "yt-a:1": "Host"}
+    assert store.query(name, unit(0).tolist(), 10, tenant="u9") == []
+
+
+def test_update_metadata_keeps_vectors_and_text(store: VectorStore, name: str) -> None:
+    store.ensure_collection(name, DIMS)
+    store.upsert(name, spoken("yt-a", 12), tenant="u1")
+    store.update_metadata(
+        name, {f"yt-a:{i}": {"speaker": f"SPEAKER_{i:02d}"} for i in range(12)}, tenant="u1"
+    )
+    for i in (0, 5, 11):
+        hits = store.query(name, unit(i).tolist(), 3, tenant="u1")
+        assert hits[0].id == f"yt-a:{i}"
+        assert hits[0].score == pytest.approx(1.0, abs=1e-4)
+        assert hits[0].text == f"chunk {i} of yt-a"
+        assert hits[0].metadata["speaker"] == f"SPEAKER_{i:02d}"
+        assert hits[0].metadata["chunk_index"] == i
+        filtered = store.query(name, unit(i).tolist(), 3, {"content_id": "yt-a"}, tenant="u1")
+        assert [h.id for h in filtered] == [h.id for h in hits]
+    assert store.count(name, tenant="u1") == 12

@@ -81,8 +81,13 @@ def check_sources(body: JobCreate, settings: Settings) -> list[tuple[str, str]]:
 def request_hash(body: JobCreate) -> str:
     """A digest of the request as the client meant it (``user_id`` left out)."""
     data = body.model_dump(mode="json", exclude={"user_id"})
-    if data["settings"].get("language") == AUTO:
-        data["settings"].pop("language")  # the default: bodies from before it hash the same
+    # defaults of settings added later are left out: bodies from before them hash the same
+    for key, default in (("language", AUTO), ("diarize", False)):
+        if data["settings"].get(key) == default:
+            data["settings"].pop(key)
+    for key in ("min_speakers", "max_speakers"):
+        if data["settings"].get(key) is None:
+            data["settings"].pop(key, None)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 

@@ -18,6 +18,7 @@ from ragcast.api.schemas import (
 )
 from ragcast.errors import ConfigurationError, ValidationError
 from ragcast.pipeline.links import deep_link
+from ragcast.pipeline.speakers import split_speakers
 from ragcast.retrieval.filters import Filters
 from ragcast.retrieval.rerank import reranker
 from ragcast.retrieval.search import Hit, Query, search
@@ -37,6 +38,7 @@ def query_of(body: SearchQuery) -> Query:
         platform=body.platform,
         language=body.language,
         channel=body.channel,
+        speaker=body.speaker,
         uploaded_after=after,
         uploaded_before=before,
     )
@@ -68,6 +70,8 @@ def hit_of(h: Hit, job_id: str | None) -> SearchHit:
         platform=m.get("platform"),
         language=m.get("language"),
         channel=m.get("channel"),
+        speaker=m.get("speaker"),
+        speakers=split_speakers(m.get("speakers")),
         upload_date=m.get("upload_date"),
         deep_link=deep_link(m.get("platform"), m.get("url"), m.get("start_s")),
         context=(
@@ -93,8 +97,8 @@ def hit_of(h: Hit, job_id: str | None) -> SearchHit:
 async def search_chunks(body: SearchQuery, user: CurrentUser, ctx: Ctx) -> SearchResults:
     """Search the user's indexed chunks: hybrid (lexical and dense, fused) by default.
 
-    Filters narrow the search to one job, content, platform, language, channel or upload
-    date range; ``context`` returns each hit with its neighbouring chunks; ``rerank``
+    Filters narrow the search to one job, content, platform, language, channel, speaker
+    or upload date range; ``context`` returns each hit with its neighbouring chunks; ``rerank``
     reorders the best candidates with the server's reranker. Each hit links to its
     moment in the source (``deep_link``).
     """

@@ -6,6 +6,9 @@ ids as given. ``tenant=None`` is a space of its own: the records written without
 tenant, every record of releases before tenants among them. Only
 :meth:`VectorStore.count` reads ``tenant=None`` as the whole collection.
 
+:meth:`VectorStore.update_metadata` merges keys into stored records' metadata (a
+speaker label set after the fact), leaving their vectors and text as they are.
+
 ``where`` filters on metadata, keys ANDed, each one of::
 
     {"k": value}                     # equality
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -91,6 +94,13 @@ def matches_nothing(conds: Sequence[Condition]) -> bool:
     return any(c.kind == "in" and not c.values for c in conds)
 
 
+def metadata_patch(values: Mapping[str, object], reserved: Collection[str] = ()) -> dict[str, Any]:
+    """One record's :meth:`VectorStore.update_metadata` keys as a store writes them:
+    without None values (no store keeps them, as in ``upsert``) and without the keys
+    in ``reserved``, those the store keeps for itself (a record's tenant or text)."""
+    return {k: v for k, v in values.items() if v is not None and k not in reserved}
+
+
 def check_tenant(tenant: str | None) -> str | None:
     """``tenant`` itself, once checked against :data:`TENANT_RE` (None passes)."""
     if tenant is not None and not TENANT_RE.fullmatch(tenant):
@@ -146,6 +156,18 @@ class VectorStore(ABC):
     def count(self, name: str, *, tenant: str | None = None) -> int:
         """How many vectors ``tenant`` has in ``name``; all of them for ``tenant=None``
         (0 when it does not exist)."""
+
+    @abstractmethod
+    def update_metadata(
+        self, name: str, values: Mapping[str, Mapping[str, object]], *, tenant: str | None = None
+    ) -> None:
+        """Merge ``values[id]`` into the metadata of each of ``tenant``'s records ``id``;
+        vectors and text are left as they are, ids not stored are skipped.
+
+        Keys take their new values and keys not named keep theirs; a None value leaves a
+        key as it is (stores keep no None). Another tenant's record of the same id never
+        changes, and a collection that does not exist is nothing to update.
+        """
 
     @abstractmethod
     def drop_collection(self, name: str) -> None:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,7 @@ from ragcast.providers.vectorstores.base import (
     check_tenant,
     conditions,
     matches_nothing,
+    metadata_patch,
 )
 
 TENANT = "tenant"  # the metadata key of a record's tenant
@@ -152,6 +153,39 @@ class ChromaStore(VectorStore):
         ]
         if stale:
             col.delete(ids=stale)
+
+    def update_metadata(
+        self, name: str, values: Mapping[str, Mapping[str, object]], *, tenant: str | None = None
+    ) -> None:
+        """Merge ``values[id]`` into the metadata of ``tenant``'s records ``id``.
+
+        The records are read first, in batches of ``max_batch``: the merge is made here
+        (whether a Chroma replaces or merges metadata on ``update``), only the tenant's
+        records are written, and ids not stored are never sent. A ``tenant`` key is not
+        taken: it would move the record to another tenant.
+        """
+        check_tenant(tenant)
+        patches = {
+            stored_id(rid, tenant): patch
+            for rid, meta in values.items()
+            if (patch := metadata_patch(meta, (TENANT,)))
+        }
+        col = self._find(name) if patches else None
+        if col is None:
+            return
+        ids = list(patches)
+        for start in range(0, len(ids), self.max_batch):
+            got = col.get(ids=ids[start : start + self.max_batch], include=["metadatas"])
+            owned = [
+                (id_, dict(meta or {}))
+                for id_, meta in zip(got["ids"], got["metadatas"], strict=True)
+                if _owned(dict(meta or {}), tenant)
+            ]
+            if owned:
+                col.update(
+                    ids=[id_ for id_, _ in owned],
+                    metadatas=[{**meta, **patches[id_]} for id_, meta in owned],
+                )
 
     def query(
         self,

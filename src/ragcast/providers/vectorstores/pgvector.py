@@ -13,6 +13,10 @@ Tables made by an earlier ragcast (``id`` alone the primary key, no ``tenant``) 
 column and the new keys in :meth:`PgVectorStore.ensure_collection`; their rows are the
 ones without a tenant.
 
+:meth:`PgVectorStore.update_metadata` merges with jsonb ``||`` in one ``UPDATE … FROM
+unnest(…)``; a merged ``content_id`` or ``chunk_index`` goes to its column too, which
+filters on those keys read.
+
 The dimension lives in the column's type modifier, which is what
 :meth:`PgVectorStore.ensure_collection` checks. HNSW indexes ``vector`` columns of at
 most 2,000 dimensions; wider collections are indexed as ``halfvec`` where the extension
@@ -27,7 +31,7 @@ import hashlib
 import logging
 import queue
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +46,7 @@ from ragcast.providers.vectorstores.base import (
     check_tenant,
     conditions,
     matches_nothing,
+    metadata_patch,
 )
 
 try:
@@ -333,6 +338,39 @@ class PgVectorStore(VectorStore):
                     "DELETE FROM {} WHERE tenant = %s AND content_id = %s AND chunk_index >= %s"
                 ).format(self._table(name)),
                 (tenant or "", content_id, keep),
+            )
+
+    def update_metadata(
+        self, name: str, values: Mapping[str, Mapping[str, object]], *, tenant: str | None = None
+    ) -> None:
+        """Merge ``values[id]`` into the ``metadata`` of ``tenant``'s rows ``id``: one
+        ``UPDATE`` joining ``unnest`` of the ids and their jsonb (``metadata || patch``);
+        ids without a row join nothing. A ``content_id`` or ``chunk_index`` among the keys
+        also sets its column, so that filters on it see the new value."""
+        check_tenant(tenant)
+        patches = {rid: p for rid, meta in values.items() if (p := metadata_patch(meta))}
+        if not patches:
+            return
+        params = (
+            list(patches),
+            [Jsonb(p) for p in patches.values()],
+            [str(p["content_id"]) if "content_id" in p else None for p in patches.values()],
+            [int(p["chunk_index"]) if "chunk_index" in p else None for p in patches.values()],
+            tenant or "",
+        )
+        with self._conn() as conn:
+            if self._prepare(conn, name) is None:
+                return
+            conn.execute(
+                sql.SQL(
+                    "UPDATE {} AS t SET metadata = t.metadata || v.patch,"
+                    " content_id = coalesce(v.content_id, t.content_id),"
+                    " chunk_index = coalesce(v.chunk_index, t.chunk_index)"
+                    " FROM unnest(%s::text[], %s::jsonb[], %s::text[], %s::integer[])"
+                    " AS v(id, patch, content_id, chunk_index)"
+                    " WHERE t.tenant = %s AND t.id = v.id"
+                ).format(self._table(name)),
+                params,
             )
 
     def query(

@@ -18,6 +18,10 @@
   metadata ``text``; when the metadata would pass :data:`METADATA_BUDGET` bytes, the
   text is cut at a UTF-8 character boundary to fit and ``text_truncated: true`` is
   added. Search answers the full text from ragcast's own chunk store in that case.
+- **Metadata updates**: ``update_metadata`` sends one ``update`` by id
+  (``POST /vectors/update`` with ``setMetadata``, which Pinecone merges into the
+  record's metadata) per record, in parallel; Pinecone answers an id it does not hold
+  with ``200`` and changes nothing.
 - **Stale chunks**: serverless indexes cannot delete by metadata filter, so
   ``delete_stale`` lists the ids with prefix ``content_id:`` and deletes those whose
   chunk index is ``keep`` or more.
@@ -27,7 +31,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -43,6 +47,7 @@ from ragcast.providers.vectorstores.base import (
     check_tenant,
     conditions,
     matches_nothing,
+    metadata_patch,
 )
 
 try:
@@ -217,6 +222,26 @@ class PineconeStore(VectorStore):
                         stale.append(item.id or "")
             for start in range(0, len(stale), MAX_VECTORS):
                 self._index.delete(ids=stale[start : start + MAX_VECTORS], namespace=namespace)
+
+    def update_metadata(
+        self, name: str, values: Mapping[str, Mapping[str, object]], *, tenant: str | None = None
+    ) -> None:
+        """Merge ``values[id]`` into the metadata of ``id`` in ``tenant``'s namespace: one
+        update by id each (``setMetadata`` merges), sent in parallel. ``text`` is not
+        taken: it holds the chunk text."""
+        namespace = self.namespace(name, tenant)
+        updates = [
+            (rid, patch)
+            for rid, meta in values.items()
+            if (patch := metadata_patch(meta, ("text",)))
+        ]
+
+        def send(update: tuple[str, dict[str, Any]]) -> None:
+            with _errors():
+                self._index.update(id=update[0], set_metadata=update[1], namespace=namespace)
+
+        if updates:
+            self._parallel(send, updates)
 
     def query(
         self,

@@ -9,6 +9,9 @@ Layout of a collection (one per ragcast collection, same name):
 - tenants share the collection: a tenant's points carry it in the payload field
   ``tenant``, and every call for a tenant filters on it (``must``); points written
   without a tenant have no such field, and calls without one filter on its absence;
+- :meth:`QdrantStore.update_metadata` merges keys into payloads with ``set_payload``
+  (one operation per distinct set of keys, batched), selecting the points by id and
+  tenant: a filter, so ids not stored select nothing;
 - point ids are UUID5 of ``tenant/id`` (of the bare ragcast id ``content_id:chunk_index``
   without a tenant): Qdrant takes only UUIDs or integers, and UUID5 keeps ids
   deterministic; the ragcast id is in the payload as ``id``, next to ``text`` and the
@@ -25,7 +28,7 @@ from __future__ import annotations
 import atexit
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +44,7 @@ from ragcast.providers.vectorstores.base import (
     check_tenant,
     conditions,
     matches_nothing,
+    metadata_patch,
 )
 
 try:
@@ -58,6 +62,7 @@ if TYPE_CHECKING:
 DENSE = "dense"
 MULTI = "multi"
 TENANT = "tenant"  # the payload field of a point's tenant
+RESERVED = ("id", "text", TENANT)  # payload fields that are not the record's metadata
 #: ragcast ids become UUID5 in this namespace (any fixed UUID would do; never change it)
 ID_NAMESPACE = uuid.UUID("6f1c9a52-3d0e-5b7a-9c41-2a8e5d7f0b13")
 
@@ -254,6 +259,43 @@ class QdrantStore(VectorStore):
             if self._client.collection_exists(name):
                 self._client.delete(name, points_selector=selector, wait=True)
 
+    def update_metadata(
+        self, name: str, values: Mapping[str, Mapping[str, object]], *, tenant: str | None = None
+    ) -> None:
+        """Merge ``values[id]`` into the payloads of ``tenant``'s points ``id``.
+
+        Points given the same keys share one ``set_payload``; the operations go in
+        ``batch_update_points`` requests of ``max_batch``. Each selects its points by a
+        filter on their ids and the tenant (or its absence), as every call here does, so
+        ids not stored match nothing. ``id``, ``text`` and ``tenant`` are not taken: they
+        are the point's own fields.
+        """
+        check_tenant(tenant)
+        groups: dict[str, tuple[dict[str, Any], list[qm.ExtendedPointId]]] = {}
+        for rid, meta in values.items():
+            payload = metadata_patch(meta, RESERVED)
+            if payload:
+                key = repr(sorted(payload.items()))
+                groups.setdefault(key, (payload, []))[1].append(point_id(rid, tenant))
+        ops = [
+            qm.SetPayloadOperation(
+                set_payload=qm.SetPayload(
+                    payload=payload,
+                    filter=qm.Filter(must=[_tenant(tenant), qm.HasIdCondition(has_id=ids)]),
+                )
+            )
+            for payload, ids in groups.values()
+        ]
+        if not ops:
+            return
+        with self._call():
+            if not self._client.collection_exists(name):
+                return
+            for start in range(0, len(ops), self.max_batch):
+                self._client.batch_update_points(
+                    name, ops[start : start + self.max_batch], wait=True
+                )
+
     def query(
         self,
         name: str,
@@ -311,13 +353,16 @@ def _floats(vector: Sequence[float] | npt.NDArray[np.float32]) -> list[float]:
 
 def _filter(where: dict[str, Any] | None, tenant: str | None) -> qm.Filter:
     """``where`` in Qdrant's terms, and the tenant (or its absence) as a ``must``."""
-    must: list[qm.Condition]
-    if tenant is None:
-        must = [qm.IsEmptyCondition(is_empty=qm.PayloadField(key=TENANT))]
-    else:
-        must = [qm.FieldCondition(key=TENANT, match=qm.MatchValue(value=tenant))]
+    must: list[qm.Condition] = [_tenant(tenant)]
     must.extend(_condition(c) for c in conditions(where))
     return qm.Filter(must=must)
+
+
+def _tenant(tenant: str | None) -> qm.Condition:
+    """The points of ``tenant``: those with it in ``tenant``, or without the field."""
+    if tenant is None:
+        return qm.IsEmptyCondition(is_empty=qm.PayloadField(key=TENANT))
+    return qm.FieldCondition(key=TENANT, match=qm.MatchValue(value=tenant))
 
 
 def _condition(c: Condition) -> qm.FieldCondition:

@@ -1,0 +1,148 @@
+"""Benchmark: speaker diarization's cost as a share of transcription, on this machine.
+
+Every recording of ``shared/data`` (several speakers and languages), in manifest order with
+half a second between, repeated until the recording is about ``--minutes`` long, becomes one
+16 kHz WAV. ragcast's own transcriber, as the server builds it, transcribes that file (the
+model loaded before the clock starts); the GE2E diarizer, its encoder and the VAD loaded by a
+first call on a short slice, finds the speakers of the same audio. Both run in the same
+process, alternating, ``--rounds`` times; the ratio of medians is printed (target: <= 30 %),
+with the diarizer's peak resident memory above what the process held before it ran.
+
+    .venv/bin/python -m bench diarization [--minutes 3] [--rounds 1] [--model base]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+import wave
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from bench.pipeline import DATA, SAMPLE_RATE
+from ragcast.providers.diarizers.base import Diarization
+from ragcast.providers.diarizers.ge2e import Ge2eDiarizer
+from ragcast.providers.registry import Providers
+from ragcast.settings import Settings
+
+TARGET = 0.30
+T = TypeVar("T")
+
+
+def recording(minutes: float) -> NDArray[np.float32]:
+    """All shared recordings in manifest order, half a second apart, repeated to ``minutes``."""
+    from faster_whisper import decode_audio
+
+    with (DATA / "manifest.csv").open(newline="") as f:
+        files = [DATA / r["file"] for r in csv.DictReader(f)]
+    gap = np.zeros(SAMPLE_RATE // 2, dtype=np.float32)
+    parts = [decode_audio(str(p), sampling_rate=SAMPLE_RATE) for p in files]
+    one = np.concatenate([x for p in parts for x in (p, gap)])
+    repeats = max(1, round(minutes * 60 * SAMPLE_RATE / len(one)))
+    return np.tile(one, repeats).astype(np.float32)
+
+
+def write_wav(dest: Path, audio: NDArray[np.float32]) -> Path:
+    """``audio`` as a 16 kHz mono int16 WAV."""
+    with wave.open(str(dest), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SAMPLE_RATE)
+        w.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
+    return dest
+
+
+def _rss_bytes() -> int:
+    """Resident memory of this process now (0 where ``/proc`` is missing)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * 4096
+    except OSError:
+        return 0
+
+
+def peak_extra_rss(fn: Callable[[], T]) -> tuple[T, float, int]:
+    """``fn()``, its seconds, and the most resident memory it added (sampled every 10 ms)."""
+    base = _rss_bytes()
+    peak = [base]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.01):
+            peak[0] = max(peak[0], _rss_bytes())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    t0 = time.perf_counter()
+    try:
+        out = fn()
+    finally:
+        elapsed = time.perf_counter() - t0
+        done.set()
+        sampler.join()
+    return out, elapsed, max(peak[0], _rss_bytes()) - base
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Time transcription and diarization of one multi-speaker recording; print the ratio."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--minutes", type=float, default=3.0)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--model", default=None, help="Whisper model (default: the server's)")
+    args = parser.parse_args(argv)
+    settings = Settings() if args.model is None else Settings(whisper_model=args.model)
+    audio = recording(args.minutes)
+    seconds = len(audio) / SAMPLE_RATE
+    whisper = Providers(settings).transcriber()
+    whisper.warm_up()
+    diarizer = Ge2eDiarizer()
+    t0 = time.perf_counter()
+    diarizer.diarize(audio[: 10 * SAMPLE_RATE])
+    load = time.perf_counter() - t0
+    workdir = Path(tempfile.mkdtemp(prefix="ragcast-diarization-"))
+    t_asr: list[float] = []
+    t_dia: list[float] = []
+    extra = 0
+    found = Diarization(turns=[], duration_s=seconds)
+    try:
+        path = write_wav(workdir / "speakers.wav", audio)
+        for _ in range(args.rounds):
+            t0 = time.perf_counter()
+            whisper.transcribe(path, language=None)
+            t_asr.append(time.perf_counter() - t0)
+            found, elapsed, rss = peak_extra_rss(lambda: diarizer.diarize(audio))
+            t_dia.append(elapsed)
+            extra = max(extra, rss)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    asr, dia = statistics.median(t_asr), statistics.median(t_dia)
+    device = f"{getattr(whisper, 'device', '?')}, {getattr(whisper, 'compute_type', '?')}"
+    print(f"recording: {seconds / 60:.1f} min ({seconds:.0f} s), all shared clips in order")
+    print(
+        f"transcription ({settings.whisper_model}, {device}): {asr:.1f} s, "
+        f"{seconds / asr:.1f}x real time"
+    )
+    print(f"diarization (ge2e): encoder + VAD load and first call on 10 s {load:.1f} s")
+    print(
+        f"diarization (ge2e): {dia:.1f} s, {seconds / dia:.1f}x real time, "
+        f"{len(found.speakers)} speakers, {len(found.turns)} turns, "
+        f"peak extra RSS {extra / 2**20:.0f} MiB"
+    )
+    verdict = "ok" if dia / asr <= TARGET else "OVER"
+    print(
+        f"diarization / transcription: {dia / asr * 100:.1f} % "
+        f"(target <= {TARGET * 100:.0f} %) {verdict}"
+    )
+
+
+if __name__ == "__main__":
+    main()

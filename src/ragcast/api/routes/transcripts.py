@@ -1,0 +1,185 @@
+"""An item's transcript (json, srt, vtt, txt) and the names of its speakers."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path, Query
+from fastapi.responses import Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from ragcast.api.deps import Ctx, CurrentUser, ProcessUser
+from ragcast.api.routes.jobs import JobIdPath, user_job
+from ragcast.api.schemas import ItemSpeakers, ItemTranscript, SpeakerName, error_responses
+from ragcast.context import Context
+from ragcast.errors import ConflictError, NotFoundError, UpstreamUnavailableError, ValidationError
+from ragcast.exports.transcript import MEDIA_TYPES, TranscriptFormat, render, transcript_dict
+from ragcast.pipeline.speakers import SPEAKER_SEPARATOR, display_name, speaker_fields
+from ragcast.pipeline.types import Transcript as TranscriptData
+from ragcast.retrieval.layout import job_tenant
+from ragcast.store.models import Chunk, Item, Job, Transcript
+
+router = APIRouter(tags=["transcripts"])
+
+IndexPath = Annotated[int, Path(ge=0, le=1_000_000, description="The item's `index`")]
+#: the most characters a speaker's name may have
+NAME_MAX = 64
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _item(s: Session, user_id: int, job_id: str, index: int) -> tuple[Job, Item]:
+    job = user_job(s, user_id, job_id)
+    item = s.scalar(select(Item).where(Item.job_pk == job.id, Item.index == index))
+    if item is None:
+        raise NotFoundError(f"job {job_id!r} has no item {index}")
+    return job, item
+
+
+def _transcript(s: Session, item: Item) -> TranscriptData:
+    row = s.get(Transcript, item.id)
+    if row is None:
+        raise ConflictError(
+            f"item {item.index} has no transcript yet (status {item.status}, stage {item.stage})"
+        )
+    return TranscriptData.from_dict(row.data)
+
+
+@router.get(
+    "/job/{job_id}/items/{index}/transcript",
+    response_model=ItemTranscript,
+    operation_id="getItemTranscript",
+    responses={
+        200: {
+            "content": {
+                "application/x-subrip": {"schema": {"type": "string"}},
+                "text/vtt": {"schema": {"type": "string"}},
+                "text/plain": {"schema": {"type": "string"}},
+            },
+            "description": "JSON, or the text of the asked format",
+        },
+        **error_responses(400, 401, 404, 409, 429),
+    },
+)
+def get_item_transcript(
+    job_id: JobIdPath,
+    index: IndexPath,
+    user: CurrentUser,
+    ctx: Ctx,
+    fmt: Annotated[
+        TranscriptFormat,
+        Query(alias="format", description="`json` (default), `srt`, `vtt` or `txt`"),
+    ] = "json",
+) -> Any:
+    """The whole transcript of one item, with speakers (named, or labelled) where the job
+    diarized it; ``srt`` and ``vtt`` put the speaker before each cue's text."""
+    with ctx.db.session() as s:
+        job, item = _item(s, user.user_id, job_id, index)
+        data = _transcript(s, item)
+        names = dict(item.speaker_map or {})
+        content_id = item.content_id
+    if fmt == "json":
+        return ItemTranscript(
+            job_id=job.job_id, index=index, content_id=content_id, **transcript_dict(data, names)
+        )
+    filename = f"{job.job_id}-{index}.{fmt}"
+    return Response(
+        render(data, names, fmt),
+        media_type=MEDIA_TYPES[fmt],
+        headers={"content-disposition": f'inline; filename="{filename}"'},
+    )
+
+
+def _clean_names(given: dict[str, str | None], labels: list[str]) -> dict[str, str | None]:
+    """The names asked for, checked; ``None`` (or an empty name) forgets a name."""
+    if not given:
+        raise ValidationError("body", 'name at least one speaker: {"SPEAKER_00": "Host"}')
+    if len(given) > len(labels):
+        raise ValidationError("body", f"the item has {len(labels)} speakers")
+    out: dict[str, str | None] = {}
+    for label, name in given.items():
+        if label not in labels:
+            known = ", ".join(labels) or "none: the item was not diarized"
+            raise ValidationError(label[:64], f"not a speaker of this item (speakers: {known})")
+        if name is None or not name.strip():
+            out[label] = None
+            continue
+        text = " ".join(name.split())
+        if len(text) > NAME_MAX or _CONTROL.search(text) or SPEAKER_SEPARATOR.strip() in text:
+            raise ValidationError(
+                label, f"a name has 1-{NAME_MAX} characters, without ';' or control characters"
+            )
+        out[label] = text
+    return out
+
+
+def _rename(
+    ctx: Context, user_id: int, job_id: str, index: int, given: dict[str, Any]
+) -> ItemSpeakers:
+    with ctx.db.session() as s:
+        job, item = _item(s, user_id, job_id, index)
+        labels = list(_transcript(s, item).speakers or [])
+        names = dict(item.speaker_map or {})
+        for label, name in _clean_names(given, labels).items():
+            if name is None:
+                names.pop(label, None)
+            else:
+                names[label] = name
+        chunks = list(s.scalars(select(Chunk).where(Chunk.item_id == item.id)))
+        for chunk in chunks:
+            chunk.speaker = display_name(chunk.speakers[0] if chunk.speakers else None, names)
+        if item.stage == "indexed" and chunks:
+            _update_vectors(ctx, job, item, chunks, names)
+        item.speaker_map = names or None
+        return ItemSpeakers(
+            job_id=job.job_id,
+            index=index,
+            speakers=[SpeakerName(label=x, name=names.get(x, x)) for x in labels],
+            updated_chunks=len(chunks),
+        )
+
+
+def _update_vectors(
+    ctx: Context, job: Job, item: Item, chunks: list[Chunk], names: dict[str, str]
+) -> None:
+    """Rewrite the chunks' speaker metadata in the vector store (no re-embedding)."""
+    values = {
+        f"{item.content_id}:{c.chunk_index}": speaker_fields(c.speaker, c.speakers, names)
+        for c in chunks
+    }
+    try:
+        store = ctx.providers.vector_store(job.vector_db)
+        store.update_metadata(
+            job.collection, values, tenant=job_tenant(job.collection, job.user_id)
+        )
+    except Exception as exc:  # an outage: nothing is changed, the client may retry
+        raise UpstreamUnavailableError(
+            f"the vector database could not be updated, no name was changed: {exc}"[:300]
+        ) from exc
+
+
+@router.patch(
+    "/job/{job_id}/items/{index}/speakers",
+    response_model=ItemSpeakers,
+    operation_id="nameItemSpeakers",
+    responses=error_responses(400, 401, 404, 409, 413, 429, 503),
+)
+async def name_item_speakers(
+    job_id: JobIdPath,
+    index: IndexPath,
+    user: ProcessUser,
+    ctx: Ctx,
+    names: Annotated[
+        dict[str, str | None],
+        Body(
+            description='Label to name (`{"SPEAKER_00": "Host"}`); null forgets a name',
+            examples=[{"SPEAKER_00": "Host", "SPEAKER_01": "Guest"}],
+        ),
+    ],
+) -> ItemSpeakers:
+    """Name an item's speakers: transcripts, exports, search hits and the vector store's
+    metadata then show the names (the vectors are not recomputed). Search filters by the
+    new names (``speaker``)."""
+    return await run_in_threadpool(_rename, ctx, user.user_id, job_id, index, names)

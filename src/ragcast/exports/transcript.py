@@ -1,0 +1,131 @@
+"""An item's transcript as JSON, SubRip (``.srt``), WebVTT (``.vtt``) or plain text.
+
+Speakers appear by name once named (``PATCH .../speakers``), else by label
+(``SPEAKER_00``): as an SRT cue prefix (``Host: ...``), as a WebVTT voice span
+(``<v Host>...``, which players show as the cue's speaker), and as a paragraph prefix in
+text, one paragraph per speaker turn. A transcript without speakers reads as before.
+Segments without times (a parsed document) take the previous cue's end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from ragcast.pipeline.speakers import display_name
+from ragcast.pipeline.types import Segment, Transcript
+
+TranscriptFormat = Literal["json", "srt", "vtt", "txt"]
+FORMATS: tuple[TranscriptFormat, ...] = ("json", "srt", "vtt", "txt")
+MEDIA_TYPES: dict[str, str] = {
+    "json": "application/json",
+    "srt": "application/x-subrip; charset=utf-8",
+    "vtt": "text/vtt; charset=utf-8",
+    "txt": "text/plain; charset=utf-8",
+}
+
+
+def transcript_dict(data: Transcript, names: Mapping[str, str] | None) -> dict[str, Any]:
+    """The JSON form: language, duration, speakers (label and name) and segments."""
+    return {
+        "language": data.language,
+        "duration_s": data.duration_s,
+        "source": data.source,
+        "speakers": [
+            {"label": label, "name": display_name(label, names)} for label in data.speakers or []
+        ],
+        "segments": [
+            {
+                "start": seg.start,
+                "end": seg.end,
+                "text": seg.text,
+                "speaker": display_name(seg.speaker, names),
+                "words": [
+                    {
+                        "text": w.text,
+                        "start": w.start,
+                        "end": w.end,
+                        "speaker": display_name(w.speaker, names),
+                    }
+                    for w in seg.words
+                ],
+            }
+            for seg in data.segments
+        ],
+    }
+
+
+def render(data: Transcript, names: Mapping[str, str] | None, fmt: str) -> str:
+    """The transcript as ``srt``, ``vtt`` or ``txt`` text."""
+    if fmt == "srt":
+        return _srt(data, names)
+    if fmt == "vtt":
+        return _vtt(data, names)
+    if fmt == "txt":
+        return _txt(data, names)
+    raise ValueError(f"unknown transcript format {fmt!r}")
+
+
+def _cues(data: Transcript) -> list[tuple[float, float, Segment]]:
+    """Timed, non-empty segments; an untimed one follows the previous cue."""
+    cues: list[tuple[float, float, Segment]] = []
+    last = 0.0
+    for seg in data.segments:
+        if not seg.text.strip():
+            continue
+        start = seg.start if seg.start is not None else last
+        end = seg.end if seg.end is not None else start
+        cues.append((start, max(start, end), seg))
+        last = max(start, end)
+    return cues
+
+
+def _clock(seconds: float, mark: str) -> str:
+    millis = int(round(max(seconds, 0.0) * 1000))
+    hours, rest = divmod(millis, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs, millis = divmod(rest, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{mark}{millis:03d}"
+
+
+def _srt(data: Transcript, names: Mapping[str, str] | None) -> str:
+    blocks = []
+    for n, (start, end, seg) in enumerate(_cues(data), start=1):
+        who = display_name(seg.speaker, names)
+        text = " ".join(seg.text.split())
+        blocks.append(
+            f"{n}\n{_clock(start, ',')} --> {_clock(end, ',')}\n{f'{who}: ' if who else ''}{text}\n"
+        )
+    return "\n".join(blocks)
+
+
+def _vtt_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _vtt(data: Transcript, names: Mapping[str, str] | None) -> str:
+    blocks = ["WEBVTT\n"]
+    for start, end, seg in _cues(data):
+        who = display_name(seg.speaker, names)
+        text = _vtt_escape(" ".join(seg.text.split()))
+        voice = f"<v {_vtt_escape(who)}>" if who else ""
+        blocks.append(f"{_clock(start, '.')} --> {_clock(end, '.')}\n{voice}{text}\n")
+    return "\n".join(blocks)
+
+
+def _txt(data: Transcript, names: Mapping[str, str] | None) -> str:
+    if not data.speakers:
+        return "\n".join(s.text.strip() for s in data.segments if s.text.strip()) + "\n"
+    paragraphs: list[tuple[str | None, list[str]]] = []
+    for seg in data.segments:
+        if not seg.text.strip():
+            continue
+        who = display_name(seg.speaker, names)
+        if paragraphs and paragraphs[-1][0] == who:
+            paragraphs[-1][1].append(seg.text.strip())
+        else:
+            paragraphs.append((who, [seg.text.strip()]))
+    return (
+        "\n\n".join(f"{f'{who}: ' if who else ''}{' '.join(texts)}" for who, texts in paragraphs)
+        + "\n"
+    )

@@ -1,0 +1,140 @@
+"""Speaker labels on a transcript: from diarization turns to words, segments and names."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ragcast.errors import MediaError
+from ragcast.pipeline.types import Segment, Transcript, Word
+from ragcast.providers.diarizers.base import Turn
+
+#: how a chunk's speakers are joined in vector metadata (a name may not contain it)
+SPEAKER_SEPARATOR = "; "
+
+#: languages written without spaces between words (Whisper's words join without one)
+_UNSPACED = frozenset({"zh", "ja", "yue", "th", "lo", "km", "my", "bo"})
+#: a word further than this from every turn gets no speaker
+_REACH_S = 1.0
+
+
+def assign_speakers(transcript: Transcript, turns: Sequence[Turn]) -> Transcript:
+    """``transcript`` with a speaker on every timed word and segment.
+
+    A word takes the turn it overlaps most (or the nearest within a second); a segment
+    whose words change speaker is split there, so each segment has one speaker. Labels
+    are renumbered in order of first appearance in the transcript (``SPEAKER_00`` speaks
+    first), and ``speakers`` lists them; a transcript without turns gets none.
+    """
+    if not turns:
+        transcript.speakers = []
+        return transcript
+    joiner = "" if (transcript.language or "") in _UNSPACED else " "
+    segments: list[Segment] = []
+    for segment in transcript.segments:
+        if segment.words:
+            for word in segment.words:
+                word.speaker = _speaker_at(turns, word.start, word.end)
+            segments.extend(_split(segment, joiner))
+        else:
+            segment.speaker = _speaker_at(turns, segment.start, segment.end)
+            segments.append(segment)
+    order = _renumber(segments)
+    transcript.segments = segments
+    transcript.speakers = list(order.values())
+    return transcript
+
+
+def _speaker_at(turns: Sequence[Turn], start: float | None, end: float | None) -> str | None:
+    if start is None or end is None:
+        return None
+    best, overlap = None, 0.0
+    for turn in turns:
+        shared = min(end, turn.end) - max(start, turn.start)
+        if shared > overlap:
+            best, overlap = turn.speaker, shared
+    if best is not None:
+        return best
+    middle = (start + end) / 2
+    distance, nearest = min((max(t.start - middle, middle - t.end), t.speaker) for t in turns)
+    return nearest if distance <= _REACH_S else None
+
+
+def _split(segment: Segment, joiner: str) -> list[Segment]:
+    """One segment per run of words of the same speaker (unlabelled words join a run)."""
+    runs: list[list[Word]] = []
+    for word in segment.words:
+        current = runs[-1][0].speaker if runs else None
+        if runs and (word.speaker is None or word.speaker == current or current is None):
+            runs[-1].append(word)
+        else:
+            runs.append([word])
+    if len(runs) == 1:
+        segment.speaker = next((w.speaker for w in segment.words if w.speaker), None)
+        return [segment]
+    return [
+        Segment(
+            text=joiner.join(w.text for w in run).strip(),
+            start=run[0].start,
+            end=run[-1].end,
+            words=run,
+            speaker=next((w.speaker for w in run if w.speaker), None),
+        )
+        for run in runs
+    ]
+
+
+def _renumber(segments: list[Segment]) -> dict[str, str]:
+    order: dict[str, str] = {}
+    for segment in segments:
+        for label in [segment.speaker, *(w.speaker for w in segment.words)]:
+            if label is not None and label not in order:
+                order[label] = f"SPEAKER_{len(order):02d}"
+    for segment in segments:
+        segment.speaker = order.get(segment.speaker or "")
+        for word in segment.words:
+            word.speaker = order.get(word.speaker or "")
+    return order
+
+
+def display_name(label: str | None, names: Mapping[str, str] | None) -> str | None:
+    """What a speaker is called: the name given to ``label``, else the label itself."""
+    if label is None:
+        return None
+    return (names or {}).get(label) or label
+
+
+def display_names(labels: Sequence[str] | None, names: Mapping[str, str] | None) -> list[str]:
+    """:func:`display_name` of each label, in order."""
+    return [display_name(label, names) or label for label in labels or ()]
+
+
+def load_audio(path: Path) -> NDArray[np.float32]:
+    """The recording as 16 kHz mono float32; MediaError when it cannot be decoded."""
+    from faster_whisper import decode_audio
+
+    try:
+        audio = decode_audio(str(path), sampling_rate=16_000)
+    except Exception as exc:  # PyAV raises many kinds for a broken file
+        raise MediaError(f"the recording could not be decoded for diarization: {exc}") from exc
+    return np.asarray(audio, dtype=np.float32)
+
+
+def split_speakers(value: object) -> list[str]:
+    """The list a ``speakers`` metadata string was joined from."""
+    if not isinstance(value, str) or not value:
+        return []
+    return value.split(SPEAKER_SEPARATOR)
+
+
+def speaker_fields(
+    main: str | None, labels: Sequence[str] | None, names: Mapping[str, str] | None
+) -> dict[str, str | None]:
+    """A chunk's ``speaker`` (what its main speaker is called) and ``speakers`` (everyone
+    in it, most words first, joined by :data:`SPEAKER_SEPARATOR`: stores keep strings),
+    as vector metadata and exports carry them."""
+    joined = SPEAKER_SEPARATOR.join(display_names(labels, names))
+    return {"speaker": main, "speakers": joined or None}

@@ -70,6 +70,15 @@ class ExportFormat(StrEnum):
     vector = "vector"
 
 
+class TranscriptFormat(StrEnum):
+    """The formats of an item's transcript."""
+
+    json = "json"
+    srt = "srt"
+    vtt = "vtt"
+    txt = "txt"
+
+
 def _print_error(exc: ApiError) -> None:
     err.print(f"[red]Error: {escape(exc.message)}[/]")
     if isinstance(exc, ValidationError) and exc.details:
@@ -496,6 +505,10 @@ def search(
     channel: Annotated[
         str | None, typer.Option("--channel", help="Only items of this channel.")
     ] = None,
+    speaker: Annotated[
+        str | None,
+        typer.Option("--speaker", help="Only chunks whose main speaker has this name or label."),
+    ] = None,
     after: Annotated[
         str | None,
         typer.Option("--after", help="Only items uploaded on or after this date (YYYY-MM-DD)."),
@@ -525,6 +538,7 @@ def search(
             platform=platform,
             language=language,
             channel=channel,
+            speaker=speaker,
             uploaded_after=after,
             uploaded_before=before,
             context=context or None,
@@ -584,3 +598,67 @@ def export(
             return
         path = fetch_export(client, export_id, output or Path.cwd(), err)
     out.print(f"Saved {escape(str(path))} ({path.stat().st_size} bytes)")
+
+
+@app.command()
+def transcript(
+    job_id: Annotated[str, typer.Argument(help="The job.")],
+    index: Annotated[int, typer.Argument(help="The item's index in the job (from 0).", min=0)],
+    fmt: Annotated[TranscriptFormat, typer.Option("--format", "-f", help="Output format.")] = (
+        TranscriptFormat.json
+    ),
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File or folder to save to.")
+    ] = None,
+    server: Server = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Print an item's transcript (json, srt, vtt or txt) with its speakers, or save it."""
+    with _service(server, api_key) as client:
+        body = client.transcript(job_id, index, fmt.value)
+    text = body if isinstance(body, str) else json.dumps(body, indent=2, ensure_ascii=False) + "\n"
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    target = output / f"{job_id}-{index}.{fmt.value}" if output.is_dir() else output
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    out.print(f"Saved {escape(str(target))} ({target.stat().st_size} bytes)")
+
+
+def _speaker_names(pairs: list[str]) -> dict[str, str | None]:
+    """``LABEL=NAME`` arguments as a mapping (``LABEL=`` forgets), or an error and exit 2."""
+    names: dict[str, str | None] = {}
+    for pair in pairs:
+        label, sep, name = pair.partition("=")
+        if not sep or not label.strip():
+            err.print(
+                f"[red]Error: {escape(pair)}: name a speaker as LABEL=NAME (SPEAKER_00=Host)[/]"
+            )
+            raise typer.Exit(2)
+        names[label.strip()] = name.strip() or None
+    return names
+
+
+@app.command()
+def speakers(
+    job_id: Annotated[str, typer.Argument(help="The job.")],
+    index: Annotated[int, typer.Argument(help="The item's index in the job (from 0).", min=0)],
+    names: Annotated[
+        list[str],
+        typer.Argument(help="LABEL=NAME pairs (SPEAKER_00=Host); LABEL= forgets a name."),
+    ],
+    server: Server = None,
+    api_key: ApiKey = None,
+    as_json: AsJson = False,
+) -> None:
+    """Name a diarized item's speakers; transcripts, exports and search then show the names."""
+    mapping = _speaker_names(names)
+    with _service(server, api_key) as client:
+        body = client.name_speakers(job_id, index, mapping)
+    table = Table("Label", "Name", title=f"{escape(job_id)} item {index}")
+    for row in body["speakers"]:
+        named = row["name"] != row["label"]
+        table.add_row(escape(row["label"]), escape(row["name"]) if named else "[dim]unnamed[/]")
+    count = body["updated_chunks"]
+    _show(body, as_json, Group(table, f"{count} chunk{'' if count == 1 else 's'} updated."))

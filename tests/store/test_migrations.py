@@ -15,7 +15,8 @@ from ragcast.store.db import MIGRATIONS, Database
 
 
 def test_a_data_dir_of_the_previous_release_upgrades_in_place(tmp_path: Path) -> None:
-    """Items gain languages, indexed chunks their lexical rows, local jobs their model."""
+    """Items gain languages, indexed chunks their lexical rows, local jobs their model,
+    chunks and items their (empty) speaker columns."""
     db = Database(f"sqlite:///{tmp_path / 'ragcast.db'}")
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
@@ -73,6 +74,10 @@ def test_a_data_dir_of_the_previous_release_upgrades_in_place(tmp_path: Path) ->
         request = s.scalar(text("SELECT request FROM jobs WHERE id = 1"))
     assert [h.chunk_id for h in found] == [2]
     assert json.loads(request)["embedding_model"] == {"id": "local", "model": "all-MiniLM-L6-v2"}
+    with db.engine.connect() as conn:  # chunks of the old release have no speakers
+        speakers = conn.execute(text("SELECT speaker, speakers FROM chunks WHERE id = 1")).one()
+        names = conn.execute(text("SELECT speaker_map FROM items WHERE id = 1")).scalar_one()
+    assert tuple(speakers) == (None, None) and names is None
     with db.engine.begin() as conn:  # a chunk deleted later takes its lexical row along
         conn.execute(text("DELETE FROM items WHERE id = 2"))
         assert conn.execute(text("SELECT count(*) FROM lexical_fts")).scalar_one() == 1

@@ -149,6 +149,49 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/public/bulk/job/{job_id}/items/{index}/speakers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Name Item Speakers
+         * @description Name an item's speakers: transcripts, exports, search hits and the vector store's
+         *     metadata then show the names (the vectors are not recomputed). Search filters by the
+         *     new names (``speaker``).
+         */
+        patch: operations["nameItemSpeakers"];
+        trace?: never;
+    };
+    "/api/public/bulk/job/{job_id}/items/{index}/transcript": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Item Transcript
+         * @description The whole transcript of one item, with speakers (named, or labelled) where the job
+         *     diarized it; ``srt`` and ``vtt`` put the speaker before each cue's text.
+         */
+        get: operations["getItemTranscript"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/public/bulk/job/{job_id}/status": {
         parameters: {
             query?: never;
@@ -263,8 +306,8 @@ export interface paths {
          * Search Chunks
          * @description Search the user's indexed chunks: hybrid (lexical and dense, fused) by default.
          *
-         *     Filters narrow the search to one job, content, platform, language, channel or upload
-         *     date range; ``context`` returns each hit with its neighbouring chunks; ``rerank``
+         *     Filters narrow the search to one job, content, platform, language, channel, speaker
+         *     or upload date range; ``context`` returns each hit with its neighbouring chunks; ``rerank``
          *     reorders the best candidates with the server's reranker. Each hit links to its
          *     moment in the source (``deep_link``).
          */
@@ -573,6 +616,23 @@ export interface components {
             job_id: string;
         };
         /**
+         * ItemSpeakers
+         * @description Answer of ``PATCH /job/{job_id}/items/{index}/speakers``.
+         */
+        ItemSpeakers: {
+            /** Index */
+            index: number;
+            /** Job Id */
+            job_id: string;
+            /** Speakers */
+            speakers: components["schemas"]["SpeakerName"][];
+            /**
+             * Updated Chunks
+             * @description Chunks whose speaker metadata was rewritten
+             */
+            updated_chunks: number;
+        };
+        /**
          * ItemStatus
          * @description One content item of a job, with its own stage and error.
          */
@@ -620,6 +680,34 @@ export interface components {
              * @description What the checks noticed
              */
             warnings?: string[];
+        };
+        /**
+         * ItemTranscript
+         * @description Answer of ``GET /job/{job_id}/items/{index}/transcript?format=json``.
+         */
+        ItemTranscript: {
+            /** Content Id */
+            content_id: string;
+            /** Duration S */
+            duration_s: number | null;
+            /** Index */
+            index: number;
+            /** Job Id */
+            job_id: string;
+            /** Language */
+            language: string | null;
+            /** Segments */
+            segments: components["schemas"]["TranscriptSegment"][];
+            /**
+             * Source
+             * @description `asr`, `captions` or `document`
+             */
+            source: string;
+            /**
+             * Speakers
+             * @description Empty when the job did not ask for `diarize`
+             */
+            speakers?: components["schemas"]["SpeakerName"][];
         };
         /**
          * JobAccepted
@@ -855,6 +943,12 @@ export interface components {
              */
             chunkSize?: number;
             /**
+             * Diarize
+             * @description Label who speaks when (`SPEAKER_00`, ...) in transcripts, chunks, exports and search. Needs the audio: platform captions are not used for such a job.
+             * @default false
+             */
+            diarize?: boolean;
+            /**
              * Language
              * @description Spoken language: an ISO 639-1 code (`de`, `zh`, ...) or `auto`, detected per item. Also picks the platform caption track.
              * @default auto
@@ -865,6 +959,16 @@ export interface components {
              * @default 8192
              */
             maxTokens?: number;
+            /**
+             * Max Speakers
+             * @description With `diarize`
+             */
+            max_speakers?: number | null;
+            /**
+             * Min Speakers
+             * @description With `diarize`
+             */
+            min_speakers?: number | null;
         } & {
             [key: string]: unknown;
         };
@@ -906,6 +1010,16 @@ export interface components {
             source: string;
             /** Source Type */
             source_type: string;
+            /**
+             * Speaker
+             * @description The chunk's main speaker (name or label), when diarized
+             */
+            speaker?: string | null;
+            /**
+             * Speakers
+             * @description Everyone speaking in the chunk, most words first
+             */
+            speakers?: string[];
             /** Start S */
             start_s: number | null;
             /** Text */
@@ -985,6 +1099,11 @@ export interface components {
              */
             rerank?: boolean;
             /**
+             * Speaker
+             * @description Only chunks whose main speaker has this name (or label, `SPEAKER_00`, while unnamed); see `PATCH /job/{job_id}/items/{index}/speakers`.
+             */
+            speaker?: string | null;
+            /**
              * Top K
              * @default 10
              */
@@ -1019,6 +1138,52 @@ export interface components {
              * @default true
              */
             success?: boolean;
+        };
+        /**
+         * SpeakerName
+         * @description A speaker label of an item and what it is called (the label until named).
+         */
+        SpeakerName: {
+            /**
+             * Label
+             * @description `SPEAKER_00`, `SPEAKER_01`, ... in order of first words
+             */
+            label: string;
+            /** Name */
+            name: string;
+        };
+        /**
+         * TranscriptSegment
+         * @description A segment: one speaker's run of words (a Whisper segment, a cue, a paragraph).
+         */
+        TranscriptSegment: {
+            /** End */
+            end: number | null;
+            /**
+             * Speaker
+             * @description Name, or label while unnamed
+             */
+            speaker?: string | null;
+            /** Start */
+            start: number | null;
+            /** Text */
+            text: string;
+            /** Words */
+            words?: components["schemas"]["TranscriptWord"][];
+        };
+        /**
+         * TranscriptWord
+         * @description One word with its time span and speaker.
+         */
+        TranscriptWord: {
+            /** End */
+            end: number | null;
+            /** Speaker */
+            speaker?: string | null;
+            /** Start */
+            start: number | null;
+            /** Text */
+            text: string;
         };
         /**
          * UploadDeleted
@@ -1611,6 +1776,192 @@ export interface operations {
             };
             /** @description Not Found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    nameItemSpeakers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: string;
+                /** @description The item's `index` */
+                index: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    [key: string]: string | null;
+                };
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ItemSpeakers"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    getItemTranscript: {
+        parameters: {
+            query?: {
+                /** @description `json` (default), `srt`, `vtt` or `txt` */
+                format?: "json" | "srt" | "vtt" | "txt";
+            };
+            header?: never;
+            path: {
+                job_id: string;
+                /** @description The item's `index` */
+                index: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description JSON, or the text of the asked format */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ItemTranscript"];
+                    "application/x-subrip": string;
+                    "text/plain": string;
+                    "text/vtt": string;
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflict */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

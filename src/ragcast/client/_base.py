@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 from urllib.parse import quote, unquote
 
 import httpx
@@ -20,6 +20,8 @@ from ragcast.client.errors import ApiConnectionError, ApiError, error_from_parts
 
 API_PREFIX = "/api/public/bulk"
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+TextFormat = Literal["srt", "vtt", "txt"]
+"""The text formats of an item's transcript; ``json`` is the fourth, answered as a dict."""
 Progress = Callable[[int, int], None]
 """``on_progress(done, total)`` of uploads and downloads (``total`` 0 when unknown)."""
 RETRYABLE_TRANSPORT_ERRORS = (httpx.NetworkError, httpx.TimeoutException, httpx.RemoteProtocolError)
@@ -176,6 +178,21 @@ class BaseClient:
     @staticmethod
     def _items(job_id: str) -> Call:
         return Call("GET", f"/job/{_seg(job_id)}/items")
+
+    @staticmethod
+    def _transcript(job_id: str, index: int, fmt: str) -> Call:
+        # The format is the server's to check: an unknown one is its 400, as for any field.
+        path = f"/job/{_seg(job_id)}/items/{_seg(str(index))}/transcript"
+        return Call("GET", path, params={"format": fmt})
+
+    def _transcript_body(self, response: httpx.Response, fmt: str) -> dict[str, Any] | str:
+        """The JSON object of ``format=json``; the text of ``srt``, ``vtt`` and ``txt``."""
+        return self._object(response.json()) if fmt == "json" else response.text
+
+    @staticmethod
+    def _name_speakers(job_id: str, index: int, names: Mapping[str, str | None]) -> Call:
+        path = f"/job/{_seg(job_id)}/items/{_seg(str(index))}/speakers"
+        return Call("PATCH", path, json=dict(names))
 
     @staticmethod
     def _cancel(job_id: str) -> Call:

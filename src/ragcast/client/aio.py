@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import httpx
 
@@ -18,6 +18,7 @@ from ragcast.client._base import (
     Call,
     CountingReader,
     Progress,
+    TextFormat,
     filename_from,
 )
 from ragcast.client.errors import error_from_response
@@ -119,6 +120,35 @@ class AsyncClient(BaseClient):
     async def items(self, job_id: str) -> dict[str, Any]:
         """The items of a job, each with its stage, transcript source and error."""
         return await self._json(self._items(job_id))
+
+    @overload
+    async def transcript(
+        self, job_id: str, index: int, format: Literal["json"] = "json"
+    ) -> dict[str, Any]: ...
+
+    @overload
+    async def transcript(self, job_id: str, index: int, format: TextFormat) -> str: ...
+
+    @overload
+    async def transcript(self, job_id: str, index: int, format: str) -> dict[str, Any] | str: ...
+
+    async def transcript(
+        self, job_id: str, index: int, format: str = "json"
+    ) -> dict[str, Any] | str:
+        """The whole transcript of a job's item ``index``: the JSON body (``json``, with
+        speakers and segments) as a dict, or the text of ``srt``, ``vtt`` or ``txt``.
+        ``ConflictError`` while the item has no transcript yet; ``ValidationError`` (400)
+        for another format."""
+        response = await self._send(self._transcript(job_id, index, format))
+        return self._transcript_body(response, format)
+
+    async def name_speakers(
+        self, job_id: str, index: int, names: Mapping[str, str | None]
+    ) -> dict[str, Any]:
+        """Name the speakers of a diarized item (``{"SPEAKER_00": "Host"}``; None forgets a
+        name); transcripts, exports and search hits then show the names. Answers each
+        label with its name and how many chunks were updated."""
+        return await self._json(self._name_speakers(job_id, index, names))
 
     async def cancel(self, job_id: str) -> dict[str, Any]:
         """Cancel a job."""
@@ -244,6 +274,7 @@ class AsyncClient(BaseClient):
         platform: str | None = None,
         language: str | None = None,
         channel: str | None = None,
+        speaker: str | None = None,
         uploaded_after: str | date | None = None,
         uploaded_before: str | date | None = None,
         context: int | None = None,
@@ -251,8 +282,9 @@ class AsyncClient(BaseClient):
     ) -> dict[str, Any]:
         """The user's best chunks for ``query``: hybrid (lexical and dense) unless ``mode``
         is ``dense`` or ``lexical``. Filters narrow it (one job, content, platform, spoken
-        language, channel, upload dates); ``context`` adds each hit's neighbouring chunks;
-        ``rerank`` reorders the best candidates with the server's reranker."""
+        language, channel, main speaker by name or label, upload dates); ``context`` adds
+        each hit's neighbouring chunks; ``rerank`` reorders the best candidates with the
+        server's reranker."""
         call = self._search(
             query,
             job_id,
@@ -262,6 +294,7 @@ class AsyncClient(BaseClient):
             platform=platform,
             language=language,
             channel=channel,
+            speaker=speaker,
             uploaded_after=uploaded_after,
             uploaded_before=uploaded_before,
             context=context,

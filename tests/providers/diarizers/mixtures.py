@@ -102,3 +102,22 @@ def _conversation(
         audio.append(piece)
         at += len(piece)
     return Mixture(name, np.concatenate(audio).astype(np.float32), turns)
+
+
+def write_wav(audio: np.ndarray, path: Path) -> Path:
+    """``audio`` (16 kHz mono float) as a 16-bit WAV file at ``path``."""
+    import wave
+
+    pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(RATE)
+        out.writeframes(pcm.tobytes())
+    return path
+
+
+def conversation(data: Path) -> Mixture:
+    """A fixed two-speaker conversation (JFK and a LibriVox reader, two turns each)."""
+    parts = speaker_parts(data)
+    return _conversation(parts, ["clip01", "clip05"], "jfk-librivox", random.Random(1))

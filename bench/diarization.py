@@ -8,7 +8,14 @@ first call on a short slice, finds the speakers of the same audio. Both run in t
 process, alternating, ``--rounds`` times; the ratio of medians is printed (target: <= 30 %),
 with the diarizer's peak resident memory above what the process held before it ran.
 
+Accuracy follows: ``--mixtures`` conversations per seed (``--seeds``), built from parts
+of the shared recordings with known turns (``tests/providers/diarizers/mixtures.py``), scored
+as frame accuracy (1 - DER without overlap, 0.25 s collar) under the best label mapping, and
+whether the number of speakers came out right. The distance threshold was chosen on seed 7;
+the other seeds are held out.
+
     .venv/bin/python -m bench diarization [--minutes 3] [--rounds 1] [--model base]
+                                          [--seeds 7 11 23] [--mixtures 24]
 """
 
 from __future__ import annotations
@@ -20,17 +27,18 @@ import statistics
 import tempfile
 import threading
 import time
-import wave
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
+from tests.providers.diarizers.mixtures import build, write_wav
 
 from bench.pipeline import DATA, SAMPLE_RATE
 from ragcast.providers.diarizers.base import Diarization
 from ragcast.providers.diarizers.ge2e import Ge2eDiarizer
+from ragcast.providers.diarizers.score import frame_accuracy
 from ragcast.providers.registry import Providers
 from ragcast.settings import Settings
 
@@ -49,16 +57,6 @@ def recording(minutes: float) -> NDArray[np.float32]:
     one = np.concatenate([x for p in parts for x in (p, gap)])
     repeats = max(1, round(minutes * 60 * SAMPLE_RATE / len(one)))
     return np.tile(one, repeats).astype(np.float32)
-
-
-def write_wav(dest: Path, audio: NDArray[np.float32]) -> Path:
-    """``audio`` as a 16 kHz mono int16 WAV."""
-    with wave.open(str(dest), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(SAMPLE_RATE)
-        w.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
-    return dest
 
 
 def _rss_bytes() -> int:
@@ -92,12 +90,32 @@ def peak_extra_rss(fn: Callable[[], T]) -> tuple[T, float, int]:
     return out, elapsed, max(peak[0], _rss_bytes()) - base
 
 
+def accuracy(seeds: list[int], count: int) -> None:
+    """Print frame accuracy and speaker-count hits of the diarizer on built conversations."""
+    diarizer = Ge2eDiarizer()
+    for seed in seeds:
+        mixtures = build(DATA, count=count, seed=seed)
+        scores: list[float] = []
+        right = 0
+        for m in mixtures:
+            found = diarizer.diarize(m.audio)
+            scores.append(frame_accuracy(m.turns, found.turns))
+            right += len(found.speakers) == m.speakers
+        print(
+            f"seed {seed}: {len(mixtures)} conversations, frame accuracy "
+            f"{statistics.mean(scores):.3f} (lowest {min(scores):.3f}), "
+            f"right speaker count {right}/{len(mixtures)}"
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Time transcription and diarization of one multi-speaker recording; print the ratio."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--minutes", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--model", default=None, help="Whisper model (default: the server's)")
+    parser.add_argument("--seeds", type=int, nargs="*", default=[7, 11, 23])
+    parser.add_argument("--mixtures", type=int, default=24)
     args = parser.parse_args(argv)
     settings = Settings() if args.model is None else Settings(whisper_model=args.model)
     audio = recording(args.minutes)
@@ -114,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     extra = 0
     found = Diarization(turns=[], duration_s=seconds)
     try:
-        path = write_wav(workdir / "speakers.wav", audio)
+        path = write_wav(audio, workdir / "speakers.wav")
         for _ in range(args.rounds):
             t0 = time.perf_counter()
             whisper.transcribe(path, language=None)
@@ -142,6 +160,7 @@ def main(argv: list[str] | None = None) -> None:
         f"diarization / transcription: {dia / asr * 100:.1f} % "
         f"(target <= {TARGET * 100:.0f} %) {verdict}"
     )
+    accuracy(args.seeds, args.mixtures)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,9 @@ from ragcast.cli_progress import follow
 from ragcast.context import build_context
 from ragcast.errors import AuthError
 from ragcast.settings import Settings
-from tests.client.conftest import LiveServer
-from tests.conftest import DATA
+from tests.client.conftest import LiveServer, serve_in_thread
+from tests.conftest import DATA, make_settings
+from tests.providers.diarizers.mixtures import conversation, write_wav
 
 
 def invoke(env: dict[str, str], *args: str) -> Result:
@@ -176,3 +178,87 @@ def test_progress_falls_back_to_polling_when_the_socket_is_refused(
         status = follow(client, "poll-1", bad_ticket, Console(file=screen), poll_s=0.1)
     assert status["status"] == "completed"
     assert "polling" in screen.getvalue() and "lighthouse.srt" in screen.getvalue()
+
+
+DIARIZED = "cli-talk"
+
+
+@pytest.fixture(scope="module")
+def talk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A real server with one finished two-speaker job (diarized, small chunks)."""
+    tmp = tmp_path_factory.mktemp("talk")
+    wav = write_wav(conversation(DATA).audio, tmp / "conversation.wav")
+    with serve_in_thread(make_settings(tmp / "server")) as live, live.client() as client:
+        doc = client.upload(wav)["document_id"]
+        client.process(
+            {
+                "job_id": DIARIZED,
+                "platform": "documents",
+                "input_method": "upload",
+                "uploaded_documents": [doc],
+                "embedding_model": {"id": "local"},
+                "vector_db": {"id": "chroma"},
+                "settings": {"chunkSize": 48, "chunkOverlap": 8, "diarize": True},
+            }
+        )
+        status = client.wait(DIARIZED, poll_s=0.5, timeout=240)
+        assert status["status"] == "completed", status
+        yield live
+
+
+def test_transcript_in_every_format_and_speaker_names(
+    cli_env: dict[str, str], talk: LiveServer, tmp_path: Path
+) -> None:
+    remote = ["--server", talk.url, "--api-key", talk.key]
+    shown = invoke(cli_env, "transcript", DIARIZED, "0", *remote)
+    assert shown.exit_code == 0, shown.output
+    body = json.loads(shown.stdout)
+    assert [s["label"] for s in body["speakers"]] == ["SPEAKER_00", "SPEAKER_01"]
+    assert all(s["speaker"] in ("SPEAKER_00", "SPEAKER_01") for s in body["segments"])
+    assert shown.stdout.startswith('{\n  "job_id"')  # pretty-printed
+
+    srt = invoke(cli_env, "transcript", DIARIZED, "0", "--format", "srt", *remote).stdout
+    cues = [block.splitlines() for block in srt.strip().split("\n\n")]
+    assert cues and all(c[2].startswith(("SPEAKER_00: ", "SPEAKER_01: ")) for c in cues)
+    vtt = invoke(cli_env, "transcript", DIARIZED, "0", "-f", "vtt", *remote).stdout
+    assert vtt.startswith("WEBVTT") and "<v SPEAKER_0" in vtt
+    target = tmp_path / "out" / "talk.txt"
+    saved = invoke(cli_env, "transcript", DIARIZED, "0", "-f", "txt", "-o", str(target), *remote)
+    assert saved.exit_code == 0, saved.output
+    assert "Saved" in saved.stdout and "SPEAKER_00: " in target.read_text()
+
+    named = invoke(cli_env, "speakers", DIARIZED, "0", "SPEAKER_00=Host", *remote)
+    assert named.exit_code == 0, named.output
+    assert "Host" in named.stdout and "SPEAKER_01" in named.stdout
+    assert "chunks updated" in named.stdout
+    srt = invoke(cli_env, "transcript", DIARIZED, "0", "--format", "srt", *remote).stdout
+    assert "\nHost: " in srt
+    found = invoke(cli_env, "search", "your country", "--speaker", "Host", "--json", *remote)
+    assert found.exit_code == 0, found.output
+    hits = json.loads(found.stdout)
+    assert hits and all(h["speaker"] == "Host" for h in hits)
+
+    both = ["SPEAKER_00=", "SPEAKER_01=Guest", "--json"]
+    renamed = invoke(cli_env, "speakers", DIARIZED, "0", *both, *remote)
+    assert renamed.exit_code == 0, renamed.output
+    assert json.loads(renamed.stdout)["speakers"] == [
+        {"label": "SPEAKER_00", "name": "SPEAKER_00"},
+        {"label": "SPEAKER_01", "name": "Guest"},
+    ]
+    assert not Path(cli_env["RAGCAST_DATA_DIR"]).exists()
+
+
+def test_transcript_and_speaker_errors_exit_non_zero(
+    cli_env: dict[str, str], talk: LiveServer
+) -> None:
+    remote = ["--server", talk.url, "--api-key", talk.key]
+    unknown = invoke(cli_env, "speakers", DIARIZED, "0", "SPEAKER_09=Guest", *remote)
+    assert unknown.exit_code == 1
+    assert "Error:" in unknown.stderr and "SPEAKER_09" in unknown.stderr
+
+    malformed = invoke(cli_env, "speakers", DIARIZED, "0", "Host", *remote)
+    assert malformed.exit_code == 2 and "LABEL=NAME" in malformed.stderr
+    no_item = invoke(cli_env, "transcript", DIARIZED, "7", *remote)
+    assert no_item.exit_code == 1 and "has no item 7" in no_item.stderr
+    bad_format = invoke(cli_env, "transcript", DIARIZED, "0", "--format", "xml", *remote)
+    assert bad_format.exit_code == 2

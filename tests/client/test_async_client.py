@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +28,9 @@ from ragcast.client import (
     RateLimitError,
     ValidationError,
 )
-from tests.client.conftest import LiveServer
-from tests.conftest import make_settings
+from tests.client.conftest import LiveServer, serve_in_thread
+from tests.conftest import DATA, make_settings
+from tests.providers.diarizers.mixtures import conversation, write_wav
 
 BASE = "http://ragcast.test"
 UPLOAD_JOB = {
@@ -244,3 +245,81 @@ async def test_monitor_follows_a_live_job_to_completed(
         forged = accepted["websocket_url"].split("?")[0] + "?token=1.2.forged"
         with pytest.raises(AuthError):
             [e async for e in client.monitor("ws-1", forged)]
+
+
+async def test_transcript_and_speaker_requests() -> None:
+    client, sent = mock_client(
+        httpx.Response(200, text="1\n00:00:00,000 --> 00:00:01,000\nHi\n"),
+        httpx.Response(200, json={"job_id": "j1", "speakers": [], "updated_chunks": 0}),
+        httpx.Response(200, json={"results": []}),
+    )
+    async with client:
+        assert (await client.transcript("j1", 0, "srt")).endswith("Hi\n")
+        await client.name_speakers("j1", 0, {"SPEAKER_01": None})
+        await client.search("lens", speaker="SPEAKER_01")
+    assert sent[0].url.raw_path == b"/api/public/bulk/job/j1/items/0/transcript?format=srt"
+    assert sent[1].method == "PATCH" and json.loads(sent[1].content) == {"SPEAKER_01": None}
+    assert json.loads(sent[2].content)["speaker"] == "SPEAKER_01"
+
+
+DIARIZED = "async-talk"
+
+
+@pytest.fixture(scope="module")
+def talk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A real server with one finished two-speaker job (diarized, small chunks)."""
+    tmp = tmp_path_factory.mktemp("talk")
+    wav = write_wav(conversation(DATA).audio, tmp / "conversation.wav")
+    with serve_in_thread(make_settings(tmp / "server")) as live, live.client() as client:
+        doc = client.upload(wav)["document_id"]
+        settings = {"chunkSize": 48, "chunkOverlap": 8, "diarize": True}
+        client.process(
+            {**UPLOAD_JOB, "job_id": DIARIZED, "uploaded_documents": [doc], "settings": settings}
+        )
+        status = client.wait(DIARIZED, poll_s=0.5, timeout=240)
+        assert status["status"] == "completed", status
+        yield live
+
+
+async def test_a_diarized_transcript_in_every_format_and_named_speakers(
+    talk: LiveServer,
+) -> None:
+    async with AsyncClient(talk.url, talk.key) as client:
+        body = await client.transcript(DIARIZED, 0)
+        assert [s["label"] for s in body["speakers"]] == ["SPEAKER_00", "SPEAKER_01"]
+        assert body["segments"]
+        assert all(s["speaker"] in ("SPEAKER_00", "SPEAKER_01") for s in body["segments"])
+        srt = await client.transcript(DIARIZED, 0, format="srt")
+        cues = [block.splitlines() for block in srt.strip().split("\n\n")]
+        assert cues and all(c[2].startswith(("SPEAKER_00: ", "SPEAKER_01: ")) for c in cues)
+        vtt = await client.transcript(DIARIZED, 0, format="vtt")
+        assert vtt.startswith("WEBVTT") and "<v SPEAKER_0" in vtt
+        txt = await client.transcript(DIARIZED, 0, format="txt")
+        assert txt.startswith("SPEAKER_0") and "country" in txt.lower()
+
+        named = await client.name_speakers(DIARIZED, 0, {"SPEAKER_00": "Host"})
+        assert named["speakers"][0] == {"label": "SPEAKER_00", "name": "Host"}
+        assert named["updated_chunks"] >= 2
+        body = await client.transcript(DIARIZED, 0)
+        assert body["speakers"][0]["name"] == "Host"
+        assert "\nHost: " in await client.transcript(DIARIZED, 0, format="srt")
+        found = await client.search("what can you do for your country", speaker="Host")
+        assert found["results"] and all(h["speaker"] == "Host" for h in found["results"])
+
+        # null forgets the name: the label is back everywhere
+        forgot = await client.name_speakers(DIARIZED, 0, {"SPEAKER_00": None})
+        assert forgot["speakers"][0] == {"label": "SPEAKER_00", "name": "SPEAKER_00"}
+        assert "Host" not in await client.transcript(DIARIZED, 0, format="txt")
+        assert (await client.search("country", speaker="Host"))["results"] == []
+
+
+async def test_transcript_and_speaker_errors(talk: LiveServer) -> None:
+    async with AsyncClient(talk.url, talk.key) as client:
+        with pytest.raises(ValidationError) as bad_format:
+            await client.transcript(DIARIZED, 0, format="xml")
+        assert bad_format.value.status_code == 400
+        with pytest.raises(ValidationError) as unknown:
+            await client.name_speakers(DIARIZED, 0, {"SPEAKER_09": "Guest"})
+        assert unknown.value.status_code == 400 and "SPEAKER_09" in unknown.value.message
+        with pytest.raises(NotFoundError):
+            await client.transcript("no-such-job", 0, format="txt")

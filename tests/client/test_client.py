@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,9 @@ from ragcast.client import (
     RateLimitError,
     ValidationError,
 )
-from tests.client.conftest import LiveServer
+from tests.client.conftest import LiveServer, serve_in_thread
+from tests.conftest import DATA, make_settings
+from tests.providers.diarizers.mixtures import conversation, write_wav
 
 BASE = "http://ragcast.test"
 
@@ -269,3 +272,105 @@ def test_retry_after_as_an_http_date_is_waited_out(sleeps: list[float]) -> None:
     rec.client().preview("https://www.youtube.com/@x")
     assert sleeps == [2.0]
     assert rec.requests[0].url.params["page_size"] == "50"
+
+
+def test_transcript_and_speaker_requests(sleeps: list[float]) -> None:
+    rec = Recorder(
+        httpx.Response(200, json={"job_id": "j 1", "segments": []}),
+        httpx.Response(200, text="WEBVTT\n", headers={"content-type": "text/vtt"}),
+        httpx.Response(200, json={"job_id": "j 1", "speakers": [], "updated_chunks": 0}),
+        httpx.Response(200, json={"results": []}),
+    )
+    client = rec.client()
+    assert client.transcript("j 1", 2) == {"job_id": "j 1", "segments": []}
+    assert client.transcript("j 1", 2, format="vtt") == "WEBVTT\n"
+    client.name_speakers("j 1", 2, {"SPEAKER_00": "Host", "SPEAKER_01": None})
+    client.search("lens", speaker="Host")
+    first, text, patch, search = rec.requests
+    assert first.method == "GET"
+    assert first.url.raw_path == b"/api/public/bulk/job/j%201/items/2/transcript?format=json"
+    assert text.url.params["format"] == "vtt"
+    assert patch.method == "PATCH"
+    assert patch.url.raw_path == b"/api/public/bulk/job/j%201/items/2/speakers"
+    assert json.loads(patch.content) == {"SPEAKER_00": "Host", "SPEAKER_01": None}
+    assert json.loads(search.content)["speaker"] == "Host"
+
+
+# -- a diarized job on a real server ---------------------------------------------------
+
+DIARIZED = "sdk-talk"
+
+
+@pytest.fixture(scope="module")
+def talk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A real server with one finished two-speaker job (diarized; small chunks, so each
+    chunk is mostly one speaker's)."""
+    tmp = tmp_path_factory.mktemp("talk")
+    wav = write_wav(conversation(DATA).audio, tmp / "conversation.wav")
+    with serve_in_thread(make_settings(tmp / "server")) as live, live.client() as client:
+        doc = client.upload(wav)["document_id"]
+        client.process(
+            {
+                "job_id": DIARIZED,
+                "platform": "documents",
+                "input_method": "upload",
+                "uploaded_documents": [doc],
+                "embedding_model": {"id": "local"},
+                "vector_db": {"id": "chroma"},
+                "settings": {"chunkSize": 48, "chunkOverlap": 8, "diarize": True},
+            }
+        )
+        status = client.wait(DIARIZED, poll_s=0.5, timeout=240)
+        assert status["status"] == "completed", status
+        yield live
+
+
+def test_a_diarized_transcript_in_every_format_and_named_speakers(talk: LiveServer) -> None:
+    with talk.client() as client:
+        body = client.transcript(DIARIZED, 0)
+        assert body["job_id"] == DIARIZED and body["index"] == 0
+        assert [s["label"] for s in body["speakers"]] == ["SPEAKER_00", "SPEAKER_01"]
+        assert body["segments"]
+        assert all(s["speaker"] in ("SPEAKER_00", "SPEAKER_01") for s in body["segments"])
+
+        srt = client.transcript(DIARIZED, 0, format="srt")
+        cues = [block.splitlines() for block in srt.strip().split("\n\n")]
+        assert len(cues) == len([s for s in body["segments"] if s["text"].strip()])
+        assert all(c[2].startswith(("SPEAKER_00: ", "SPEAKER_01: ")) for c in cues)
+        vtt = client.transcript(DIARIZED, 0, format="vtt")
+        assert vtt.startswith("WEBVTT") and "<v SPEAKER_0" in vtt
+        txt = client.transcript(DIARIZED, 0, format="txt")
+        assert "SPEAKER_00: " in txt and "country" in txt.lower()
+
+        named = client.name_speakers(DIARIZED, 0, {"SPEAKER_00": "Host"})
+        assert named["speakers"] == [
+            {"label": "SPEAKER_00", "name": "Host"},
+            {"label": "SPEAKER_01", "name": "SPEAKER_01"},
+        ]
+        assert named["updated_chunks"] >= 2
+        body = client.transcript(DIARIZED, 0)
+        assert body["speakers"][0] == {"label": "SPEAKER_00", "name": "Host"}
+        assert {s["speaker"] for s in body["segments"]} == {"Host", "SPEAKER_01"}
+        assert "\nHost: " in client.transcript(DIARIZED, 0, format="srt")
+
+        hits = client.search("what can you do for your country", speaker="Host")["results"]
+        assert hits and all(h["speaker"] == "Host" for h in hits)
+        assert all("Host" in h["speakers"] for h in hits)
+        others = client.search("what can you do for your country", speaker="SPEAKER_01")
+        assert all(h["speaker"] == "SPEAKER_01" for h in others["results"])
+        assert client.search("country", speaker="SPEAKER_00")["results"] == []  # renamed
+
+
+def test_transcript_and_speaker_errors(talk: LiveServer) -> None:
+    with talk.client() as client:
+        with pytest.raises(ValidationError) as bad_format:
+            client.transcript(DIARIZED, 0, format="xml")
+        assert bad_format.value.status_code == 400
+        assert bad_format.value.details["field"] == "format"
+        with pytest.raises(ValidationError) as unknown:
+            client.name_speakers(DIARIZED, 0, {"SPEAKER_09": "Guest"})
+        assert unknown.value.status_code == 400 and "SPEAKER_09" in unknown.value.message
+        with pytest.raises(NotFoundError):
+            client.transcript(DIARIZED, 7)
+        with pytest.raises(NotFoundError):
+            client.name_speakers("no-such-job", 0, {"SPEAKER_00": "Host"})

@@ -16,7 +16,8 @@ import httpx
 import pytest
 import websockets
 
-from tests.conftest import Recording, job_body
+from ragcast.runner.broker import QUEUES
+from tests.conftest import DATA, Recording, job_body
 from tests.distributed.cluster import AMQP_URL, Cluster
 
 pytestmark = [pytest.mark.service, pytest.mark.slow, pytest.mark.timeout(600)]
@@ -257,3 +258,25 @@ def test_active_jobs_per_user_are_limited_across_workers(
             time.sleep(0.1)
     assert max(seen_active) == 1, seen_active
     assert waited, "no job was seen waiting as pending while another ran"
+
+
+def test_diarization_runs_on_its_own_queue(cluster: Cluster, tmp_path: Path) -> None:
+    from tests.providers.diarizers.mixtures import conversation, write_wav
+
+    cluster.api()
+    rest = [q for q in QUEUES if q != "ragcast.diarize"]
+    others = cluster.worker("others", *rest)
+    speakers = cluster.worker("speakers", "ragcast.diarize")
+    wav = write_wav(conversation(DATA).audio, tmp_path / "talk.wav")
+    with cluster.client() as c:
+        with wav.open("rb") as f:
+            doc = c.post("/uploads", files={"file": ("talk.wav", f)}).json()["document_id"]
+        body = job_body("talk", [doc], settings={"diarize": True, "chunkSize": 64})
+        assert c.post("/process", json=body).status_code == 200
+        status = _wait(c, "talk")
+        assert status["status"] == "completed", status
+        _check_exactly_once(c, "talk", 1)
+        transcript = c.get("/job/talk/items/0/transcript").json()
+    assert [s["label"] for s in transcript["speakers"]] == ["SPEAKER_00", "SPEAKER_01"]
+    assert "diarizing started" in speakers.text() and "diarizing started" not in others.text()
+    assert "transcribing started" in others.text()

@@ -16,6 +16,7 @@ from playwright.sync_api import Page, expect
 from ragcast.web.routes import STATIC
 from tests.client.conftest import LiveServer
 from tests.conftest import DATA
+from tests.providers.diarizers.mixtures import conversation, write_wav
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 PHRASE = "apostle of the middle classes"  # said in clip02.wav
@@ -33,7 +34,15 @@ def test_the_page_and_its_assets_are_served_from_the_package(tmp_path: Path) -> 
         assert page.headers["content-type"].startswith("text/html")
         assert "default-src 'self'" in page.headers["content-security-policy"]
         assert '<script type="module" src="/static/app.js">' in page.text
-        for name in ("app.js", "api.js", "jobs.js", "jobcard.js", "newjob.js", "search.js"):
+        for name in (
+            "app.js",
+            "api.js",
+            "jobs.js",
+            "jobcard.js",
+            "newjob.js",
+            "search.js",
+            "transcript.js",
+        ):
             asset = client.get(f"/static/{name}")
             assert asset.status_code == 200, name
             assert "javascript" in asset.headers["content-type"]
@@ -259,6 +268,82 @@ def test_a_channel_preview_fills_selected_content(
     expect(page.locator("#job-error")).to_contain_text(
         "embedding_model.dimensions: Must be between 128 and 2048"
     )
+
+
+@pytest.mark.slow
+def test_a_diarized_recording_shows_speaker_turns_that_take_names(
+    page: Page, web_server: LiveServer, tmp_path: Path
+) -> None:
+    recording = write_wav(conversation(DATA).audio, tmp_path / "conversation.wav")
+    page.goto(web_server.url + "/")
+    page.fill("#key-input", web_server.key)
+    page.get_by_role("button", name="Connect").click()
+    expect(page.locator("#workspace")).to_be_visible()
+
+    page.set_input_files("#file-input", str(recording))
+    upload = page.locator(".upload").filter(has_text="conversation.wav")
+    expect(upload.locator(".upload-state")).to_have_text("Uploaded", timeout=60_000)
+    expect(page.locator("#speaker-counts")).to_be_hidden()
+    page.get_by_label("Label speakers (diarize)").check()
+    page.fill("#max-speakers", "4")
+    page.fill("input[name=chunkSize]", "16")  # about a turn a chunk
+    page.fill("input[name=chunkOverlap]", "0")
+    page.fill("#job-id", "web-speakers")
+    with page.expect_request("**/api/public/bulk/process") as process_request:
+        page.get_by_role("button", name="Start processing").click()
+    settings = process_request.value.post_data_json["settings"]
+    assert settings["diarize"] is True and settings["max_speakers"] == 4
+    assert "min_speakers" not in settings
+
+    job = page.locator('.job[data-job-id="web-speakers"]')
+    expect(job.locator(".pct")).to_have_text("100%", timeout=240_000)
+    expect(job.locator(".badge")).to_have_text("completed")
+    job.get_by_role("button", name="Transcript").click()
+    view = job.locator(".transcript")
+    turns = view.locator(".turn")
+    expect(turns.first).to_be_visible(timeout=30_000)
+    expect(turns.first.locator(".turn-time")).to_have_text(re.compile(r"^\d\d:\d\d$"))
+    speakers = turns.locator(".turn-speaker").all_text_contents()
+    assert set(speakers) == {"SPEAKER_00", "SPEAKER_01"}, speakers
+    # consecutive segments of one speaker make one turn, and each speaker has a colour
+    assert all(a != b for a, b in zip(speakers, speakers[1:], strict=False)), speakers
+    colors = {t.get_attribute("data-speaker"): t.get_attribute("data-color") for t in turns.all()}
+    assert len(set(colors.values())) == 2, colors
+    shoot(page, tmp_path, "transcript")
+
+    view.get_by_label("SPEAKER_00").fill("Host")
+    view.get_by_role("button", name="Save names").click()
+    host = turns.filter(has=page.locator(".turn-speaker", has_text="Host"))
+    expect(host.first).to_be_visible(timeout=30_000)
+    named = turns.locator(".turn-speaker").all_text_contents()
+    assert set(named) == {"Host", "SPEAKER_01"}, named
+    assert host.first.get_attribute("data-color") == colors["SPEAKER_00"]
+    expect(view.get_by_label("SPEAKER_00")).to_have_value("Host")
+    answer = httpx.get(
+        web_server.url + "/api/public/bulk/job/web-speakers/items/0/transcript",
+        headers=auth(web_server),
+    )
+    assert {"label": "SPEAKER_00", "name": "Host"} in answer.json()["speakers"]
+
+    # the subtitles come through the API key, with the new name
+    with page.expect_download(timeout=30_000) as download_info:
+        view.get_by_role("button", name="SRT").click()
+    download = download_info.value
+    assert download.suggested_filename == "web-speakers-0.srt"
+    saved = tmp_path / download.suggested_filename
+    download.save_as(saved)
+    assert "Host: " in saved.read_text() and " --> " in saved.read_text()
+
+    # search shows each hit's speaker, and finds by the new name
+    page.fill("#search-query", "what you can do for your country")
+    page.fill("#search-speaker", "Host")
+    with page.expect_request("**/api/public/bulk/search") as search_request:
+        page.get_by_role("button", name="Search", exact=True).click()
+    assert search_request.value.post_data_json["speaker"] == "Host"
+    hits = page.locator(".hit")
+    expect(hits.first.locator(".hit-speaker")).to_have_text("Host", timeout=30_000)
+    assert set(hits.locator(".hit-speaker").all_text_contents()) == {"Host"}
+    shoot(page, tmp_path, "search-speaker")
 
 
 def auth(live: LiveServer) -> dict[str, str]:

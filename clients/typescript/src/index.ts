@@ -31,6 +31,14 @@ export type UploadResponse = Schemas["UploadPublic"];
 export type SearchQuery = Schemas["SearchQuery"];
 export type SearchResults = Schemas["SearchResults"];
 export type SearchHit = Schemas["SearchHit"];
+export type ItemTranscript = Schemas["ItemTranscript"];
+export type TranscriptSegment = Schemas["TranscriptSegment"];
+export type SpeakerName = Schemas["SpeakerName"];
+export type ItemSpeakers = Schemas["ItemSpeakers"];
+/** The formats of an item's transcript: `json` (an ItemTranscript) or text. */
+export type TranscriptFormat = "json" | "srt" | "vtt" | "txt";
+/** Label to name (`{ SPEAKER_00: "Host" }`); null forgets a name. */
+export type SpeakerNames = Record<string, string | null>;
 export type ChannelPreview = Schemas["ChannelPreview"];
 export type CleanupResult = Schemas["CleanupResult"];
 export type JobState = JobStatus["status"];
@@ -139,6 +147,24 @@ export class BulkProcessingClient {
 
   getItems(jobId: string): Promise<ItemList> {
     return this.json({ method: "GET", path: `/job/${seg(jobId)}/items` });
+  }
+
+  /**
+   * An item's whole transcript: the ItemTranscript of `json` (speakers and segments), or
+   * the text of `srt`, `vtt` (speakers as `<v Name>`) or `txt`. A ConflictError while the
+   * item has no transcript yet.
+   */
+  transcript(jobId: string, index: number, format?: "json"): Promise<ItemTranscript>;
+  transcript(jobId: string, index: number, format: "srt" | "vtt" | "txt"): Promise<string>;
+  transcript(jobId: string, index: number, format: TranscriptFormat): Promise<ItemTranscript | string>;
+  async transcript(jobId: string, index: number, format: TranscriptFormat = "json"): Promise<ItemTranscript | string> {
+    const response = await this.send({ method: "GET", path: `/job/${seg(jobId)}/items/${seg(String(index))}/transcript`, params: { format } });
+    return format === "json" ? ((await response.json()) as ItemTranscript) : response.text();
+  }
+
+  /** Name a diarized item's speakers; transcripts, exports and search then show the names. */
+  nameSpeakers(jobId: string, index: number, names: SpeakerNames): Promise<ItemSpeakers> {
+    return this.json({ method: "PATCH", path: `/job/${seg(jobId)}/items/${seg(String(index))}/speakers`, json: names });
   }
 
   cancel(jobId: string): Promise<JobCancelled> {

@@ -118,6 +118,19 @@ export class Api {
   search(body) {
     return this.json("POST", "/search", { json: body });
   }
+  /** An item's transcript as JSON: speakers ({label, name}) and segments. */
+  transcript(jobId, index) {
+    return this.json("GET", `/job/${encodeURIComponent(jobId)}/items/${Number(index)}/transcript`, { params: { format: "json" } });
+  }
+  /** An item's transcript as a file ("srt", "vtt" or "txt"), a Blob. */
+  async transcriptFile(jobId, index, format) {
+    const response = await this.send("GET", `/job/${encodeURIComponent(jobId)}/items/${Number(index)}/transcript`, { params: { format } });
+    return response.blob();
+  }
+  /** Name an item's speakers: {"SPEAKER_00": "Host"}; null forgets a name. */
+  nameSpeakers(jobId, index, names) {
+    return this.json("PATCH", `/job/${encodeURIComponent(jobId)}/items/${Number(index)}/speakers`, { json: names });
+  }
 
   /** The export's file as a Blob; onProgress(received, total) while it streams. */
   async download(exportId, onProgress) {

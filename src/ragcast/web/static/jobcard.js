@@ -1,7 +1,8 @@
 // One job in the Jobs panel: live progress from its WebSocket (or polling), each item's
-// pipeline stage, cancel, and exports that are downloaded when ready.
+// pipeline stage and transcript, cancel, and exports that are downloaded when ready.
 
 import { describe } from "./api.js";
+import { TranscriptView } from "./transcript.js";
 import { ago, bytes, h, percent, progressBar, toast } from "./ui.js";
 
 export const TERMINAL = new Set(["completed", "failed", "cancelled"]);
@@ -18,6 +19,10 @@ const FORMATS = [
   ["parquet", "Parquet"],
   ["vector", "Vector"],
 ];
+/** Labelling speakers belongs to the Transcribe step on screen. */
+const ALIASES = { diarized: "transcribed", diarizing: "transcribing" };
+/** Stages (finished or under way) at which an item has its transcript. */
+const HAS_TRANSCRIPT = new Set(["transcribed", "diarizing", "diarized", "chunking", "chunked", "embedding", "embedded", "indexing", "indexed"]);
 const POLL_MS = 4000;
 const EXPORT_POLL_MS = 600;
 const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
@@ -26,8 +31,9 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 /** How many steps an item has finished, and which one it is on (or -1). */
 function stepState(item) {
   if (item.status === "completed") return { done: STEPS.length, active: -1 };
-  let done = STEPS.findIndex(([finished]) => finished === item.stage) + 1;
-  let active = STEPS.findIndex(([, , working]) => working === item.stage);
+  const stage = ALIASES[item.stage] || item.stage;
+  let done = STEPS.findIndex(([finished]) => finished === stage) + 1;
+  let active = STEPS.findIndex(([, , working]) => working === stage);
   if (active >= 0) done = active;
   else if (item.status === "processing") active = done < STEPS.length ? done : -1;
   return { done, active };
@@ -153,8 +159,11 @@ export class JobCard {
         chunks: h("td", { class: "num" }),
         error: h("div", { class: "item-error", hidden: true }),
         warnings: h("div", { class: "item-warning", hidden: true }),
+        transcriptButton: h("button", { type: "button", class: "btn btn-small transcript-toggle", hidden: true, "aria-expanded": "false", onclick: () => this.toggleTranscript(item.index) }, "Transcript"),
+        transcriptRow: null,
+        transcript: null,
       };
-      row.tr.append(h("td", { class: "muted" }, String(item.index + 1)), h("td", {}, row.name, row.language, row.error, row.warnings), h("td", {}, h("ol", { class: "steps" }, steps)), row.chunks);
+      row.tr.append(h("td", { class: "muted" }, String(item.index + 1)), h("td", {}, row.name, row.language, row.error, row.warnings, row.transcriptButton), h("td", {}, h("ol", { class: "steps" }, steps)), row.chunks);
       this.itemRows.set(item.index, row);
       const after = [...this.itemRows.keys()].filter((i) => i > item.index).sort((a, b) => a - b)[0];
       this.itemsBody.insertBefore(row.tr, after === undefined ? null : this.itemRows.get(after).tr);
@@ -176,6 +185,23 @@ export class JobCard {
     row.language.hidden = !item.language;
     row.language.textContent = item.language ? ` ${item.language}` : "";
     row.language.title = item.language_probability == null ? "language named by the job" : `detected with probability ${item.language_probability.toFixed(2)}`;
+    if (item.status === "completed" || HAS_TRANSCRIPT.has(item.stage)) row.transcriptButton.hidden = false;
+  }
+
+  /** Show (loading it afresh) or hide an item's transcript, in a row under the item's. */
+  toggleTranscript(index) {
+    const row = this.itemRows.get(index);
+    if (!row) return;
+    const open = !row.transcriptRow || row.transcriptRow.hidden;
+    if (open && !row.transcript) {
+      row.transcript = new TranscriptView(this.getApi, this.jobId, index);
+      row.transcriptRow = h("tr", { class: "transcript-row" }, h("td", { colspan: 4 }, row.transcript.el));
+      row.tr.after(row.transcriptRow);
+    }
+    row.transcriptRow.hidden = !open;
+    row.transcriptButton.setAttribute("aria-expanded", String(open));
+    row.transcriptButton.classList.toggle("active", open);
+    if (open) row.transcript.load();
   }
 
   /** Follow the job live: its WebSocket (ticketed URL), or polling where that fails. */

@@ -1,11 +1,13 @@
 // The "New job" panel: platform and input method, uploads with progress, channel preview
-// with checkboxes for selected_content, embedding and chunk settings, then POST /process.
+// with checkboxes for selected_content, embedding, chunk and speaker settings, then
+// POST /process.
 
 import { describe } from "./api.js";
 import { $, $$, bytes, clock, h, progressBar, showError, toast } from "./ui.js";
 
 const MODEL_LABELS = { local: "Local", "jina-v4": "Jina Embedder v4", "gemini-exp": "Gemini Embedding" };
 const DB_LABELS = { chroma: "Chroma", qdrant: "Qdrant", pinecone: "Pinecone", pgvector: "pgvector" };
+const MAX_SPEAKERS = 32;
 
 export class NewJobPanel {
   /** getApi() → the current Api; onStarted(accepted) when a job was accepted. */
@@ -24,6 +26,9 @@ export class NewJobPanel {
     $$("input[name=input_method]").forEach((radio) => radio.addEventListener("change", () => this.syncMethod()));
     $("#embedding").addEventListener("change", () => {
       $("#jina-options").hidden = $("#embedding").value !== "jina-v4";
+    });
+    $("#diarize").addEventListener("change", () => {
+      $("#speaker-counts").hidden = !$("#diarize").checked;
     });
     const input = $("#file-input");
     input.addEventListener("change", () => {
@@ -172,6 +177,24 @@ export class NewJobPanel {
     return Number(this.form.elements[name].value);
   }
 
+  /** settings.diarize, and min/max_speakers where filled; {} without diarize. */
+  speakerSettings() {
+    if (!$("#diarize").checked) return {};
+    const out = { diarize: true };
+    for (const [name, label] of [
+      ["min_speakers", "Min speakers"],
+      ["max_speakers", "Max speakers"],
+    ]) {
+      const text = this.form.elements[name].value.trim();
+      if (!text) continue;
+      const value = Number(text);
+      if (!Number.isInteger(value) || value < 1 || value > MAX_SPEAKERS) throw new Error(`${label} is a whole number from 1 to ${MAX_SPEAKERS}.`);
+      out[name] = value;
+    }
+    if (out.min_speakers && out.max_speakers && out.min_speakers > out.max_speakers) throw new Error("Min speakers is more than max speakers.");
+    return out;
+  }
+
   embeddingModel() {
     const id = $("#embedding").value;
     const model = { id, label: MODEL_LABELS[id] };
@@ -220,6 +243,7 @@ export class NewJobPanel {
         chunkOverlap: this.numberField("chunkOverlap"),
         maxTokens: this.numberField("maxTokens"),
         language: $("#job-language").value || "auto",
+        ...this.speakerSettings(),
       },
     };
   }

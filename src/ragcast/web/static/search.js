@@ -1,6 +1,6 @@
 // The Search panel: the best chunks for a query (words and meaning, fused, by default),
-// each with its time span, its neighbours when asked, and a link to that moment in the
-// source (the hit's deep_link, else its URL).
+// each with its time span, its speaker where the job labelled speakers, its neighbours
+// when asked, and a link to that moment in the source (the hit's deep_link, else its URL).
 
 import { describe } from "./api.js";
 import { $, clock, h, highlight, showError } from "./ui.js";
@@ -36,6 +36,8 @@ export class SearchPanel {
     if (Number(form.elements.context.value)) body.context = Number(form.elements.context.value);
     if (form.elements.job_id.value) body.job_id = form.elements.job_id.value;
     if (form.elements.language.value) body.language = form.elements.language.value;
+    const speaker = form.elements.speaker.value.trim();
+    if (speaker) body.speaker = speaker;
     const button = form.querySelector("button[type=submit]");
     button.disabled = true;
     button.classList.add("busy");
@@ -73,6 +75,7 @@ export class SearchPanel {
         meter,
         h("span", { class: "hit-source", title: hit.source }, hit.title || hit.source),
         span ? h("span", { class: "time" }, span) : null,
+        hit.speaker ? h("span", { class: "hit-speaker", title: hit.speakers?.length > 1 ? `Speaking: ${hit.speakers.join(", ")}` : "Speaker" }, hit.speaker) : null,
         h("span", { class: "grow" }),
         open,
       ),

@@ -20,9 +20,8 @@ from ragcast.cli_progress import follow
 from ragcast.context import build_context
 from ragcast.errors import AuthError
 from ragcast.settings import Settings
-from tests.client.conftest import LiveServer, serve_in_thread
-from tests.conftest import DATA, make_settings
-from tests.providers.diarizers.mixtures import conversation, write_wav
+from tests.client.conftest import LiveServer, diarized_server
+from tests.conftest import DATA
 
 
 def invoke(env: dict[str, str], *args: str) -> Result:
@@ -186,23 +185,7 @@ DIARIZED = "cli-talk"
 @pytest.fixture(scope="module")
 def talk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """A real server with one finished two-speaker job (diarized, small chunks)."""
-    tmp = tmp_path_factory.mktemp("talk")
-    wav = write_wav(conversation(DATA).audio, tmp / "conversation.wav")
-    with serve_in_thread(make_settings(tmp / "server")) as live, live.client() as client:
-        doc = client.upload(wav)["document_id"]
-        client.process(
-            {
-                "job_id": DIARIZED,
-                "platform": "documents",
-                "input_method": "upload",
-                "uploaded_documents": [doc],
-                "embedding_model": {"id": "local"},
-                "vector_db": {"id": "chroma"},
-                "settings": {"chunkSize": 48, "chunkOverlap": 8, "diarize": True},
-            }
-        )
-        status = client.wait(DIARIZED, poll_s=0.5, timeout=240)
-        assert status["status"] == "completed", status
+    with diarized_server(tmp_path_factory.mktemp("talk"), DIARIZED) as live:
         yield live
 
 

@@ -18,7 +18,8 @@ from ragcast.api.app import create_app
 from ragcast.auth import create_key
 from ragcast.client import Client
 from ragcast.settings import Settings
-from tests.conftest import make_settings
+from tests.conftest import DATA, make_settings
+from tests.providers.diarizers.mixtures import conversation, write_wav
 
 SRT = """1
 00:00:01,000 --> 00:00:04,000
@@ -66,6 +67,29 @@ def serve_in_thread(settings: Settings) -> Iterator[LiveServer]:
         server.should_exit = True
         thread.join(timeout=30)
         sock.close()
+
+
+@contextmanager
+def diarized_server(tmp: Path, job_id: str) -> Iterator[LiveServer]:
+    """A real server with one finished two-speaker job ``job_id`` (diarized; small chunks,
+    so each chunk is mostly one speaker's)."""
+    wav = write_wav(conversation(DATA).audio, tmp / "conversation.wav")
+    with serve_in_thread(make_settings(tmp / "server")) as live, live.client() as client:
+        doc = client.upload(wav)["document_id"]
+        client.process(
+            {
+                "job_id": job_id,
+                "platform": "documents",
+                "input_method": "upload",
+                "uploaded_documents": [doc],
+                "embedding_model": {"id": "local"},
+                "vector_db": {"id": "chroma"},
+                "settings": {"chunkSize": 48, "chunkOverlap": 8, "diarize": True},
+            }
+        )
+        status = client.wait(job_id, poll_s=0.5, timeout=240)
+        assert status["status"] == "completed", status
+        yield live
 
 
 @pytest.fixture

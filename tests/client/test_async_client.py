@@ -28,9 +28,8 @@ from ragcast.client import (
     RateLimitError,
     ValidationError,
 )
-from tests.client.conftest import LiveServer, serve_in_thread
-from tests.conftest import DATA, make_settings
-from tests.providers.diarizers.mixtures import conversation, write_wav
+from tests.client.conftest import LiveServer, diarized_server
+from tests.conftest import make_settings
 
 BASE = "http://ragcast.test"
 UPLOAD_JOB = {
@@ -268,16 +267,7 @@ DIARIZED = "async-talk"
 @pytest.fixture(scope="module")
 def talk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """A real server with one finished two-speaker job (diarized, small chunks)."""
-    tmp = tmp_path_factory.mktemp("talk")
-    wav = write_wav(conversation(DATA).audio, tmp / "conversation.wav")
-    with serve_in_thread(make_settings(tmp / "server")) as live, live.client() as client:
-        doc = client.upload(wav)["document_id"]
-        settings = {"chunkSize": 48, "chunkOverlap": 8, "diarize": True}
-        client.process(
-            {**UPLOAD_JOB, "job_id": DIARIZED, "uploaded_documents": [doc], "settings": settings}
-        )
-        status = client.wait(DIARIZED, poll_s=0.5, timeout=240)
-        assert status["status"] == "completed", status
+    with diarized_server(tmp_path_factory.mktemp("talk"), DIARIZED) as live:
         yield live
 
 

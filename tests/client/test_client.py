@@ -22,9 +22,7 @@ from ragcast.client import (
     RateLimitError,
     ValidationError,
 )
-from tests.client.conftest import LiveServer, serve_in_thread
-from tests.conftest import DATA, make_settings
-from tests.providers.diarizers.mixtures import conversation, write_wav
+from tests.client.conftest import LiveServer, diarized_server
 
 BASE = "http://ragcast.test"
 
@@ -303,25 +301,8 @@ DIARIZED = "sdk-talk"
 
 @pytest.fixture(scope="module")
 def talk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """A real server with one finished two-speaker job (diarized; small chunks, so each
-    chunk is mostly one speaker's)."""
-    tmp = tmp_path_factory.mktemp("talk")
-    wav = write_wav(conversation(DATA).audio, tmp / "conversation.wav")
-    with serve_in_thread(make_settings(tmp / "server")) as live, live.client() as client:
-        doc = client.upload(wav)["document_id"]
-        client.process(
-            {
-                "job_id": DIARIZED,
-                "platform": "documents",
-                "input_method": "upload",
-                "uploaded_documents": [doc],
-                "embedding_model": {"id": "local"},
-                "vector_db": {"id": "chroma"},
-                "settings": {"chunkSize": 48, "chunkOverlap": 8, "diarize": True},
-            }
-        )
-        status = client.wait(DIARIZED, poll_s=0.5, timeout=240)
-        assert status["status"] == "completed", status
+    """A real server with one finished two-speaker job (diarized, small chunks)."""
+    with diarized_server(tmp_path_factory.mktemp("talk"), DIARIZED) as live:
         yield live
 
 

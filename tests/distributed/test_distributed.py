@@ -271,7 +271,9 @@ def test_diarization_runs_on_its_own_queue(cluster: Cluster, tmp_path: Path) -> 
     with cluster.client() as c:
         with wav.open("rb") as f:
             doc = c.post("/uploads", files={"file": ("talk.wav", f)}).json()["document_id"]
-        body = job_body("talk", [doc], settings={"diarize": True, "chunkSize": 64})
+        body = job_body(
+            "talk", [doc], settings={"diarize": True, "chunkSize": 64, "chunkOverlap": 8}
+        )
         assert c.post("/process", json=body).status_code == 200
         status = _wait(c, "talk")
         assert status["status"] == "completed", status

@@ -23,7 +23,7 @@ PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/pip install -q "torch==2.13.0"
-.venv/bin/pip install -q -e ".[offline,platforms,pinecone,qdrant,pgvector,distributed,dev]"
+.venv/bin/pip install -q -e ".[offline,platforms,pinecone,qdrant,pgvector,distributed,integrations,dev]"
 # The GE2E speaker encoder weights for diarization; ragcast computes the features itself,
 # so the package's own dependencies (librosa, webrtcvad) are not needed.
 .venv/bin/pip install -q --no-deps "resemblyzer==0.1.4"

@@ -221,3 +221,81 @@ class Export(Base):
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
 
     job: Mapped[Job] = relationship()
+
+
+class Webhook(Base):
+    """A user's webhook endpoint: where events are delivered, signed with ``secret``."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: the public id (``wh_…``)
+    webhook_id: Mapped[str] = mapped_column(String(40), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    events: Mapped[list[str]] = mapped_column(JSON)
+    description: Mapped[str | None] = mapped_column(Text, default=None)
+    #: ``whsec_`` + base64 of the signing key (Standard Webhooks)
+    secret: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One event for one webhook: the durable outbox row, retried until delivered."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    webhook_pk: Mapped[int] = mapped_column(
+        ForeignKey("webhooks.id", ondelete="CASCADE"), index=True
+    )
+    #: the Standard Webhooks message id (``msg_…``), the same on every attempt
+    message_id: Mapped[str] = mapped_column(String(64), unique=True)
+    event: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: ``pending`` until ``delivered``, or ``failed`` once the retries ran out
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(default=utcnow, index=True)
+    #: a sender holds the row until then (one sender per row across processes)
+    claimed_until: Mapped[datetime | None] = mapped_column(default=None)
+    last_status_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    #: every attempt: ``{"at", "status_code", "error", "duration_ms"}``
+    log: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Subscription(Base):
+    """A channel kept current: a job of its new items every ``interval_s`` seconds."""
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: the public id (``sub_…``)
+    subscription_id: Mapped[str] = mapped_column(String(40), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    channel_url: Mapped[str] = mapped_column(Text)
+    #: ``embedding_model``, ``vector_db`` and ``settings`` of the jobs it starts
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    interval_s: Mapped[int] = mapped_column(Integer)
+    #: ``active`` or ``paused``
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    next_run_at: Mapped[datetime | None] = mapped_column(default=utcnow, index=True)
+    runs: Mapped[int] = mapped_column(Integer, default=0)
+    last_job_id: Mapped[str | None] = mapped_column(String(128), default=None)
+    last_run_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Lease(Base):
+    """A named lease: the one process holding it (until ``expires_at``) does the work."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime] = mapped_column()

@@ -662,3 +662,15 @@ def speakers(
         table.add_row(escape(row["label"]), escape(row["name"]) if named else "[dim]unnamed[/]")
     count = body["updated_chunks"]
     _show(body, as_json, Group(table, f"{count} chunk{'' if count == 1 else 's'} updated."))
+
+
+@app.command("mcp")
+def mcp_server(server: Server = None, api_key: ApiKey = None) -> None:
+    """Serve search and jobs to a local agent over MCP (stdio) until it disconnects."""
+    from ragcast.integrations.mcp import INSTALL_HINT, sdk_available, serve_stdio
+
+    if not sdk_available():
+        err.print(f"[red]Error: {escape(INSTALL_HINT)}[/]")
+        raise typer.Exit(2)
+    with _service(server, api_key, workers=True) as client:
+        serve_stdio(client.base_url, client.api_key)

@@ -24,6 +24,8 @@ def packaged_model_path(module: str) -> str | None:
 
 
 MINILM_NAMES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
+#: seconds before each retry of a failed webhook delivery: about a day in all
+WEBHOOK_RETRIES_S = (5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 28800)
 
 
 def local_model_path(name: str) -> str:
@@ -85,6 +87,14 @@ class Settings(BaseSettings):
     allow_auto_captions: bool = False
     max_channel_items: int = 500
 
+    # Subscriptions: a scheduler (one lease holder across processes) starts due runs
+    #: seconds between two looks at the due subscriptions
+    subscription_tick_s: float = Field(default=5.0, gt=0, le=300)
+    #: how long the scheduler's lease lasts unless renewed (every tick renews it)
+    subscription_lease_ttl_s: float = Field(default=30.0, gt=0, le=3600)
+    #: the shortest ``interval`` a subscription may have (tests lower it)
+    subscription_min_interval_s: int = Field(default=900, ge=1)
+
     #: ``base`` (multilingual, packaged), ``small``, ``tiny.en``, a CTranslate2 folder or a hub name
     whisper_model: str = "base"
     #: ``auto`` (CUDA when present, else the CPU), ``cuda`` or ``cpu``
@@ -140,6 +150,14 @@ class Settings(BaseSettings):
     pgvector_dsn: str | None = None
     pgvector_schema: str = "public"
     chroma_url: str | None = None
+
+    # Webhooks: a sender polls the outbox; a failed attempt is retried after the next delay
+    # of the schedule (5 s, 30 s, 2 min ... 8 h, about a day in all), then the delivery fails.
+    webhook_poll_interval_s: float = Field(default=0.5, gt=0, le=60)
+    webhook_retry_schedule_s: tuple[float, ...] = WEBHOOK_RETRIES_S
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    #: deliveries one process sends at once (a slow receiver holds one sender only)
+    webhook_sender_threads: int = Field(default=2, ge=1, le=32)
 
     @cached_property
     def resolved_database_url(self) -> str:

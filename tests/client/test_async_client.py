@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,8 @@ from ragcast.client import (
     RateLimitError,
     ValidationError,
 )
-from tests.client.conftest import LiveServer, diarized_server
+from tests.client.conftest import SRT, LiveServer, diarized_server, serve_in_thread
+from tests.client.test_client import closed_port, start_job
 from tests.conftest import make_settings
 
 BASE = "http://ragcast.test"
@@ -313,3 +316,134 @@ async def test_transcript_and_speaker_errors(talk: LiveServer) -> None:
         assert unknown.value.status_code == 400 and "SPEAKER_09" in unknown.value.message
         with pytest.raises(NotFoundError):
             await client.transcript("no-such-job", 0, format="txt")
+
+
+# -- wait: the job's WebSocket, polling when there is none ------------------------------
+
+
+class Counting(httpx.AsyncHTTPTransport):
+    """The real network, recording each request's path; paths ending in ``refuse`` are
+    answered 404 without reaching the server (a proxy that does not know them)."""
+
+    def __init__(self, refuse: str | None = None) -> None:
+        super().__init__()
+        self.paths: list[str] = []
+        self.refuse = refuse
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.paths.append(request.url.path)
+        if self.refuse is not None and request.url.path.endswith(self.refuse):
+            return httpx.Response(404, json={"error": "not_found", "message": "no route"})
+        return await super().handle_async_request(request)
+
+    def count(self, job_id: str, what: str) -> int:
+        return self.paths.count(f"/api/public/bulk/job/{job_id}/{what}")
+
+
+@pytest.fixture(scope="module")
+def waiting_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A real server for the ``wait`` tests (reads not limited: polling is counted)."""
+    tmp = tmp_path_factory.mktemp("wait")
+    (tmp / "notes.srt").write_text(SRT)
+    with serve_in_thread(make_settings(tmp / "server", rate_limit_read="100000/hour")) as live:
+        yield live
+
+
+@pytest.fixture
+def gate(waiting_server: LiveServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
+    """The server's item stages wait until this event is set (it is, at the latest, at the
+    end), so a job is surely still running when ``wait`` starts."""
+    from ragcast.runner import tasks
+
+    opened = threading.Event()
+    run_stage = tasks.run_stage
+
+    def held(*args: Any, **kwargs: Any) -> None:
+        opened.wait(120)
+        run_stage(*args, **kwargs)
+
+    monkeypatch.setattr(tasks, "run_stage", held)
+    yield opened
+    opened.set()
+
+
+async def test_wait_follows_the_socket_instead_of_polling(
+    waiting_server: LiveServer, gate: threading.Event
+) -> None:
+    start_job(waiting_server, "follow-1")
+    transport = Counting()
+    asyncio.get_running_loop().call_later(0.5, gate.set)
+    async with AsyncClient(waiting_server.url, waiting_server.key, transport=transport) as client:
+        status = await client.wait("follow-1", poll_s=0.05, timeout=120)
+        # Once before the socket, once after its terminal message, where polling every
+        # 0.05 s through the held half second and the indexing would read it dozens of times.
+        assert transport.count("follow-1", "status") == 2
+        assert transport.count("follow-1", "ticket") == 1
+        assert status["status"] == "completed" and status["result"]["completed_items"] == 1
+        assert status == await client.status("follow-1")
+
+        transport.paths.clear()  # a finished job: one status read, no socket
+        assert (await client.wait("follow-1", poll_s=0.05))["status"] == "completed"
+        assert transport.paths == ["/api/public/bulk/job/follow-1/status"]
+
+
+async def test_the_timeout_holds_while_following_the_socket(
+    waiting_server: LiveServer, gate: threading.Event
+) -> None:
+    start_job(waiting_server, "follow-slow")
+    transport = Counting()
+    async with AsyncClient(waiting_server.url, waiting_server.key, transport=transport) as client:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError, match="follow-slow"):
+            await client.wait("follow-slow", poll_s=0.05, timeout=0.5)
+        assert time.monotonic() - started < 5
+    assert transport.count("follow-slow", "ticket") == 1
+    assert transport.count("follow-slow", "status") == 2  # before the socket and at the end
+
+
+def drop_after_the_first_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cut the socket's TCP connection once its first message arrived (a server restart)."""
+    import websockets.asyncio.client
+
+    real_connect = websockets.asyncio.client.connect
+
+    async def connect(*args: Any, **kwargs: Any) -> Any:
+        connection = await real_connect(*args, **kwargs)
+        first = connection.recv
+
+        async def recv(*a: Any, **kw: Any) -> Any:
+            message = await first(*a, **kw)
+            connection.transport.abort()
+            return message
+
+        connection.recv = recv  # type: ignore[method-assign]
+        return connection
+
+    monkeypatch.setattr(websockets.asyncio.client, "connect", connect)
+
+
+@pytest.mark.parametrize("failure", ["no ticket route", "socket refused", "socket dropped"])
+async def test_wait_polls_when_the_socket_fails(
+    waiting_server: LiveServer,
+    gate: threading.Event,
+    monkeypatch: pytest.MonkeyPatch,
+    failure: str,
+) -> None:
+    job_id = "fallback-" + failure.replace(" ", "-")
+    start_job(waiting_server, job_id)
+    transport = Counting(refuse="/ticket" if failure == "no ticket route" else None)
+    client = AsyncClient(waiting_server.url, waiting_server.key, transport=transport)
+    if failure == "socket refused":
+        url = f"ws://127.0.0.1:{closed_port()}/api/public/bulk/ws/bulk-processing/{job_id}"
+
+        async def ticket(job_id: str) -> dict[str, Any]:
+            return {"websocket_url": url}
+
+        monkeypatch.setattr(client, "ticket", ticket)
+    if failure == "socket dropped":
+        drop_after_the_first_message(monkeypatch)
+    asyncio.get_running_loop().call_later(1.0, gate.set)
+    async with client:
+        status = await client.wait(job_id, poll_s=0.05, timeout=120)
+    assert status["status"] == "completed" and status["result"]["completed_items"] == 1
+    assert transport.count(job_id, "status") >= 5  # polled while the stages were held

@@ -3,7 +3,10 @@ the whole SDK against a real server."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +25,8 @@ from ragcast.client import (
     RateLimitError,
     ValidationError,
 )
-from tests.client.conftest import LiveServer, diarized_server
+from tests.client.conftest import SRT, LiveServer, diarized_server, serve_in_thread
+from tests.conftest import make_settings
 
 BASE = "http://ragcast.test"
 
@@ -355,3 +359,157 @@ def test_transcript_and_speaker_errors(talk: LiveServer) -> None:
             client.transcript(DIARIZED, 7)
         with pytest.raises(NotFoundError):
             client.name_speakers("no-such-job", 0, {"SPEAKER_00": "Host"})
+
+
+# -- wait: the job's WebSocket, polling when there is none ------------------------------
+
+
+class Counting(httpx.HTTPTransport):
+    """The real network, recording each request's path; paths ending in ``refuse`` are
+    answered 404 without reaching the server (a proxy that does not know them)."""
+
+    def __init__(self, refuse: str | None = None) -> None:
+        super().__init__()
+        self.paths: list[str] = []
+        self.refuse = refuse
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.paths.append(request.url.path)
+        if self.refuse is not None and request.url.path.endswith(self.refuse):
+            return httpx.Response(404, json={"error": "not_found", "message": "no route"})
+        return super().handle_request(request)
+
+    def count(self, job_id: str, what: str) -> int:
+        return self.paths.count(f"/api/public/bulk/job/{job_id}/{what}")
+
+
+@pytest.fixture(scope="module")
+def waiting_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A real server for the ``wait`` tests (reads not limited: polling is counted)."""
+    tmp = tmp_path_factory.mktemp("wait")
+    (tmp / "notes.srt").write_text(SRT)
+    with serve_in_thread(make_settings(tmp / "server", rate_limit_read="100000/hour")) as live:
+        yield live
+
+
+@pytest.fixture
+def gate(waiting_server: LiveServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
+    """The server's item stages wait until this event is set (it is, at the latest, at the
+    end), so a job is surely still running when ``wait`` starts."""
+    from ragcast.runner import tasks
+
+    opened = threading.Event()
+    run_stage = tasks.run_stage
+
+    def held(*args: Any, **kwargs: Any) -> None:
+        opened.wait(120)
+        run_stage(*args, **kwargs)
+
+    monkeypatch.setattr(tasks, "run_stage", held)
+    yield opened
+    opened.set()
+
+
+def start_job(live: LiveServer, job_id: str) -> None:
+    """Upload the server's subtitles and start indexing them as ``job_id``."""
+    with live.client() as client:
+        srt = Path(live.app.state.ctx.settings.data_dir).parent / "notes.srt"
+        doc = client.upload(srt)["document_id"]
+        client.process(
+            {
+                "job_id": job_id,
+                "platform": "documents",
+                "input_method": "upload",
+                "uploaded_documents": [doc],
+                "embedding_model": {"id": "local"},
+                "vector_db": {"id": "chroma"},
+            }
+        )
+
+
+def closed_port() -> int:
+    """A local port nothing listens on: connecting to it is refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def test_wait_follows_the_socket_instead_of_polling(
+    waiting_server: LiveServer, gate: threading.Event
+) -> None:
+    start_job(waiting_server, "follow-1")
+    transport = Counting()
+    threading.Timer(0.5, gate.set).start()
+    with Client(waiting_server.url, waiting_server.key, transport=transport) as client:
+        status = client.wait("follow-1", poll_s=0.05, timeout=120)
+        # Once before the socket, once after its terminal message; polling every 0.05 s
+        # through the held half second and the indexing would have read it dozens of times.
+        assert transport.count("follow-1", "status") == 2
+        assert transport.count("follow-1", "ticket") == 1
+        assert status["status"] == "completed" and status["result"]["completed_items"] == 1
+        assert status == client.status("follow-1")  # the status body, as before
+
+        # A finished job: one status read, no socket.
+        transport.paths.clear()
+        assert client.wait("follow-1", poll_s=0.05)["status"] == "completed"
+        assert transport.paths == ["/api/public/bulk/job/follow-1/status"]
+
+
+def test_the_timeout_holds_while_following_the_socket(
+    waiting_server: LiveServer, gate: threading.Event
+) -> None:
+    start_job(waiting_server, "follow-slow")
+    transport = Counting()
+    with Client(waiting_server.url, waiting_server.key, transport=transport) as client:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError, match="follow-slow"):
+            client.wait("follow-slow", poll_s=0.05, timeout=0.5)
+        assert time.monotonic() - started < 5
+    assert transport.count("follow-slow", "ticket") == 1
+    assert transport.count("follow-slow", "status") == 2  # before the socket and at the end
+
+
+def drop_after_the_first_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cut the socket's TCP connection once its first message arrived (a server restart)."""
+    import websockets.sync.client
+
+    real_connect = websockets.sync.client.connect
+
+    def connect(*args: Any, **kwargs: Any) -> Any:
+        connection = real_connect(*args, **kwargs)
+        first = connection.recv
+
+        def recv(*a: Any, **kw: Any) -> Any:
+            message = first(*a, **kw)
+            with contextlib.suppress(OSError):
+                connection.socket.shutdown(socket.SHUT_RDWR)
+            return message
+
+        connection.recv = recv  # type: ignore[method-assign]
+        return connection
+
+    monkeypatch.setattr(websockets.sync.client, "connect", connect)
+
+
+@pytest.mark.parametrize("failure", ["no ticket route", "socket refused", "socket dropped"])
+def test_wait_polls_when_the_socket_fails(
+    waiting_server: LiveServer,
+    gate: threading.Event,
+    monkeypatch: pytest.MonkeyPatch,
+    failure: str,
+) -> None:
+    job_id = "fallback-" + failure.replace(" ", "-")
+    start_job(waiting_server, job_id)
+    transport = Counting(refuse="/ticket" if failure == "no ticket route" else None)
+    client = Client(waiting_server.url, waiting_server.key, transport=transport)
+    if failure == "socket refused":
+        url = f"ws://127.0.0.1:{closed_port()}/api/public/bulk/ws/bulk-processing/{job_id}"
+        monkeypatch.setattr(client, "ticket", lambda job_id: {"websocket_url": url})
+    if failure == "socket dropped":
+        drop_after_the_first_message(monkeypatch)
+    threading.Timer(1.0, gate.set).start()
+    with client:
+        status = client.wait(job_id, poll_s=0.05, timeout=120)
+    assert status["status"] == "completed" and status["result"]["completed_items"] == 1
+    assert transport.count(job_id, "status") >= 5  # polled while the stages were held

@@ -195,15 +195,64 @@ export class BulkProcessingClient {
     return this.json({ method: "GET", path: "/preview", params: { url, page, page_size: pageSize } });
   }
 
-  /** Poll a job's status until it is completed, failed or cancelled. */
+  /**
+   * Wait until a job is completed, failed or cancelled; resolves to its final status.
+   * The job is followed over its WebSocket (a fresh ticket), then its status is read once.
+   * Where the socket cannot be opened or drops before the job's end (a server restart, a
+   * proxy without WebSockets), the status is polled every `pollMs` instead. Rejects when
+   * the job has not ended after `timeoutMs`, on either path.
+   */
   async wait(jobId: string, pollMs = 2000, timeoutMs?: number): Promise<JobStatus> {
     const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
-    for (;;) {
-      const status = await this.getStatus(jobId);
-      if (TERMINAL_STATUSES.has(status.status)) return status;
+    let status = await this.getStatus(jobId);
+    if (!TERMINAL_STATUSES.has(status.status)) {
+      await this.follow(jobId, deadline);
+      status = await this.getStatus(jobId);
+    }
+    while (!TERMINAL_STATUSES.has(status.status)) {
       if (Date.now() + pollMs > deadline) throw new Error(`job ${jobId} still ${status.status} after ${timeoutMs} ms`);
       await (this.options.sleep ?? realSleep)(pollMs);
+      status = await this.getStatus(jobId);
     }
+    return status;
+  }
+
+  /**
+   * Follow a job's socket (a fresh ticket) until its terminal message, the socket's end
+   * or `deadline` (a `Date.now()`), whichever comes first. Never rejects: a failure only
+   * ends it, and `wait` polls.
+   */
+  private async follow(jobId: string, deadline: number): Promise<void> {
+    let url: string;
+    try {
+      url = (await this.ticket(jobId)).websocket_url;
+    } catch {
+      return;
+    }
+    const left = deadline - Date.now();
+    if (left <= 0) return;
+    await new Promise<void>((resolve) => {
+      const ws = new WebSocket(url, { handshakeTimeout: Math.min(this.options.timeoutMs ?? 60_000, left) });
+      // setTimeout takes at most 2^31 - 1 ms; a longer wait ends the socket then, and polls.
+      const timer = Number.isFinite(left) ? setTimeout(() => end(), Math.min(left, 2 ** 31 - 1)) : undefined;
+      const end = (): void => {
+        clearTimeout(timer);
+        if (ws.readyState === WebSocket.OPEN) ws.close();
+        else if (ws.readyState === WebSocket.CONNECTING) ws.terminate();
+        resolve();
+      };
+      ws.on("message", (data) => {
+        let message: ProgressMessage | null = null;
+        try {
+          message = JSON.parse(String(data)) as ProgressMessage;
+        } catch {
+          // not an event: the socket is no use, poll instead
+        }
+        if (message === null || isTerminal(message)) end();
+      });
+      ws.on("error", end); // refused (an "Unexpected server response"), unreachable, broken
+      ws.on("close", end);
+    });
   }
 
   // -- files, exports, search -----------------------------------------------------------

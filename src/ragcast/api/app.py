@@ -25,16 +25,21 @@ from ragcast.api.routes import (
     preview,
     process,
     search,
+    subscriptions,
     transcripts,
     uploads,
+    webhooks,
     ws,
 )
 from ragcast.auth import TicketSigner, load_secret
 from ragcast.context import Context, build_context
+from ragcast.integrations.mcp import mount as mount_mcp
+from ragcast.notify.sender import WebhookSender
 from ragcast.providers.embedders.base import EmbeddingSpec
 from ragcast.retrieval.layout import migrate_collections
 from ragcast.runner.broker import Runner
 from ragcast.settings import Settings
+from ragcast.sources.subscriptions import Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +76,8 @@ def create_app(settings: Settings | None = None, *, run_workers: bool | None = N
     redact_tickets_in_logs()  # tickets are credentials: never in the access log
     ctx = build_context(settings)
     runner = Runner(ctx)
+    scheduler = Scheduler(ctx, runner.start_job.send)  # starts due subscription runs
+    sender = WebhookSender(ctx)  # delivers the webhook outbox where the workers run
     if run_workers is None:
         run_workers = runner.embedded
     if run_workers:
@@ -81,9 +88,11 @@ def create_app(settings: Settings | None = None, *, run_workers: bool | None = N
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if run_workers:
             runner.start()
+            sender.start()
             app.state.runner_started = True
             if runner.embedded:  # a shared broker keeps its messages; the stub does not
                 runner.recover()
+            scheduler.start()  # where the workers run (one lease holder across processes)
         preload = threading.Thread(target=_preload, args=(ctx,), name="ragcast-preload")
         if settings.preload_models:
             preload.start()
@@ -93,11 +102,14 @@ def create_app(settings: Settings | None = None, *, run_workers: bool | None = N
         )
         mover.start()
         try:
-            yield
+            async with mcp_sessions():  # the MCP server at /mcp (ragcast.integrations.mcp)
+                yield
         finally:
             app.state.runner_started = False
             stop_moving.set()
+            scheduler.stop()
             runner.stop()
+            sender.stop()
             for thread in (preload, mover):
                 if thread.is_alive():
                     # A native library torn down mid-call at exit aborts the process.
@@ -132,9 +144,22 @@ def create_app(settings: Settings | None = None, *, run_workers: bool | None = N
     app.add_middleware(RequestContextMiddleware)
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (process, jobs, transcripts, exports, uploads, search, preview, admin, ws):
+    for module in (
+        process,
+        jobs,
+        transcripts,
+        exports,
+        uploads,
+        search,
+        preview,
+        subscriptions,
+        admin,
+        webhooks,
+        ws,
+    ):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)
+    mcp_sessions = mount_mcp(app)  # nothing without the `integrations` extra
     web.install(app)  # the dashboard at / (ragcast.web)
     return app

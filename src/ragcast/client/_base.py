@@ -25,6 +25,8 @@ TextFormat = Literal["srt", "vtt", "txt"]
 Progress = Callable[[int, int], None]
 """``on_progress(done, total)`` of uploads and downloads (``total`` 0 when unknown)."""
 RETRYABLE_TRANSPORT_ERRORS = (httpx.NetworkError, httpx.TimeoutException, httpx.RemoteProtocolError)
+IN_PROCESS_TRANSPORTS = (httpx.MockTransport, httpx.ASGITransport, httpx.WSGITransport)
+"""Transports that answer without a server on the network: no WebSocket to follow there."""
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,8 @@ class BaseClient:
         self.api_key = api_key
         self.timeout = timeout
         self.retry = RetryPolicy(max_retries, backoff, max_backoff, max_retry_wait)
+        # ``wait`` follows the job's socket unless the transport answers in-process.
+        self._follows_socket = True
 
     @property
     def max_retries(self) -> int:
@@ -277,6 +281,34 @@ class BaseClient:
             message = f"WebSocket of job {job_id!r} failed: {exc}"
             return ApiConnectionError(0, {"error": "connection_error", "message": message})
         return error_from_parts(code, bytes(response.body or b""), response.headers)
+
+    @staticmethod
+    def _left(deadline: float | None) -> float | None:
+        """Seconds until ``deadline`` (a ``time.monotonic()``; None: no deadline).
+
+        ``TimeoutError`` once it has passed.
+        """
+        if deadline is None:
+            return None
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the deadline has passed")
+        return left
+
+    def _open_timeout(self, deadline: float | None) -> float:
+        """How long a socket may take to open: the client's timeout, at most until ``deadline``."""
+        left = self._left(deadline)
+        return self.timeout if left is None else min(self.timeout, left)
+
+    @staticmethod
+    def _overdue(deadline: float | None, poll_s: float) -> bool:
+        """Whether one more poll would end after ``deadline``."""
+        return deadline is not None and time.monotonic() + poll_s > deadline
+
+    @staticmethod
+    def _still(job_id: str, status: Mapping[str, Any], timeout: float | None) -> TimeoutError:
+        """The error of a ``wait`` whose timeout passed before the job's end."""
+        return TimeoutError(f"job {job_id!r} still {status['status']} after {timeout}s")
 
     @staticmethod
     def _socket_broken(exc: Exception) -> ApiError:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import mimetypes
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from contextlib import aclosing
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal, overload
@@ -13,6 +14,7 @@ from typing import Any, Literal, overload
 import httpx
 
 from ragcast.client._base import (
+    IN_PROCESS_TRANSPORTS,
     TERMINAL_STATUSES,
     BaseClient,
     Call,
@@ -21,7 +23,7 @@ from ragcast.client._base import (
     TextFormat,
     filename_from,
 )
-from ragcast.client.errors import error_from_response
+from ragcast.client.errors import ApiError, error_from_response
 from ragcast.client.events import Event, is_terminal, parse_event
 
 __all__ = ["AsyncClient"]
@@ -66,6 +68,7 @@ class AsyncClient(BaseClient):
             max_retry_wait=max_retry_wait,
         )
         self._http = httpx.AsyncClient(transport=transport, **self._http_options())
+        self._follows_socket = not isinstance(transport, IN_PROCESS_TRANSPORTS)
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -179,15 +182,39 @@ class AsyncClient(BaseClient):
     async def wait(
         self, job_id: str, poll_s: float = 4.0, timeout: float | None = None
     ) -> dict[str, Any]:
-        """Poll a job's status until it is completed, failed or cancelled."""
+        """Wait until a job is completed, failed or cancelled; answers its final status.
+
+        The job is followed over its WebSocket (a fresh ticket), then its status is read
+        once. Where the socket cannot be opened or drops before the job's end (a server
+        restart, a proxy without WebSockets), the status is polled every ``poll_s``
+        seconds instead. ``TimeoutError`` when the job has not ended after ``timeout``
+        seconds, on either path. A client whose ``transport`` answers in-process polls.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
+        status = await self.status(job_id)
+        if status["status"] not in TERMINAL_STATUSES and self._follows_socket:
+            await self._follow(job_id, deadline)
             status = await self.status(job_id)
-            if status["status"] in TERMINAL_STATUSES:
-                return status
-            if deadline is not None and time.monotonic() + poll_s > deadline:
-                raise TimeoutError(f"job {job_id!r} still {status['status']} after {timeout}s")
+        while status["status"] not in TERMINAL_STATUSES:
+            if self._overdue(deadline, poll_s):
+                raise self._still(job_id, status, timeout)
             await _sleep(poll_s)
+            status = await self.status(job_id)
+        return status
+
+    async def _follow(self, job_id: str, deadline: float | None) -> None:
+        """Follow a job's socket up to its terminal message, the socket's end or
+        ``deadline``, whichever comes first; a failure only ends it (``wait`` polls)."""
+        from websockets.exceptions import WebSocketException
+
+        try:
+            url = (await self.ticket(job_id)).get("websocket_url")
+            if isinstance(url, str):
+                async with aclosing(self._events(job_id, url, deadline)) as events:
+                    async for _ in events:
+                        pass  # the events stop after the terminal one
+        except (ApiError, OSError, TimeoutError, WebSocketException):
+            return
 
     async def monitor(self, job_id: str, websocket_url: str | None = None) -> AsyncIterator[Event]:
         """Follow a job over its WebSocket: every message, up to the terminal one.
@@ -195,18 +222,28 @@ class AsyncClient(BaseClient):
         ``websocket_url`` is the ticketed URL ``process`` answered with; without it the
         socket is opened with this client's API key.
         """
+        async with aclosing(self._events(job_id, websocket_url, None)) as events:
+            async for event in events:
+                yield event
+
+    async def _events(
+        self, job_id: str, websocket_url: str | None, deadline: float | None
+    ) -> AsyncGenerator[Event, None]:
+        """The messages of :meth:`monitor`; ``TimeoutError`` once ``deadline`` has passed."""
         from websockets.asyncio.client import connect
         from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidHandshake
 
         url, headers = self._socket_target(job_id, websocket_url)
         try:
-            socket = await connect(url, additional_headers=headers, open_timeout=self.timeout)
+            opening = self._open_timeout(deadline)
+            socket = await connect(url, additional_headers=headers, open_timeout=opening)
         except (InvalidHandshake, OSError, TimeoutError) as exc:
             raise self._socket_refused(job_id, exc) from exc
         async with socket:
             while True:
                 try:
-                    event = parse_event(await socket.recv())
+                    raw = await asyncio.wait_for(socket.recv(), self._left(deadline))
+                    event = parse_event(raw)
                 except ConnectionClosedOK:
                     return
                 except ConnectionClosed as exc:

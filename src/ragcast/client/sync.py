@@ -12,6 +12,7 @@ from typing import Any, Literal, overload
 import httpx
 
 from ragcast.client._base import (
+    IN_PROCESS_TRANSPORTS,
     TERMINAL_STATUSES,
     BaseClient,
     Call,
@@ -20,7 +21,7 @@ from ragcast.client._base import (
     TextFormat,
     filename_from,
 )
-from ragcast.client.errors import error_from_response
+from ragcast.client.errors import ApiError, error_from_response
 from ragcast.client.events import Event, is_terminal, parse_event
 
 __all__ = ["TERMINAL_STATUSES", "Client", "Progress"]
@@ -58,6 +59,7 @@ class Client(BaseClient):
             max_retry_wait=max_retry_wait,
         )
         self._http = httpx.Client(transport=transport, **self._http_options())
+        self._follows_socket = not isinstance(transport, IN_PROCESS_TRANSPORTS)
 
     def __enter__(self) -> Client:
         return self
@@ -167,15 +169,38 @@ class Client(BaseClient):
     def wait(
         self, job_id: str, poll_s: float = 4.0, timeout: float | None = None
     ) -> dict[str, Any]:
-        """Poll a job's status until it is completed, failed or cancelled."""
+        """Wait until a job is completed, failed or cancelled; answers its final status.
+
+        The job is followed over its WebSocket (a fresh ticket), then its status is read
+        once. Where the socket cannot be opened or drops before the job's end (a server
+        restart, a proxy without WebSockets), the status is polled every ``poll_s``
+        seconds instead. ``TimeoutError`` when the job has not ended after ``timeout``
+        seconds, on either path. A client whose ``transport`` answers in-process polls.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
+        status = self.status(job_id)
+        if status["status"] not in TERMINAL_STATUSES and self._follows_socket:
+            self._follow(job_id, deadline)
             status = self.status(job_id)
-            if status["status"] in TERMINAL_STATUSES:
-                return status
-            if deadline is not None and time.monotonic() + poll_s > deadline:
-                raise TimeoutError(f"job {job_id!r} still {status['status']} after {timeout}s")
+        while status["status"] not in TERMINAL_STATUSES:
+            if self._overdue(deadline, poll_s):
+                raise self._still(job_id, status, timeout)
             time.sleep(poll_s)
+            status = self.status(job_id)
+        return status
+
+    def _follow(self, job_id: str, deadline: float | None) -> None:
+        """Follow a job's socket up to its terminal message, the socket's end or
+        ``deadline``, whichever comes first; a failure only ends it (``wait`` polls)."""
+        from websockets.exceptions import WebSocketException
+
+        try:
+            url = self.ticket(job_id).get("websocket_url")
+            if isinstance(url, str):
+                for _ in self._events(job_id, url, deadline):
+                    pass  # the events stop after the terminal one
+        except (ApiError, OSError, TimeoutError, WebSocketException):
+            return
 
     def monitor(self, job_id: str, websocket_url: str | None = None) -> Iterator[Event]:
         """Follow a job over its WebSocket: every message, up to the terminal one.
@@ -184,18 +209,25 @@ class Client(BaseClient):
         socket is opened with this client's API key. A refused socket raises the
         :class:`ApiError` of the server's answer (``NotFoundError``, ``AuthError``).
         """
+        yield from self._events(job_id, websocket_url, None)
+
+    def _events(
+        self, job_id: str, websocket_url: str | None, deadline: float | None
+    ) -> Iterator[Event]:
+        """The messages of :meth:`monitor`; ``TimeoutError`` once ``deadline`` has passed."""
         from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidHandshake
         from websockets.sync.client import connect
 
         url, headers = self._socket_target(job_id, websocket_url)
         try:
-            socket = connect(url, additional_headers=headers, open_timeout=self.timeout)
+            opening = self._open_timeout(deadline)
+            socket = connect(url, additional_headers=headers, open_timeout=opening)
         except (InvalidHandshake, OSError, TimeoutError) as exc:
             raise self._socket_refused(job_id, exc) from exc
         with socket:
             while True:
                 try:
-                    event = parse_event(socket.recv())
+                    event = parse_event(socket.recv(timeout=self._left(deadline)))
                 except ConnectionClosedOK:
                     return
                 except ConnectionClosed as exc:

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from ragcast.context import Context
 from ragcast.exports.writers import EXTENSIONS, ExportRecord, write_export
+from ragcast.notify.outbox import export_completed
 from ragcast.pipeline.speakers import speaker_fields
 from ragcast.store.models import Chunk, Export, Item, Job
 
@@ -100,3 +101,4 @@ def run_export(ctx: Context, export_pk: int) -> None:
         row.filename = filename
         row.file_size = Path(path).stat().st_size
         row.finished_at = datetime.now(UTC)
+        export_completed(s, row)  # committed with the completion

@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ragcast.store.models import Webhook, WebhookDelivery, utcnow
+from ragcast.pipeline.progress import job_result
+from ragcast.store.models import Export, Item, Job, Webhook, WebhookDelivery, utcnow
 
 #: the events a webhook may subscribe to
 EVENTS: tuple[str, ...] = (
@@ -50,3 +51,43 @@ def enqueue_event(s: Session, user_id: int, event: str, data: dict[str, Any]) ->
             )
             queued += 1
     return queued
+
+
+#: the API's prefix (``ragcast.api.app.API_PREFIX``), not imported: workers skip the API
+API_PREFIX = "/api/public/bulk"
+
+
+def job_closed(s: Session, job: Job) -> int:
+    """Queue ``job.completed``, ``job.failed`` or ``job.cancelled`` for a job just closed."""
+    if f"job.{job.status}" not in EVENTS:
+        return 0  # never fail the close itself over an event that does not exist
+    return enqueue_event(
+        s,
+        job.user_id,
+        f"job.{job.status}",
+        {"job_id": job.job_id, "status": job.status, "result": job_result(job), "error": job.error},
+    )
+
+
+def item_failed(s: Session, item: Item, reason: str) -> int:
+    """Queue ``item.failed`` for an item that has just failed."""
+    job = item.job
+    data = {"job_id": job.job_id, "index": item.index, "content_id": item.content_id}
+    return enqueue_event(s, job.user_id, "item.failed", {**data, "error": reason})
+
+
+def export_completed(s: Session, export: Export) -> int:
+    """Queue ``export.completed`` for an export whose file has just been written."""
+    return enqueue_event(
+        s,
+        export.user_id,
+        "export.completed",
+        {
+            "export_id": export.export_id,
+            "job_id": export.job.job_id,
+            "format": export.format,
+            "download_url": f"{API_PREFIX}/download/{export.export_id}",
+            "filename": export.filename,
+            "file_size": export.file_size,
+        },
+    )

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from ragcast.context import Context
 from ragcast.errors import Interrupted, ItemError, TransientError
+from ragcast.notify.outbox import item_failed, job_closed
 from ragcast.pipeline.progress import (
     TERMINAL_ITEM,
     finalize_job,
@@ -96,6 +97,7 @@ def _resolve(ctx: Context, job_pk: int) -> bool:
             job.error = f"Processing failed: could not list the channel: {exc.message}"
             job.stage = "Processing failed"
             job.finished_at = datetime.now(UTC)
+            job_closed(s, job)  # job.failed, committed with the failure
             event = terminal_event(job)
         ctx.bus.publish(job_pk, event)
         return False
@@ -207,7 +209,7 @@ def _run_stage(ctx: Context, stages: ItemStages, item_id: int, stage: str) -> bo
 
 def _fail(ctx: Context, item_id: int, reason: str) -> None:
     with ctx.db.session() as s:
-        s.execute(
+        failed = s.execute(
             update(Item)
             .where(Item.id == item_id, Item.status.not_in(TERMINAL_ITEM))
             .values(status="failed", error=reason)
@@ -215,6 +217,8 @@ def _fail(ctx: Context, item_id: int, reason: str) -> None:
         item = s.get(Item, item_id)
         assert item is not None
         s.refresh(item)
+        if getattr(failed, "rowcount", 0):  # not again for an item already finished
+            item_failed(s, item, reason)
         refresh_job(s, item.job)
         event = progress_event(item.job, item)
         job_pk = item.job_pk
@@ -226,5 +230,6 @@ def _close(ctx: Context, job_pk: int) -> None:
         job = s.get(Job, job_pk)
         if job is None or not finalize_job(s, job):
             return
+        job_closed(s, job)  # in the closing transaction: sent exactly when the close commits
         event = terminal_event(job)
     ctx.bus.publish(job_pk, event)

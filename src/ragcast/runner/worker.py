@@ -9,9 +9,11 @@ from collections.abc import Iterable
 from types import FrameType
 
 from ragcast.context import build_context
+from ragcast.notify.sender import WebhookSender
 from ragcast.providers.embedders.base import EmbeddingSpec
 from ragcast.runner.broker import QUEUES, Runner
 from ragcast.settings import Settings
+from ragcast.sources.subscriptions import Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +44,17 @@ def run_worker(
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     runner.start(threads=threads, queues=chosen)
+    # Every worker sends webhooks too: claims in the store keep each delivery to one sender.
+    sender = WebhookSender(ctx)
+    sender.start()
+    # and runs subscriptions: the one holding the store's lease starts the due runs
+    scheduler = Scheduler(ctx, runner.start_job.send)
+    scheduler.start()
     log.info("worker consuming %s", ", ".join(chosen))
     try:
         done.wait()
     finally:
+        scheduler.stop()
         runner.stop()
+        sender.stop()
         ctx.db.dispose()

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from ragcast.api.deps import Ctx, ProcessUser
 from ragcast.api.schemas import JobAccepted, JobCreate, error_responses
 from ragcast.auth import Principal, TicketSigner
+from ragcast.context import Context
 from ragcast.errors import ConfigurationError, ConflictError, ValidationError
 from ragcast.providers.embedders.base import EmbeddingSpec
 from ragcast.retrieval.layout import collection_name
@@ -161,17 +162,9 @@ def _items_for(s: Session, user: Principal, body: JobCreate) -> tuple[list[Item]
     return items, uploads
 
 
-@router.post(
-    "/process",
-    response_model=JobAccepted,
-    operation_id="startProcessing",
-    responses=error_responses(400, 401, 409, 413, 429, 500),
-)
-def start_processing(body: JobCreate, user: ProcessUser, ctx: Ctx, request: Request) -> JobAccepted:
-    """Start a job; the same ``job_id`` and body again returns the same job."""
-    check_inputs(body)
-    check_language(body, ctx.settings)
-    check_sources(body, ctx.settings)
+def check_backends(ctx: Context, body: JobCreate) -> tuple[EmbeddingSpec, str, str]:
+    """The embedding model, vector database and collection of a job, each checked
+    (known, installed, configured, compatible); ValidationError names the field."""
     spec = ctx.providers.resolve_embedding(body.embedding_model)
     vector_db = ctx.providers.check_vector_db(body.vector_db)
     if spec.options.get("multi_vector"):
@@ -187,6 +180,21 @@ def start_processing(body: JobCreate, user: ProcessUser, ctx: Ctx, request: Requ
             )
     collection = collection_name(spec)
     ctx.providers.check_collection(vector_db, collection, spec.dimensions)
+    return spec, vector_db, collection
+
+
+@router.post(
+    "/process",
+    response_model=JobAccepted,
+    operation_id="startProcessing",
+    responses=error_responses(400, 401, 409, 413, 429, 500),
+)
+def start_processing(body: JobCreate, user: ProcessUser, ctx: Ctx, request: Request) -> JobAccepted:
+    """Start a job; the same ``job_id`` and body again returns the same job."""
+    check_inputs(body)
+    check_language(body, ctx.settings)
+    check_sources(body, ctx.settings)
+    spec, vector_db, collection = check_backends(ctx, body)
     digest = request_hash(body)
     signer: TicketSigner = request.app.state.signer
     created = False

@@ -1,0 +1,1 @@
+"""Adapters of ragcast search to other frameworks (LangChain, LlamaIndex, MCP)."""

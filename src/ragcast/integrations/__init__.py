@@ -1,1 +1,19 @@
 """Adapters of ragcast search to other frameworks (LangChain, LlamaIndex, MCP)."""
+
+#: the fields of a search hit each retriever copies into its documents' metadata
+METADATA_KEYS = (
+    "deep_link",
+    "start_s",
+    "end_s",
+    "job_id",
+    "content_id",
+    "chunk_index",
+    "title",
+    "url",
+    "source",
+    "platform",
+    "channel",
+    "speaker",
+    "language",
+    "score",
+)

@@ -22,6 +22,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator
 
 from ragcast.client import AsyncClient, Client
+from ragcast.integrations import METADATA_KEYS
 
 try:
     from langchain_core.callbacks import (
@@ -37,24 +38,6 @@ except ImportError as exc:
     ) from exc
 
 __all__ = ["METADATA_KEYS", "RagcastRetriever", "hit_document"]
-
-#: the fields of a search hit copied into each document's metadata
-METADATA_KEYS = (
-    "deep_link",
-    "start_s",
-    "end_s",
-    "job_id",
-    "content_id",
-    "chunk_index",
-    "title",
-    "url",
-    "source",
-    "platform",
-    "channel",
-    "speaker",
-    "language",
-    "score",
-)
 
 
 def hit_document(hit: dict[str, Any]) -> Document:

@@ -18,6 +18,7 @@ from datetime import date
 from typing import Any, Literal
 
 from ragcast.client import AsyncClient, Client
+from ragcast.integrations import METADATA_KEYS
 
 try:
     from llama_index.core.base.base_retriever import BaseRetriever
@@ -30,24 +31,6 @@ except ImportError as exc:
     ) from exc
 
 __all__ = ["METADATA_KEYS", "RagcastRetriever", "hit_node"]
-
-#: the fields of a search hit copied into each node's metadata
-METADATA_KEYS = (
-    "deep_link",
-    "start_s",
-    "end_s",
-    "job_id",
-    "content_id",
-    "chunk_index",
-    "title",
-    "url",
-    "source",
-    "platform",
-    "channel",
-    "speaker",
-    "language",
-    "score",
-)
 
 #: metadata that means nothing to a language model (kept out of the prompt text)
 _NOT_FOR_LLM = ["job_id", "content_id", "chunk_index", "source", "platform", "score"]

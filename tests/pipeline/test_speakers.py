@@ -152,3 +152,14 @@ def test_speaker_lists_join_and_split() -> None:
     assert display_names(["SPEAKER_00", "SPEAKER_01"], {"SPEAKER_01": "B"}) == ["SPEAKER_00", "B"]
     assert split_speakers("A; SPEAKER_01") == ["A", "SPEAKER_01"]
     assert split_speakers(None) == [] and split_speakers("") == []
+
+
+def test_an_unlabelled_first_word_does_not_hide_a_later_change_of_speaker() -> None:
+    words = [Word("uh", None, None), *_words("hello", 3.0), *_words("there friend", 8.0)]
+    t = Transcript("asr", "en", 10.0, [Segment("uh hello there friend", 0.0, 9.0, words)])
+    turns = [Turn(2.5, 5.0, "SPEAKER_00"), Turn(7.5, 10.0, "SPEAKER_01")]
+    out = assign_speakers(t, turns)
+    assert [(s.speaker, s.text) for s in out.segments] == [
+        ("SPEAKER_00", "uh hello"),
+        ("SPEAKER_01", "there friend"),
+    ]

@@ -352,6 +352,10 @@ def test_two_schedulers_start_one_job_per_due_subscription(tmp_path: Path, store
         # each run still lets one start it.
         with ctxs[0].db.session() as s:
             s.execute(update(Subscription).values(next_run_at=utcnow() - timedelta(seconds=1)))
+        # Runs never overlap: while a run's job is going, the next due run waits for it.
+        assert run_due(ctxs[0], sent.append) == []
+        with ctxs[0].db.session() as s:
+            s.execute(update(Job).values(status="completed", finished_at=utcnow()))
         answers = _together([lambda c=c: run_due(c, sent.append) for c in ctxs * 2])
         assert sorted(job for a in answers for job in a) == [f"{sid}-2" for sid in sids]
         with ctxs[1].db.session() as s:

@@ -88,11 +88,11 @@ def create_app(settings: Settings | None = None, *, run_workers: bool | None = N
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if run_workers:
             runner.start()
-            sender.start()
             app.state.runner_started = True
             if runner.embedded:  # a shared broker keeps its messages; the stub does not
                 runner.recover()
-            scheduler.start()  # where the workers run (one lease holder across processes)
+            sender.start()  # the webhook outbox is sent where the workers run
+            scheduler.start()  # and subscriptions start there (one lease holder in all)
         preload = threading.Thread(target=_preload, args=(ctx,), name="ragcast-preload")
         if settings.preload_models:
             preload.start()

@@ -91,10 +91,12 @@ def run_export(ctx: Context, export_pk: int) -> None:
                 row.error = f"export failed: {type(exc).__name__}: {exc}"[:500]
         return
     with ctx.db.session() as s:
-        row = s.get(Export, export_pk)
+        row = s.get(Export, export_pk, with_for_update=True)
         if row is None:
             Path(path).unlink(missing_ok=True)
             return
+        if row.status == "completed":
+            return  # a redelivered export finished twice: its event went out the first time
         row.status = "completed"
         row.progress = 100.0
         row.path = str(path)

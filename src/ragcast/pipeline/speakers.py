@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -33,14 +34,16 @@ def assign_speakers(transcript: Transcript, turns: Sequence[Turn]) -> Transcript
         transcript.speakers = []
         return transcript
     joiner = "" if (transcript.language or "") in _UNSPACED else " "
+    turns = sorted(turns, key=lambda t: t.start)
+    ends = [t.end for t in turns]
     segments: list[Segment] = []
     for segment in transcript.segments:
         if segment.words:
             for word in segment.words:
-                word.speaker = _speaker_at(turns, word.start, word.end)
+                word.speaker = _speaker_at(turns, ends, word.start, word.end)
             segments.extend(_split(segment, joiner))
         else:
-            segment.speaker = _speaker_at(turns, segment.start, segment.end)
+            segment.speaker = _speaker_at(turns, ends, segment.start, segment.end)
             segments.append(segment)
     order = _renumber(segments)
     transcript.segments = segments
@@ -48,18 +51,27 @@ def assign_speakers(transcript: Transcript, turns: Sequence[Turn]) -> Transcript
     return transcript
 
 
-def _speaker_at(turns: Sequence[Turn], start: float | None, end: float | None) -> str | None:
+def _speaker_at(
+    turns: Sequence[Turn], ends: list[float], start: float | None, end: float | None
+) -> str | None:
+    """The speaker of ``[start, end]`` among time-ordered ``turns`` (``ends``: their end
+    times): the turn it overlaps most, else the nearest within ``_REACH_S``; found by
+    bisection, so hours of words against thousands of turns stay cheap."""
     if start is None or end is None:
         return None
     best, overlap = None, 0.0
-    for turn in turns:
+    for turn in turns[bisect_left(ends, start) :]:
+        if turn.start > end:
+            break
         shared = min(end, turn.end) - max(start, turn.start)
         if shared > overlap:
             best, overlap = turn.speaker, shared
     if best is not None:
         return best
     middle = (start + end) / 2
-    distance, nearest = min((max(t.start - middle, middle - t.end), t.speaker) for t in turns)
+    at = bisect_left(ends, middle)
+    near = turns[max(0, at - 1) : at + 2]
+    distance, nearest = min((max(t.start - middle, middle - t.end), t.speaker) for t in near)
     return nearest if distance <= _REACH_S else None
 
 
@@ -67,7 +79,8 @@ def _split(segment: Segment, joiner: str) -> list[Segment]:
     """One segment per run of words of the same speaker (unlabelled words join a run)."""
     runs: list[list[Word]] = []
     for word in segment.words:
-        current = runs[-1][0].speaker if runs else None
+        # the run's speaker is its first labelled word's (unlabelled words join any run)
+        current = next((w.speaker for w in runs[-1] if w.speaker), None) if runs else None
         if runs and (word.speaker is None or word.speaker == current or current is None):
             runs[-1].append(word)
         else:

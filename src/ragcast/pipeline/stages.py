@@ -151,8 +151,12 @@ class ItemStages:
         data = TranscriptData.from_dict(row.data)
         path = Path(item.media_path) if item.media_path else None
         if data.source != "asr" or path is None or not path.is_file():
-            note = f"speakers not labelled: the transcript comes from {data.source}, not audio"
-            item.warnings = [*(item.warnings or []), note]
+            why = (
+                f"the transcript comes from {data.source}, not audio"
+                if data.source != "asr"
+                else "the recording is no longer available"
+            )
+            item.warnings = [*(item.warnings or []), f"speakers not labelled: {why}"]
             return
         audio = load_audio(path)
         found = self.ctx.providers.diarizer().diarize(

@@ -91,8 +91,10 @@ def _resolve(ctx: Context, job_pk: int) -> bool:
         resolve_channel(ctx, job_pk)
     except (ItemError, TransientError) as exc:  # the listing already retried with backoff
         with ctx.db.session() as s:
-            job = s.get(Job, job_pk)
+            job = s.get(Job, job_pk, with_for_update=True)
             assert job is not None
+            if job.finished_at is not None:
+                return False  # closed already (cancelled, or a redelivered start)
             job.status = "failed"
             job.error = f"Processing failed: could not list the channel: {exc.message}"
             job.stage = "Processing failed"

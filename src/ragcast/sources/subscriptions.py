@@ -163,6 +163,8 @@ def start_run(
         sub = s.get(Subscription, subscription_pk)
         if sub is None or (due_only and not _is_due(sub, now)):
             return None
+        if due_only and _last_run_going(s, sub):
+            return None  # runs never overlap: a due run starts once the last one is done
         run = sub.runs + 1
         job, error = _make_job(ctx, sub, _run_job_id(s, sub, run))
         failed = {"run": run, "job_id": None, "status": "failed", "error": error}
@@ -189,6 +191,20 @@ def start_run(
         job_pk, job_id = job.id, job.job_id
     send(job_pk)
     return job_id
+
+
+def _last_run_going(s: Session, sub: Subscription) -> bool:
+    """Whether the job of the subscription's last run exists and has not finished."""
+    if sub.last_job_id is None:
+        return False
+    going = s.scalar(
+        select(Job.id).where(
+            Job.user_id == sub.user_id,
+            Job.job_id == sub.last_job_id,
+            Job.finished_at.is_(None),
+        )
+    )
+    return going is not None
 
 
 def run_due(ctx: Context, send: Send, keep: Callable[[], bool] = lambda: True) -> list[str]:

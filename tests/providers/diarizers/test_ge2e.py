@@ -85,3 +85,17 @@ def test_frame_accuracy_maps_labels_and_counts_misses() -> None:
     assert frame_accuracy(ref, [Turn(0, 20, "X")]) == pytest.approx(0.5, abs=0.02)
     assert frame_accuracy(ref, [Turn(0, 10, "X")]) == pytest.approx(0.5, abs=0.02)
     assert frame_accuracy(ref, []) == 0.0
+
+
+def test_hours_of_windows_are_clustered_on_a_sample_in_bounded_memory() -> None:
+    from ragcast.providers.diarizers import ge2e
+
+    rng = np.random.default_rng(5)
+    centres = rng.normal(size=(2, 256)).astype(np.float32)
+    n = ge2e._MAX_CLUSTERED * 3  # about three and a half hours of voice
+    who = (np.arange(n) // 700) % 2  # alternating turns of 700 windows
+    vectors = centres[who] + rng.normal(scale=0.05, size=(n, 256)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    labels = ge2e._cluster(vectors, np.full(n, 0.5, dtype=np.float32), None, None)
+    assert len(np.unique(labels)) == 2
+    assert np.array_equal(labels, who) or np.array_equal(labels, 1 - who)

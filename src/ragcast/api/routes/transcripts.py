@@ -30,9 +30,13 @@ NAME_MAX = 64
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def _item(s: Session, user_id: int, job_id: str, index: int) -> tuple[Job, Item]:
+def _item(
+    s: Session, user_id: int, job_id: str, index: int, *, lock: bool = False
+) -> tuple[Job, Item]:
     job = user_job(s, user_id, job_id)
-    item = s.scalar(select(Item).where(Item.job_pk == job.id, Item.index == index))
+    query = select(Item).where(Item.job_pk == job.id, Item.index == index)
+    # two renames of one item at once must not lose a name: the row is locked (PostgreSQL)
+    item = s.scalar(query.with_for_update() if lock else query)
     if item is None:
         raise NotFoundError(f"job {job_id!r} has no item {index}")
     return job, item
@@ -119,7 +123,7 @@ def _rename(
     ctx: Context, user_id: int, job_id: str, index: int, given: dict[str, Any]
 ) -> ItemSpeakers:
     with ctx.db.session() as s:
-        job, item = _item(s, user_id, job_id, index)
+        job, item = _item(s, user_id, job_id, index, lock=True)
         labels = list(_transcript(s, item).speakers or [])
         names = dict(item.speaker_map or {})
         for label, name in _clean_names(given, labels).items():
@@ -130,7 +134,7 @@ def _rename(
         chunks = list(s.scalars(select(Chunk).where(Chunk.item_id == item.id)))
         for chunk in chunks:
             chunk.speaker = display_name(chunk.speakers[0] if chunk.speakers else None, names)
-        if item.stage == "indexed" and chunks:
+        if chunks and _holds_vectors(s, job, item):
             _update_vectors(ctx, job, item, chunks, names)
         item.speaker_map = names or None
         return ItemSpeakers(
@@ -139,6 +143,28 @@ def _rename(
             speakers=[SpeakerName(label=x, name=names.get(x, x)) for x in labels],
             updated_chunks=len(chunks),
         )
+
+
+def _holds_vectors(s: Session, job: Job, item: Item) -> bool:
+    """Whether the item's chunks are the vectors its content has in the job's collection:
+    the user's latest indexed item of that content there (an item indexed later by another
+    job, cut differently, owns the same record ids and keeps its own speakers)."""
+    if item.stage != "indexed":
+        return False
+    latest = s.scalar(
+        select(Item.id)
+        .join(Job, Job.id == Item.job_pk)
+        .where(
+            Job.user_id == job.user_id,
+            Job.vector_db == job.vector_db,
+            Job.collection == job.collection,
+            Item.content_id == item.content_id,
+            Item.stage == "indexed",
+        )
+        .order_by(Item.id.desc())
+        .limit(1)
+    )
+    return latest == item.id
 
 
 def _update_vectors(

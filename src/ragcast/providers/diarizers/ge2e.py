@@ -40,6 +40,9 @@ _BATCH = 64
 DISTANCE_THRESHOLD = 0.42
 #: a cluster holding less voice than this is merged into its nearest neighbour
 _MIN_CLUSTER_S = 1.5
+#: most windows clustered together (memory grows with their square); a longer recording
+#: is clustered on evenly spaced windows, the rest joining their nearest centroid
+_MAX_CLUSTERED = 4000
 
 Floats = NDArray[np.float32]
 
@@ -182,9 +185,22 @@ def _cluster(
     n = len(vectors)
     if n == 1:
         return np.zeros(1, dtype=np.int64)
+    if n > _MAX_CLUSTERED:  # hours of audio: cluster a sample, place every window after
+        sample = np.linspace(0, n - 1, _MAX_CLUSTERED).round().astype(np.int64)
+        found = _agglomerate(vectors[sample], seconds[sample], min_speakers, max_speakers)
+        centroids = _centroids(vectors[sample], found, int(found.max()) + 1)
+        return _refine(vectors, np.argmax(vectors @ centroids.T, axis=1).astype(np.int64))
+    return _refine(vectors, _agglomerate(vectors, seconds, min_speakers, max_speakers))
+
+
+def _agglomerate(
+    vectors: Floats, seconds: Floats, min_speakers: int | None, max_speakers: int | None
+) -> NDArray[np.int64]:
+    """Average-linkage clusters cut at the threshold, within the speaker bounds."""
     from scipy.cluster.hierarchy import fcluster, linkage
     from scipy.spatial.distance import pdist
 
+    n = len(vectors)
     tree = linkage(pdist(vectors, metric="cosine"), method="average")
     labels = fcluster(tree, t=DISTANCE_THRESHOLD, criterion="distance") - 1
     labels = _merge_small(vectors, labels, seconds)
@@ -193,8 +209,8 @@ def _cluster(
     high = min(n, max_speakers or n)
     if not low <= found <= high:
         wanted = min(max(found, low), high)
-        labels = fcluster(tree, t=wanted, criterion="maxclust") - 1
-    return _refine(vectors, labels)
+        labels = _relabel(fcluster(tree, t=wanted, criterion="maxclust") - 1)
+    return labels
 
 
 def _merge_small(vectors: Floats, labels: NDArray[np.int64], seconds: Floats) -> NDArray[np.int64]:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import csv
 import os
+import secrets
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
 
 from ragcast.api.app import create_app
 from ragcast.auth import create_key
@@ -25,6 +28,25 @@ DATA = Path(
     os.environ.get("RAGCAST_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
 )
 PREFIX = "/api/public/bulk"
+#: a PostgreSQL role that may create databases (the machine's server, trust auth)
+PG_ADMIN = os.environ.get(
+    "RAGCAST_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@contextmanager
+def fresh_postgres() -> Iterator[str]:
+    """A new, empty PostgreSQL database for one test: its URL; dropped afterwards."""
+    name = f"ragcast_test_{secrets.token_hex(4)}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield PG_ADMIN.rsplit("/", 1)[0].replace("+psycopg", "") + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 @dataclass

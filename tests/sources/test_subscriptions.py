@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,13 +11,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, func, select, text, update
+from sqlalchemy import func, select, update
 
 from ragcast.api.app import create_app
 from ragcast.context import Context, build_context
 from ragcast.sources.subscriptions import Scheduler, run_due
 from ragcast.store.models import Job, Subscription, User, Webhook, WebhookDelivery, utcnow
-from tests.conftest import PREFIX, Api, make_settings
+from tests.conftest import PREFIX, Api, fresh_postgres, make_settings
 from tests.sources.fixtures import MediaServer, channel_info, register, video_info
 
 CHANNEL = "https://www.youtube.com/@subscribed/videos"
@@ -28,9 +26,6 @@ VIDEOS = [  # id, recording, title (all captioned: no transcription needed)
     ("subs0000002", "clip02.wav", "Second upload"),
     ("subs0000003", "clip03.wav", "Third upload"),
 ]
-PG_ADMIN = os.environ.get(
-    "RAGCAST_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 
 
 def publish(media: MediaServer, n: int) -> None:
@@ -271,16 +266,8 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'shared.db'}"
         return
-    name = f"ragcast_test_{secrets.token_hex(4)}"
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield PG_ADMIN.rsplit("/", 1)[0].replace("+psycopg", "") + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_postgres() as url:
+        yield url
 
 
 def _contexts(tmp_path: Path, url: str) -> list[Context]:

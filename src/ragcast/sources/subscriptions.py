@@ -22,7 +22,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import null, select, update
@@ -43,7 +43,7 @@ from ragcast.notify.outbox import enqueue_event
 from ragcast.pipeline.progress import job_result
 from ragcast.providers.embedders.base import EmbeddingSpec
 from ragcast.store import leases
-from ragcast.store.models import Job, Subscription, utcnow
+from ragcast.store.models import Job, Subscription, as_utc, iso_utc, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +54,6 @@ BATCH = 50
 
 #: send(job_pk): enqueue a job's start (``Runner.start_job.send``)
 Send = Callable[[int], object]
-
-
-def as_utc(when: datetime) -> datetime:
-    """``when`` as an aware UTC datetime (SQLite hands back naive ones)."""
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 def new_subscription_id() -> str:
@@ -234,7 +229,7 @@ def run_due(ctx: Context, send: Send, keep: Callable[[], bool] = lambda: True) -
 
 def run_result(job: Job) -> dict[str, Any]:
     """What a finished run records: its job, the job's status and totals."""
-    finished = as_utc(job.finished_at).isoformat() if job.finished_at else None
+    finished = iso_utc(job.finished_at)
     return {"job_id": job.job_id, "status": job.status, **job_result(job), "finished_at": finished}
 
 

@@ -25,6 +25,16 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """A stored time as UTC-aware: SQLite hands times back naive (they are UTC)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def iso_utc(moment: datetime | None) -> str | None:
+    """A stored time in ISO 8601, UTC; None stays None."""
+    return None if moment is None else as_utc(moment).isoformat()
+
+
 class Base(DeclarativeBase):
     """Declarative base of every table."""
 

@@ -19,8 +19,8 @@ from ragcast.api.schemas import (
     error_responses,
 )
 from ragcast.errors import ConflictError, NotFoundError, ValidationError
-from ragcast.sources.subscriptions import as_utc, new_subscription_id, run_body, start_run, validate
-from ragcast.store.models import Job, Subscription, utcnow
+from ragcast.sources.subscriptions import new_subscription_id, run_body, start_run, validate
+from ragcast.store.models import Job, Subscription, iso_utc, utcnow
 
 router = APIRouter(tags=["subscriptions"])
 
@@ -54,13 +54,13 @@ def public(s: Session, sub: Subscription) -> SubscriptionPublic:
             "settings": sub.request.get("settings") or {},
             "interval": sub.interval_s,
             "status": sub.status,
-            "next_run_at": as_utc(sub.next_run_at).isoformat() if sub.next_run_at else None,
+            "next_run_at": iso_utc(sub.next_run_at),
             "runs": sub.runs,
             "last_job_id": sub.last_job_id,
-            "last_run_at": as_utc(sub.last_run_at).isoformat() if sub.last_run_at else None,
+            "last_run_at": iso_utc(sub.last_run_at),
             "last_job": job_status(job) if job is not None else None,
             "last_result": sub.last_result,
-            "created_at": as_utc(sub.created_at).isoformat(),
+            "created_at": iso_utc(sub.created_at),
         }
     )
 

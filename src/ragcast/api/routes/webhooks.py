@@ -7,7 +7,6 @@ see :mod:`ragcast.notify` for the outbox and the sender.
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
@@ -30,18 +29,11 @@ from ragcast.api.schemas import (
 from ragcast.errors import NotFoundError
 from ragcast.notify.signing import new_secret
 from ragcast.sources.safety import check_url
-from ragcast.store.models import Webhook, WebhookDelivery
+from ragcast.store.models import Webhook, WebhookDelivery, iso_utc
 
 router = APIRouter(tags=["webhooks"])
 
 WebhookIdPath = Annotated[str, Path(pattern=ID_PATTERN, max_length=128)]
-
-
-def _iso(when: datetime | None) -> str | None:
-    """ISO 8601 in UTC; SQLite hands back naive datetimes, which are UTC in the store."""
-    if when is None:
-        return None
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)).isoformat()
 
 
 def _public(hook: Webhook) -> WebhookPublic:
@@ -50,7 +42,7 @@ def _public(hook: Webhook) -> WebhookPublic:
         url=hook.url,
         events=list(hook.events),
         description=hook.description,
-        created_at=_iso(hook.created_at) or "",
+        created_at=iso_utc(hook.created_at) or "",
     )
 
 
@@ -72,9 +64,9 @@ def _delivery(row: WebhookDelivery) -> WebhookDeliveryStatus:
         attempts=row.attempts,
         last_status_code=row.last_status_code,
         last_error=row.last_error,
-        next_attempt_at=_iso(row.next_attempt_at) if row.status == "pending" else None,
-        created_at=_iso(row.created_at) or "",
-        delivered_at=_iso(row.delivered_at),
+        next_attempt_at=iso_utc(row.next_attempt_at) if row.status == "pending" else None,
+        created_at=iso_utc(row.created_at) or "",
+        delivered_at=iso_utc(row.delivered_at),
         payload=row.payload,
         log=[DeliveryAttempt(**entry) for entry in row.log or []],
     )

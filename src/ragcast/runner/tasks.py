@@ -67,9 +67,18 @@ def start_job(ctx: Context, job_pk: int, enqueue: Enqueue, *, defer: Defer | Non
     with ctx.db.session() as s:
         job = s.get(Job, job_pk)
         assert job is not None
-        if job.status != "cancelled":
-            job.status = "processing"
-            job.started_at = job.started_at or datetime.now(UTC)
+        # Conditional: a cancel committed since this job was read must not be overwritten.
+        started = s.execute(
+            update(Job)
+            .where(Job.id == job_pk, Job.status != "cancelled")
+            .values(
+                status="processing",
+                started_at=func.coalesce(Job.started_at, datetime.now(UTC)),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        s.refresh(job)
+        if getattr(started, "rowcount", 0):
             refresh_job(s, job)
             event = progress_event(job)
         # Items of a cancelled job cancel themselves at their next stage check.

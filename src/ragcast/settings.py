@@ -59,9 +59,14 @@ class Settings(BaseSettings):
     max_json_bytes: int = 1024**2
     #: how long a ticket may wait before it opens its socket (the socket then stays open)
     ws_ticket_ttl_s: int = 300
+    #: seconds an API process keeps a checked API key and a finished job's status in
+    #: memory (key changes and job events clear them at once); 0 turns both caches off
+    read_cache_ttl_s: float = Field(default=5.0, ge=0, le=300)
     cleanup_after_hours: float = 24.0
 
     workers: int = 2
+    #: light items (documents, captions) that travel through a stage in one message
+    batch_items: int = Field(default=50, ge=1, le=1000)
     max_retries: int = 3
     retry_min_backoff_ms: int = 1000
     max_active_jobs_per_user: int = 3

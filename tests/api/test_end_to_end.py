@@ -55,9 +55,13 @@ def test_transcripts_and_search_match_the_references(
     for rec, ref, out in zip(english_recordings, refs, outs, strict=True):
         print(f"{rec.path.name}: WER {jiwer.wer(ref, out):.3f}")
     print(f"pooled WER over {len(refs)} English recordings: {pooled:.3f}")
-    # The previous release (tiny.en for everything) scored 3.1 % here; English items still
-    # go to tiny.en, so the multilingual default must not cost English any accuracy.
-    assert pooled <= 0.035
+    # English items go to tiny.en, so the multilingual default must not cost English any
+    # accuracy: the bar is bare faster-whisper tiny.en on the same recordings, this machine
+    # (int8 kernels differ by CPU: 3.1 % on one, 4.3 % on another with AVX-512 VNNI).
+    bare = jiwer.wer(refs, [normalise(bare_tiny_en(api, r.path)) for r in english_recordings])
+    print(f"bare tiny.en: {bare:.3f}")
+    assert pooled <= bare + 0.005
+    assert pooled <= 0.05
 
     # Each recording is found by a phrase from its reference text, with its time span.
     for n, rec in enumerate(english_recordings):
@@ -201,3 +205,27 @@ def test_a_killed_server_finishes_the_job_after_restart(
     total_chunks = sum(i["chunks"] for i in after.values())
     assert total_chunks >= len(english_recordings)
     assert store.count("ragcast-local-use-multilingual-v3-512", tenant="u1") == total_chunks
+
+
+def bare_tiny_en(api: Api, path: Path) -> str:
+    """``path`` transcribed by faster-whisper's own ``WhisperModel`` with tiny.en, as the
+    server's settings configure it."""
+    from faster_whisper import WhisperModel
+
+    from ragcast.providers.transcribers.models import resolve_model
+    from ragcast.providers.transcribers.whisper import resolve_device
+
+    s: Settings = api.client.app.state.ctx.settings  # type: ignore[attr-defined]
+    model = _BARE.get("tiny.en")
+    if model is None:
+        device, compute_type = resolve_device(s.whisper_device, s.whisper_compute_type)
+        model = _BARE["tiny.en"] = WhisperModel(
+            resolve_model("tiny.en", s.model_cache_dir), device=device, compute_type=compute_type
+        )
+    segments, _ = model.transcribe(
+        str(path), language="en", beam_size=s.whisper_beam_size, vad_filter=s.whisper_vad
+    )
+    return " ".join(seg.text.strip() for seg in segments)
+
+
+_BARE: dict[str, Any] = {}

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from ragcast.pipeline.stages import STAGES
-from ragcast.store.models import Chunk, Item, Job
+from ragcast.pipeline.stages import ORDER, STAGES
+from ragcast.store.models import Item, Job
 
 TERMINAL_JOB = ("completed", "failed", "cancelled")
 TERMINAL_ITEM = ("completed", "failed", "cancelled")
@@ -17,41 +19,100 @@ TERMINAL_ITEM = ("completed", "failed", "cancelled")
 
 def item_share(item: Item) -> float:
     """How much of an item's work is done, 0..1."""
-    if item.status in TERMINAL_ITEM:
+    return share(item.status, item.stage)
+
+
+def share(status: str, stage: str) -> float:
+    """How much of the work of an item in ``status`` after ``stage`` is done, 0..1."""
+    if status in TERMINAL_ITEM:
         return 1.0
-    return STAGES.get(item.stage, 0.0)
+    return STAGES.get(stage, 0.0)
+
+
+#: finished stages from which an item's chunks count as embeddings
+_EMBEDDED = frozenset(ORDER[ORDER.index("embedded") :])
 
 
 def refresh_job(s: Session, job: Job) -> None:
-    """Recompute progress, counters and stage text from the items.
+    """Recount progress, counters and stage text from the items, in one aggregate query.
 
-    ``progress`` is written only upwards (a conditional update), so concurrent workers
-    and a recovered job can never make it go backwards.
+    The job row is locked first, so a concurrent :func:`advance_job` (which adds to the
+    same counters) lands either before this count or on top of it, never lost.
+    ``progress`` is written only upwards, so concurrent workers and a recovered job can
+    never make it go backwards.
     """
-    items = s.scalars(select(Item).where(Item.job_pk == job.id)).all()
-    total = len(items) or 1
-    done = sum(1 for i in items if i.status in TERMINAL_ITEM)
-    progress = round(100.0 * sum(item_share(i) for i in items) / total, 1)
+    s.execute(select(Job.id).where(Job.id == job.id).with_for_update())
+    rows = s.execute(
+        select(Item.status, Item.stage, func.count(Item.id), func.sum(Item.chunk_count))
+        .where(Item.job_pk == job.id)
+        .group_by(Item.status, Item.stage)
+    ).all()
+    total = sum(int(n) for _, _, n, _ in rows)
+    job.total_content = total
+    job.content_processed = sum(int(n) for status, _, n, _ in rows if status in TERMINAL_ITEM)
+    job.work_done = sum(share(status, stage) * int(n) for status, stage, n, _ in rows)
+    job.embeddings = sum(int(c or 0) for _, stage, _, c in rows if stage in _EMBEDDED)
+    _write_progress(s, job)
+
+
+def advance_job(s: Session, job: Job, work: float, done: int, embeddings: int) -> None:
+    """Add one batch's progress to the job's counters (the batch's items moved in the same
+    transaction), then its progress and stage text: no work that grows with the job."""
+    if not (work or done or embeddings):
+        return
+    row = s.execute(
+        update(Job)
+        .where(Job.id == job.id)
+        .values(
+            work_done=Job.work_done + work,
+            content_processed=Job.content_processed + done,
+            embeddings=Job.embeddings + embeddings,
+        )
+        .returning(Job.work_done, Job.content_processed, Job.embeddings, Job.total_content)
+        .execution_options(synchronize_session=False)
+    ).one()
+    job.work_done, job.content_processed, job.embeddings, job.total_content = row
+    _write_progress(s, job)
+
+
+def _write_progress(s: Session, job: Job) -> None:
+    total = job.total_content or 1
+    progress = round(100.0 * job.work_done / total, 1)
     if job.status not in TERMINAL_JOB:
         progress = min(progress, 99.9)
-    embeddings = s.scalar(
-        select(func.count(Chunk.id))
-        .join(Item, Item.id == Chunk.item_id)
-        .where(Item.job_pk == job.id, Chunk.embedding.is_not(None))
-    )
     s.execute(
         update(Job)
         .where(Job.id == job.id, Job.progress < progress)
         .values(progress=progress)
         .execution_options(synchronize_session=False)
     )
-    job.content_processed = done
-    job.total_content = len(items)
-    job.embeddings = int(embeddings or 0)
     if job.status == "processing":
-        job.stage = f"Processing item {min(done + 1, len(items))}/{len(items)}"
+        done = job.content_processed
+        job.stage = f"Processing item {min(done + 1, job.total_content)}/{job.total_content}"
     s.flush()
     s.refresh(job, ["progress"])
+
+
+class EventThrottle:
+    """Coalesces a job's progress events: at most one per ``interval`` seconds per job in
+    this process (events a client must see, such as an item finishing, are not asked)."""
+
+    def __init__(self, interval: float = 0.25) -> None:
+        self.interval = interval
+        self._last: dict[int, float] = {}
+        self._lock = threading.Lock()
+
+    def due(self, job_pk: int) -> bool:
+        """Whether a coalesced event for ``job_pk`` may go out now (and note that it does)."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last.get(job_pk, -1e9) < self.interval:
+                return False
+            self._last[job_pk] = now
+            if len(self._last) > 10_000:  # forget jobs not heard of for a while
+                cutoff = now - 60.0
+                self._last = {k: v for k, v in self._last.items() if v >= cutoff}
+            return True
 
 
 def progress_event(job: Job, item: Item | None = None) -> dict[str, Any]:
@@ -114,11 +175,20 @@ def finalize_job(s: Session, job: Job) -> bool:
 
     The status change is a conditional update so exactly one worker closes a job.
     """
-    items = s.scalars(select(Item).where(Item.job_pk == job.id)).all()
-    if any(i.status not in TERMINAL_ITEM for i in items):
+    counts = dict(
+        s.execute(
+            select(Item.status, func.count(Item.id))
+            .where(Item.job_pk == job.id)
+            .group_by(Item.status)
+        )
+        .tuples()
+        .all()
+    )
+    if any(status not in TERMINAL_ITEM for status in counts):
         return False
-    completed = sum(1 for i in items if i.status == "completed")
-    failed = sum(1 for i in items if i.status == "failed")
+    total = sum(counts.values())
+    completed = counts.get("completed", 0)
+    failed = counts.get("failed", 0)
     now = datetime.now(UTC)
     started = job.started_at or job.created_at
     if started.tzinfo is None:
@@ -132,7 +202,7 @@ def finalize_job(s: Session, job: Job) -> bool:
     }
     if job.status == "cancelled":
         status = "cancelled"
-    elif completed or not items:
+    elif completed or not total:
         status = "completed"
         values["stage"] = (
             "Processing completed successfully!"
@@ -141,8 +211,15 @@ def finalize_job(s: Session, job: Job) -> bool:
         )
     else:
         status = "failed"
-        first = next((i.error for i in items if i.error), "unknown error")
-        values["error"] = f"Processing failed: all {len(items)} items failed; first: {first}"
+        first = s.scalar(
+            select(Item.error)
+            .where(Item.job_pk == job.id, Item.error.is_not(None))
+            .order_by(Item.index)
+            .limit(1)
+        )
+        values["error"] = (
+            f"Processing failed: all {total} items failed; first: {first or 'unknown error'}"
+        )
         values["stage"] = "Processing failed"
     values["status"] = status
     res = s.execute(

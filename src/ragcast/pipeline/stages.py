@@ -7,7 +7,8 @@ names the last finished stage.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -73,10 +74,16 @@ def chunk_spec(job: Job, embedder: Embedder) -> ChunkSpec:
 
 
 class ItemStages:
-    """Runs the stages of one item against the store and the backends."""
+    """Runs the stages of items against the store and the backends.
 
-    def __init__(self, ctx: Context) -> None:
+    ``incremental``: an item alone commits its embeddings batch by batch, so a long
+    recording interrupted mid-way keeps what it embedded; items of a batch finish in one
+    transaction (each in a savepoint) and commit nothing on their own.
+    """
+
+    def __init__(self, ctx: Context, *, incremental: bool = True) -> None:
         self.ctx = ctx
+        self.incremental = incremental
 
     def runner(self, stage: str) -> Callable[[Session, Item, Job], None]:
         """The function that produces finished stage ``stage``."""
@@ -88,6 +95,10 @@ class ItemStages:
             "embedded": self.embed,
             "indexed": self.index,
         }[stage]
+
+    def batch_runner(self, stage: str) -> Callable[[Session, list[Item], Job], None] | None:
+        """The function that produces ``stage`` for several items at once, where one does."""
+        return {"embedded": self.embed_many, "indexed": self.index_many}.get(stage)
 
     # -- fetch ------------------------------------------------------------------------
     def fetch(self, s: Session, item: Item, job: Job) -> None:
@@ -196,25 +207,36 @@ class ItemStages:
         ``embed_in_context`` call (each vector sees the whole transcript). With
         multi-vector output the per-token vectors are stored beside each chunk's vector.
         """
+        self.embed_many(s, [item], job)
+
+    def embed_many(self, s: Session, items: list[Item], job: Job) -> None:
+        """Embed the chunks of ``items`` not embedded yet, in the model's batches across
+        items (committing batch by batch when ``incremental``)."""
         embedder = self.ctx.providers.embedder(embedding_spec(job))
         missing: ColumnElement[bool] = Chunk.embedding.is_(None)
         if embedder.multi_vector:
             missing = or_(missing, Chunk.multi_embedding.is_(None))
         if embedder.late_chunking and embedder.supports_late_chunking:
-            self._embed_in_context(s, item, embedder, missing)
+            for item in items:
+                self._embed_in_context(s, item, embedder, missing)
             return
+        ids = [i.id for i in items]
+        step = max(embedder.max_batch, 1) * 4
         while True:
             rows = s.execute(
                 select(Chunk.id, Chunk.text)
-                .where(Chunk.item_id == item.id, missing)
-                .order_by(Chunk.chunk_index)
-                .limit(max(embedder.max_batch, 1) * 4)
+                .where(Chunk.item_id.in_(ids), missing)
+                .order_by(Chunk.item_id, Chunk.chunk_index)
+                .limit(step)
             ).all()
             if not rows:
                 return
             texts = [r.text for r in rows]
             _store_vectors(s, embedder, [r.id for r in rows], embedder.embed_batch(texts), texts)
-            s.commit()
+            if self.incremental:
+                s.commit()
+            else:
+                s.flush()
 
     def _embed_in_context(
         self, s: Session, item: Item, embedder: Embedder, missing: ColumnElement[bool]
@@ -230,23 +252,32 @@ class ItemStages:
         _store_vectors(
             s, embedder, [rows[n].id for n in keep], vectors[keep], [rows[n].text for n in keep]
         )
-        s.commit()
+        if self.incremental:
+            s.commit()
 
     # -- index ------------------------------------------------------------------------
     def index(self, s: Session, item: Item, job: Job) -> None:
         """Upsert the item's vectors, drop chunks of an earlier, longer version, and add
         the chunks' terms to the lexical index (committed with the item's stage)."""
+        self.index_many(s, [item], job)
+
+    def index_many(self, s: Session, items: list[Item], job: Job) -> None:
+        """Upsert the vectors of ``items`` in one call, then as :meth:`index` for each."""
         store = self.ctx.providers.vector_store(job.vector_db)
         store.ensure_collection(job.collection, job.dimensions)
-        records = index_records(self.ctx, s, item, job)
+        rows = s.scalars(
+            select(Chunk)
+            .where(Chunk.item_id.in_([i.id for i in items]))
+            .order_by(Chunk.item_id, Chunk.chunk_index)
+        ).all()
+        by_id = {i.id: i for i in items}
+        records = chunk_records(self.ctx, job, [(by_id[c.item_id], c) for c in rows])
         owner = job_tenant(job.collection, job.user_id)
         store.upsert(job.collection, records, tenant=owner)
-        store.delete_stale(job.collection, item.content_id, keep=len(records), tenant=owner)
-        lexical_index(s).add(
-            s,
-            job.user_id,
-            list(s.execute(select(Chunk.id, Chunk.text).where(Chunk.item_id == item.id)).tuples()),
-        )
+        kept = Counter(c.item_id for c in rows)
+        for item in items:
+            store.delete_stale(job.collection, item.content_id, keep=kept[item.id], tenant=owner)
+        lexical_index(s).add(s, job.user_id, [(c.id, c.text) for c in rows])
 
 
 def index_records(ctx: Context, s: Session, item: Item, job: Job) -> list[VectorRecord]:
@@ -254,8 +285,15 @@ def index_records(ctx: Context, s: Session, item: Item, job: Job) -> list[Vector
     rows = s.scalars(
         select(Chunk).where(Chunk.item_id == item.id).order_by(Chunk.chunk_index)
     ).all()
+    return chunk_records(ctx, job, [(item, c) for c in rows])
+
+
+def chunk_records(
+    ctx: Context, job: Job, chunks: Sequence[tuple[Item, Chunk]]
+) -> list[VectorRecord]:
+    """The vector records of stored ``(item, chunk)`` pairs, ready to upsert."""
     width = 0
-    if any(c.multi_embedding is not None for c in rows):
+    if any(c.multi_embedding is not None for _, c in chunks):
         width = ctx.providers.embedder(embedding_spec(job)).multi_vector_dimensions
     return [
         VectorRecord(
@@ -269,7 +307,7 @@ def index_records(ctx: Context, s: Session, item: Item, job: Job) -> list[Vector
                 else None
             ),
         )
-        for c in rows
+        for item, c in chunks
     ]
 
 
@@ -301,11 +339,17 @@ def _store_vectors(
 ) -> None:
     """Write each chunk's vector, and its per-token vectors when the job asked for them."""
     multi = embedder.embed_multi_vector(texts) if embedder.multi_vector else None
+    values: list[dict[str, object]] = []
     for n, (chunk_id, vec) in enumerate(zip(ids, vectors, strict=True)):
-        values: dict[str, bytes] = {"embedding": np.asarray(vec, dtype=np.float32).tobytes()}
+        row: dict[str, object] = {
+            "id": chunk_id,
+            "embedding": np.asarray(vec, dtype=np.float32).tobytes(),
+        }
         if multi is not None:
-            values["multi_embedding"] = np.asarray(multi[n], dtype=np.float32).tobytes()
-        s.execute(update(Chunk).where(Chunk.id == chunk_id).values(**values))
+            row["multi_embedding"] = np.asarray(multi[n], dtype=np.float32).tobytes()
+        values.append(row)
+    if values:
+        s.execute(update(Chunk), values)  # one executemany, by primary key
 
 
 def _chunk_rows(item_id: int, chunks: list[TextChunk], names: dict[str, str] | None) -> list[Chunk]:

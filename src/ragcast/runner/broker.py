@@ -125,14 +125,14 @@ class Runner:
 
         self.start_job = self._actor(start_job, "start_job", QUEUE_JOBS)
         self.export = self._actor(export, "run_export", QUEUE_EXPORTS)
-        self.stages: dict[str, Actor[[int], None]] = {}
+        self.stages: dict[str, Actor[[int | list[int]], None]] = {}
         for stage, queue in STAGE_QUEUES.items():
-
-            def run(item_id: int, stage: str = stage) -> None:
+            # A message names a list of items (or one item id, as earlier releases sent).
+            def run(item_ids: int | list[int], stage: str = stage) -> None:
                 try:
                     tasks.run_stage(
                         ctx,
-                        item_id,
+                        item_ids,
                         stage,
                         self.enqueue_stage,
                         last_attempt=_last_attempt(max_retries),
@@ -144,14 +144,14 @@ class Runner:
 
             self.stages[stage] = self._actor(run, f"stage_{stage}", queue)
 
-    def _actor(self, fn: Callable[..., None], name: str, queue: str) -> Actor[[int], None]:
+    def _actor(self, fn: Callable[..., None], name: str, queue: str) -> Actor[..., None]:
         decorate = dramatiq.actor(actor_name=name, queue_name=queue, broker=self.broker)
-        actor: Actor[[int], None] = decorate(fn)
+        actor: Actor[..., None] = decorate(fn)
         return actor
 
-    def enqueue_stage(self, item_id: int, stage: str) -> None:
-        """Send the message that runs ``stage`` of an item."""
-        self.stages[stage].send(item_id)
+    def enqueue_stage(self, item_ids: list[int], stage: str) -> None:
+        """Send the message that runs ``stage`` of these items."""
+        self.stages[stage].send(item_ids)
 
     def _defer_start(self, job_pk: int) -> None:
         self.start_job.send_with_options(args=(job_pk,), delay=DEFER_MS)

@@ -10,8 +10,8 @@ from typing import Any, Protocol
 class Metrics(Protocol):
     """Where workers record what each stage took."""
 
-    def observe_stage(self, stage: str, seconds: float, *, ok: bool) -> None:
-        """Record one run of ``stage``."""
+    def observe_stage(self, stage: str, seconds: float, *, ok: bool, runs: int = 1) -> None:
+        """Record ``runs`` item runs of ``stage`` that took ``seconds`` together."""
 
     def stage_totals(self) -> dict[str, dict[str, float]]:
         """Per stage: ``count``, ``failed`` and ``seconds`` (the sum)."""
@@ -26,12 +26,12 @@ class LocalMetrics:
         )
         self._lock = threading.Lock()
 
-    def observe_stage(self, stage: str, seconds: float, *, ok: bool) -> None:
-        """Add one run to the totals."""
+    def observe_stage(self, stage: str, seconds: float, *, ok: bool, runs: int = 1) -> None:
+        """Add ``runs`` runs to the totals."""
         with self._lock:
             row = self._totals[stage]
-            row["count"] += 1
-            row["failed"] += 0 if ok else 1
+            row["count"] += runs
+            row["failed"] += 0 if ok else runs
             row["seconds"] += seconds
 
     def stage_totals(self) -> dict[str, dict[str, float]]:
@@ -49,11 +49,11 @@ class RedisMetrics:
         self._redis: Any = redis.Redis.from_url(url)
         self.key = f"{prefix}:metrics:stages"
 
-    def observe_stage(self, stage: str, seconds: float, *, ok: bool) -> None:
-        """Add one run to the shared totals."""
+    def observe_stage(self, stage: str, seconds: float, *, ok: bool, runs: int = 1) -> None:
+        """Add ``runs`` runs to the shared totals."""
         pipe = self._redis.pipeline()
-        pipe.hincrbyfloat(self.key, f"{stage}:count", 1)
-        pipe.hincrbyfloat(self.key, f"{stage}:failed", 0 if ok else 1)
+        pipe.hincrbyfloat(self.key, f"{stage}:count", runs)
+        pipe.hincrbyfloat(self.key, f"{stage}:failed", 0 if ok else runs)
         pipe.hincrbyfloat(self.key, f"{stage}:seconds", seconds)
         pipe.execute()
 

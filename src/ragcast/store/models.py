@@ -11,6 +11,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -121,6 +122,8 @@ class Job(Base):
     completed_items: Mapped[int] = mapped_column(Integer, default=0)
     failed_items: Mapped[int] = mapped_column(Integer, default=0)
     embeddings: Mapped[int] = mapped_column(Integer, default=0)
+    #: the items' shares of work done, summed (``progress`` is 100 x this / total_content)
+    work_done: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     error: Mapped[str | None] = mapped_column(Text, default=None)
     processing_time: Mapped[float | None] = mapped_column(Float, default=None)
     #: how chunks were counted: a tokenizer's name, or the estimate used in its place
@@ -138,7 +141,10 @@ class Item(Base):
     """One content item of a job; ``stage`` is its last *finished* pipeline stage."""
 
     __tablename__ = "items"
-    __table_args__ = (UniqueConstraint("job_pk", "index", name="uq_items_job_index"),)
+    __table_args__ = (
+        UniqueConstraint("job_pk", "index", name="uq_items_job_index"),
+        Index("ix_items_job_status", "job_pk", "status"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     job_pk: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)

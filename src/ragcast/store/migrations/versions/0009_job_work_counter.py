@@ -1,0 +1,30 @@
+"""job work counter for incremental progress; items indexed by job and status
+
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-12-02 23:00:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0009"
+down_revision = "0008"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("jobs") as batch:
+        batch.add_column(
+            sa.Column("work_done", sa.Float(), nullable=False, server_default=sa.text("0"))
+        )
+    op.create_index("ix_items_job_status", "items", ["job_pk", "status"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_items_job_status", table_name="items")
+    with op.batch_alter_table("jobs") as batch:
+        batch.drop_column("work_done")

@@ -275,8 +275,21 @@ class ItemStages:
         owner = job_tenant(job.collection, job.user_id)
         store.upsert(job.collection, records, tenant=owner)
         kept = Counter(c.item_id for c in rows)
+        # Stale vectors are those of an earlier, longer version of the same content, which
+        # an earlier item indexed: content no other item holds has none to look for.
+        seen = set(
+            s.scalars(
+                select(Item.content_id).where(
+                    Item.content_id.in_([i.content_id for i in items]),
+                    Item.id.not_in(list(by_id)),
+                )
+            )
+        )
         for item in items:
-            store.delete_stale(job.collection, item.content_id, keep=kept[item.id], tenant=owner)
+            if item.content_id in seen:
+                store.delete_stale(
+                    job.collection, item.content_id, keep=kept[item.id], tenant=owner
+                )
         lexical_index(s).add(s, job.user_id, [(c.id, c.text) for c in rows])
 
 

@@ -39,7 +39,7 @@ from ragcast.pipeline.progress import (
     terminal_event,
 )
 from ragcast.pipeline.stages import ACTIVE, ORDER, ItemStages, job_stages
-from ragcast.store.models import Item, Job, User
+from ragcast.store.models import Item, Job, User, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -313,6 +313,17 @@ def _run_claimed(ctx: Context, claim: Claim, stage: str) -> Outcome:
     if ctx.stopping.is_set():
         raise Interrupted("the process is shutting down")
     with ctx.db.session() as s:
+        if len(claim.ids) > 1:
+            # Write first: the batch's transaction holds the store's write lock from here
+            # (SQLite), so its savepoints never need to upgrade a read to a write, which
+            # fails at once when another writer committed meanwhile. An item alone does
+            # not: its heavy work must not hold the lock.
+            s.execute(
+                update(Item)
+                .where(Item.id.in_(claim.ids))
+                .values(updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
         job = s.get(Job, claim.job_pk)
         assert job is not None
         query = select(Item).where(Item.id.in_(claim.ids)).order_by(Item.index)

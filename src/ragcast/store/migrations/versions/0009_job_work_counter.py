@@ -17,14 +17,13 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("jobs") as batch:
-        batch.add_column(
-            sa.Column("work_done", sa.Float(), nullable=False, server_default=sa.text("0"))
-        )
+    # A plain ADD COLUMN: a batch (copy and rename) of ``jobs`` would cascade its items away.
+    op.add_column(
+        "jobs", sa.Column("work_done", sa.Float(), nullable=False, server_default=sa.text("0"))
+    )
     op.create_index("ix_items_job_status", "items", ["job_pk", "status"])
 
 
 def downgrade() -> None:
     op.drop_index("ix_items_job_status", table_name="items")
-    with op.batch_alter_table("jobs") as batch:
-        batch.drop_column("work_done")
+    op.drop_column("jobs", "work_done")

@@ -282,7 +282,9 @@ def distributed_cluster(
     root: Path, workers: int = 2
 ) -> Iterator[tuple[Settings, Callable[[], httpx.Client]]]:
     """An API process and ``workers`` worker processes on PostgreSQL, Redis and Chroma."""
-    cluster = Cluster(root / f"cluster-{secrets.token_hex(3)}")
+    folder = root / f"cluster-{secrets.token_hex(3)}"
+    folder.mkdir()
+    cluster = Cluster(folder)
     try:
         base = cluster.env
         cluster.env = lambda: {  # type: ignore[method-assign]

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import logging
+import os
 import re
 import secrets
 import threading
@@ -16,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, event, make_url, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -113,6 +114,7 @@ def rotate_key(s: Session, prefix: str, *, grace: timedelta) -> tuple[str, ApiKe
     cutoff = datetime.now(UTC) + grace
     current = aware(old.expires_at)
     old.expires_at = cutoff if current is None else min(current, cutoff)
+    keys_changed(s)
     return key, row, old
 
 
@@ -121,11 +123,155 @@ def revoke_key(s: Session, prefix: str) -> int:
     matched = _matching(s, prefix)
     for r in matched:
         r.revoked_at = datetime.now(UTC)
+    if matched:
+        keys_changed(s)
     return len(matched)
+
+
+# -- what API processes remember of checked keys -------------------------------------------
+
+
+def key_stamp_path(database_url: str) -> Path | None:
+    """The file whose replacement tells processes on this machine that keys changed.
+
+    It lies beside an SQLite store's file (every process of an embedded service shares
+    that file); None for other stores, where ``ragcast keys`` announces a change over
+    Redis (:func:`announce_key_change`) and a cached key otherwise lives out its time.
+    """
+    url = make_url(database_url)
+    if not url.drivername.startswith("sqlite") or url.database in (None, "", ":memory:"):
+        return None
+    return Path(str(url.database)).with_name(Path(str(url.database)).name + "-keys")
+
+
+class _KeyChanges:
+    """How many key changes this process has made (a count that caches compare)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def changed(self, stamp: Path | None) -> None:
+        self.count += 1
+        if stamp is not None:
+            try:
+                tmp = stamp.with_name(f"{stamp.name}.{os.getpid()}.tmp")
+                tmp.write_text(secrets.token_hex(8))
+                tmp.replace(stamp)  # a new file: its inode and time both change
+            except OSError as exc:
+                log.warning("could not mark the key change in %s: %s", stamp, exc)
+
+
+_KEY_CHANGES = _KeyChanges()
+#: the Redis channel on which key changes are announced to API processes
+KEYS_CHANNEL = "{prefix}:keys"
+
+
+def keys_changed(s: Session) -> None:
+    """Make API processes forget what they remember of keys once ``s`` commits.
+
+    Called by :func:`revoke_key` and :func:`rotate_key`. This process forgets at once
+    and again at the commit; processes sharing an SQLite store see the stamp file
+    (:func:`key_stamp_path`) change at the commit.
+    """
+    stamp = key_stamp_path(str(s.get_bind().engine.url))
+    _KEY_CHANGES.changed(None)
+    event.listen(s, "after_commit", lambda _s: _KEY_CHANGES.changed(stamp), once=True)
+
+
+def announce_key_change(redis_url: str | None, prefix: str) -> None:
+    """Tell the API processes sharing ``redis_url`` that keys changed: they forget theirs.
+
+    Called after a revocation or rotation has committed (``ragcast keys``); nothing
+    without Redis.
+    """
+    if not redis_url:
+        return
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.publish(KEYS_CHANNEL.format(prefix=prefix), "changed")
+    except redis.RedisError as exc:
+        log.warning("key change not announced over Redis: %s", exc)
+    finally:
+        client.close()
+
+
+class KeyCache:
+    """Principals of keys checked in the last ``ttl_s`` seconds, by the key's hash.
+
+    An entry is used only while its key has not expired (its ``expires_at`` is kept),
+    no key change was committed in this process, and the store's stamp file (processes
+    sharing an SQLite store) is the one seen when the key was read from the store; a
+    change announced by another process empties it (:meth:`clear`). Otherwise a key is
+    read from the store again after ``ttl_s`` seconds, so a key revoked elsewhere is
+    refused within that time at the latest. ``ttl_s`` 0 turns the cache off.
+    """
+
+    MAX_ENTRIES = 4096
+
+    def __init__(self, database_url: str, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._stamp = key_stamp_path(database_url)
+        self._entries: dict[str, tuple[Principal, float, float, tuple[Any, ...]]] = {}
+        self._cleared = 0
+        self._lock = threading.Lock()
+
+    def _token(self) -> tuple[Any, ...]:
+        """What must not change while an entry is used."""
+        if self._stamp is None:
+            return (_KEY_CHANGES.count, self._cleared)
+        try:
+            st = os.stat(self._stamp)
+        except OSError:
+            return (_KEY_CHANGES.count, self._cleared)
+        return (_KEY_CHANGES.count, self._cleared, st.st_ino, st.st_mtime_ns)
+
+    def lookup(self, key: str | None) -> Principal | None:
+        """The remembered principal of ``key``; None when it must be read from the store."""
+        if not key or self.ttl_s <= 0:
+            return None
+        digest = hash_key(key)
+        entry = self._entries.get(digest)
+        if entry is None:
+            return None
+        principal, read_at, expires, token = entry
+        if (
+            time.monotonic() - read_at >= self.ttl_s
+            or time.time() >= expires
+            or token != self._token()
+        ):
+            self._entries.pop(digest, None)
+            return None
+        return principal
+
+    def authenticate(self, s: Session, key: str | None) -> Principal:
+        """:func:`authenticate` against the store, remembering the answer."""
+        token = self._token()  # before the read: a change during it voids the entry
+        read_at = time.monotonic()
+        principal, expires = _authenticate(s, key)
+        if self.ttl_s > 0 and key:
+            until = expires.timestamp() if expires is not None else float("inf")
+            with self._lock:
+                if len(self._entries) >= self.MAX_ENTRIES:
+                    self._entries.pop(next(iter(self._entries)), None)
+                self._entries[hash_key(key)] = (principal, read_at, until, token)
+        return principal
+
+    def clear(self) -> None:
+        """Forget every entry (a key changed in another process)."""
+        with self._lock:
+            self._cleared += 1
+            self._entries.clear()
 
 
 def authenticate(s: Session, key: str | None) -> Principal:
     """The principal of an API key; raises AuthError for a missing or bad key."""
+    return _authenticate(s, key)[0]
+
+
+def _authenticate(s: Session, key: str | None) -> tuple[Principal, datetime | None]:
+    """The principal of an API key and when the key expires; AuthError for a bad key."""
     if not key:
         raise AuthError("Missing API key: send 'Authorization: Bearer <key>'")
     if not key.startswith(KEY_PREFIX) or len(key) < PREFIX_LEN + 8:
@@ -142,12 +288,13 @@ def authenticate(s: Session, key: str | None) -> Principal:
     if expires is not None and expires <= now:
         raise AuthError(f"API key expired at {expires:%Y-%m-%d %H:%M} UTC: ask for a new one")
     _LAST_USED.touch(s, found.id, aware(found.last_used_at), now)
-    return Principal(
+    principal = Principal(
         user_id=found.user_id,
         name=found.user.name,
         is_admin=found.user.is_admin,
         key_id=found.id,
     )
+    return principal, expires
 
 
 class _LastUsed:

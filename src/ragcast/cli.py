@@ -180,10 +180,27 @@ def _show(data: Any, as_json: bool, render: RenderableType) -> None:
         out.print(render)
 
 
+#: items a finished job's table shows (``ragcast items`` pages through the rest)
+SHOWN_ITEMS = 100
+
+
 def _finish(client: Client, job_id: str, status: dict[str, Any], as_json: bool) -> int:
-    """Print a finished job's items and result; the exit code it deserves."""
-    items = client.items(job_id)["items"]
-    _show({"job": status, "items": items}, as_json, Group(items_table(items), job_summary(status)))
+    """Print a finished job's items and result; the exit code it deserves.
+
+    ``--json`` prints every item (fetched page by page); the table shows the first
+    :data:`SHOWN_ITEMS` and says how to see the others.
+    """
+    if as_json:
+        typer.echo(json.dumps({"job": status, "items": list(client.iter_items(job_id))}, indent=2))
+    else:
+        page = client.items_page(job_id, limit=SHOWN_ITEMS)
+        parts: list[RenderableType] = [items_table(page["items"])]
+        if page["next_after"] is not None:
+            parts.append(
+                f"[dim]{len(page['items'])} of {page['total']} items shown: "
+                f"ragcast items {escape(job_id)} --offset {len(page['items'])}[/]"
+            )
+        out.print(Group(*parts, job_summary(status)))
     return 0 if status["status"] == "completed" else 1
 
 
@@ -298,9 +315,11 @@ def keys_rotate(
 
     period = timedelta(0) if grace.strip() in ("0", "0s") else _duration(grace)
     try:
-        with _store() as ctx, ctx.db.session() as s:
-            key, row, old = rotate_key(s, prefix, grace=period)
-            new_prefix, old_prefix, until = row.prefix, old.prefix, old.expires_at
+        with _store() as ctx:
+            with ctx.db.session() as s:
+                key, row, old = rotate_key(s, prefix, grace=period)
+                new_prefix, old_prefix, until = row.prefix, old.prefix, old.expires_at
+            _announce_key_change(ctx)
     except NotFoundError as exc:
         err.print(f"[red]Error: {escape(exc.message)}[/]")
         raise typer.Exit(1) from None
@@ -309,6 +328,13 @@ def keys_rotate(
         f"New key {new_prefix}… (shown only once); {old_prefix}… stops working at "
         f"{until:%Y-%m-%d %H:%M:%S} UTC."
     )
+
+
+def _announce_key_change(ctx: Context) -> None:
+    """Tell running API processes that share Redis to forget the keys they remember."""
+    from ragcast.auth import announce_key_change
+
+    announce_key_change(ctx.settings.redis_url, ctx.settings.redis_key_prefix)
 
 
 @keys_app.command("list")
@@ -356,8 +382,11 @@ def keys_revoke(
     from ragcast.errors import NotFoundError
 
     try:
-        with _store() as ctx, ctx.db.session() as s:
-            count = revoke_key(s, prefix)
+        with _store() as ctx:
+            with ctx.db.session() as s:
+                count = revoke_key(s, prefix)
+            if count:
+                _announce_key_change(ctx)
     except NotFoundError as exc:
         err.print(f"[red]Error: {escape(exc.message)}[/]")
         raise typer.Exit(1) from None
@@ -455,6 +484,34 @@ def status(
     with _service(server, api_key) as client:
         body = client.status(job_id)
     _show(body, as_json, status_table(body))
+
+
+@app.command()
+def items(
+    job_id: Annotated[str, typer.Argument(help="The job whose items to list.")],
+    limit: Annotated[int, typer.Option(help="How many items to list (at most 1000).")] = 100,
+    offset: Annotated[int, typer.Option(help="How many items to skip.")] = 0,
+    item_status: Annotated[
+        str | None,
+        typer.Option(
+            "--status",
+            help="Only items in this status: pending, processing, completed, failed, cancelled.",
+        ),
+    ] = None,
+    server: Server = None,
+    api_key: ApiKey = None,
+    as_json: AsJson = False,
+) -> None:
+    """List a job's items in order, one page at a time, with each one's stage and error."""
+    with _service(server, api_key) as client:
+        page = client.items_page(job_id, limit=limit, offset=offset, status=item_status)
+    shown = len(page["items"])
+    summary = (
+        f"[dim]items {offset + 1}-{offset + shown} of {page['total']}[/]"
+        if shown
+        else f"[dim]no items at offset {offset} of {page['total']}[/]"
+    )
+    _show(page, as_json, Group(items_table(page["items"]), summary))
 
 
 @app.command()

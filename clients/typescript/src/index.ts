@@ -6,7 +6,7 @@ import WebSocket from "ws";
 import { ApiError, ConnectionError, errorFrom, errorFromResponse } from "./errors.js";
 import { type ProgressMessage, isTerminal } from "./events.js";
 import { type RetryOptions, retryDelay, sleep as realSleep } from "./retry.js";
-import type { components } from "./schema.js";
+import type { components, operations } from "./schema.js";
 
 export * from "./errors.js";
 export * from "./events.js";
@@ -21,7 +21,25 @@ export type JobResponse = Schemas["JobAccepted"];
 export type JobStatus = Schemas["JobStatus"];
 export type JobList = Schemas["JobList"];
 export type JobSummary = Schemas["JobSummary"];
+/** One page of a job's items (`getItemsPage`). */
 export type ItemList = Schemas["ItemList"];
+export type ItemStatus = Schemas["ItemStatus"];
+/** The statuses an item can be in (the `status` filter of the items). */
+export type ItemState = NonNullable<NonNullable<operations["getJobItems"]["parameters"]["query"]>["status"]>;
+/** Every item of a job, gathered page by page (`getItems`). */
+export interface AllItems {
+  job_id: string;
+  items: ItemStatus[];
+  total: number;
+}
+/** Which page of a job's items: `limit` 1-1000 (default 100), then `after` (the previous
+ *  page's `next_after`) or `offset`; `status` keeps the items in that status. */
+export interface ItemsPageOptions {
+  limit?: number;
+  after?: number;
+  offset?: number;
+  status?: ItemState;
+}
 export type JobCancelled = Schemas["JobCancelled"];
 export type JobTicket = Schemas["JobTicket"];
 export type ExportFormat = Schemas["ExportCreate"]["format"];
@@ -145,8 +163,28 @@ export class BulkProcessingClient {
     return this.json({ method: "GET", path: `/job/${seg(jobId)}/status` });
   }
 
-  getItems(jobId: string): Promise<ItemList> {
-    return this.json({ method: "GET", path: `/job/${seg(jobId)}/items` });
+  /** One page of a job's items in index order, each with its stage, transcript source and error. */
+  getItemsPage(jobId: string, options: ItemsPageOptions = {}): Promise<ItemList> {
+    const { limit = 100, after, offset, status } = options;
+    return this.json({ method: "GET", path: `/job/${seg(jobId)}/items`, params: { limit, after, offset, status } });
+  }
+
+  /** Every item of a job (those in `status`, when given) in index order, a page of `pageSize` at a time. */
+  async *iterItems(jobId: string, options: { status?: ItemState; pageSize?: number } = {}): AsyncGenerator<ItemStatus> {
+    let after: number | undefined;
+    for (;;) {
+      const page = await this.getItemsPage(jobId, { limit: options.pageSize ?? 1000, after, status: options.status });
+      yield* page.items;
+      if (page.next_after == null) return;
+      after = page.next_after;
+    }
+  }
+
+  /** All the items of a job, every page fetched (`iterItems`); one page is `getItemsPage`. */
+  async getItems(jobId: string, options: { status?: ItemState; pageSize?: number } = {}): Promise<AllItems> {
+    const items: ItemStatus[] = [];
+    for await (const item of this.iterItems(jobId, options)) items.push(item);
+    return { job_id: jobId, items, total: items.length };
   }
 
   /**

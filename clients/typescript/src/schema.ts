@@ -138,7 +138,11 @@ export interface paths {
         };
         /**
          * Get Job Items
-         * @description Each content item of a job, with its stage, transcript source and error.
+         * @description A job's content items in index order, one page at a time, each with its stage,
+         *     transcript source and error.
+         *
+         *     Page with `offset` (as `GET /jobs`) or with the `after` cursor: pass each page's
+         *     `next_after` as `after` until it is null. `total` counts the items that match.
          */
         get: operations["getJobItems"];
         put?: never;
@@ -797,13 +801,33 @@ export interface components {
         };
         /**
          * ItemList
-         * @description Answer of ``GET /job/{job_id}/items``.
+         * @description Answer of ``GET /job/{job_id}/items``: one page of a job's items, in index order.
          */
         ItemList: {
             /** Items */
             items: components["schemas"]["ItemStatus"][];
             /** Job Id */
             job_id: string;
+            /**
+             * Limit
+             * @description The page size asked for
+             */
+            limit: number;
+            /**
+             * Next After
+             * @description Pass as `after` for the next page; null on the last page
+             */
+            next_after: number | null;
+            /**
+             * Offset
+             * @description How many matching items come before this page
+             */
+            offset: number;
+            /**
+             * Total
+             * @description Items that match (all of the job's without `status`)
+             */
+            total: number;
         };
         /**
          * ItemSpeakers
@@ -2242,7 +2266,16 @@ export interface operations {
     };
     getJobItems: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Items per page (at most 1000). */
+                limit?: number;
+                /** @description Items to skip (of those that match). */
+                offset?: number | null;
+                /** @description Only items whose index is greater: the `next_after` of the previous page (instead of `offset`). */
+                after?: number | null;
+                /** @description Only items in this status. */
+                status?: ("pending" | "processing" | "completed" | "failed" | "cancelled") | null;
+            };
             header?: never;
             path: {
                 job_id: string;

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 
 from ragcast import __version__, web
 from ragcast.api import errors
+from ragcast.api.cache import InvalidatingBus, StatusCache, listen_redis
 from ragcast.api.middleware import (
     BodyGuardMiddleware,
+    CachedStatusMiddleware,
     RequestContextMiddleware,
     redact_tickets_in_logs,
 )
@@ -31,7 +35,7 @@ from ragcast.api.routes import (
     webhooks,
     ws,
 )
-from ragcast.auth import TicketSigner, load_secret
+from ragcast.auth import KeyCache, TicketSigner, load_secret
 from ragcast.context import Context, build_context
 from ragcast.integrations.mcp import mount as mount_mcp
 from ragcast.notify.sender import WebhookSender
@@ -58,7 +62,11 @@ def _move_collections(ctx: Context, stop: threading.Event) -> None:
 
 
 def _preload(ctx: Context) -> None:
-    """Load the default models in the background so the first job does not wait."""
+    """Load the default models in the background so the first job does not wait.
+
+    Only where the workers run: an API-only process loads a model when a request needs
+    one (a search embeds its query), never before.
+    """
     try:
         ctx.providers.transcriber().warm_up()
         ctx.providers.embedder(EmbeddingSpec("local", 0))
@@ -75,6 +83,11 @@ def create_app(settings: Settings | None = None, *, run_workers: bool | None = N
     settings = settings or Settings()
     redact_tickets_in_logs()  # tickets are credentials: never in the access log
     ctx = build_context(settings)
+    statuses = StatusCache(settings.read_cache_ttl_s)
+    keys = KeyCache(ctx.db.url, settings.read_cache_ttl_s)
+    ctx.bus = InvalidatingBus(ctx.bus, statuses)  # an event published here clears its job
+    if settings.redis_url:
+        statuses.enabled = False  # until the events of other processes are followed
     runner = Runner(ctx)
     scheduler = Scheduler(ctx, runner.start_job.send)  # starts due subscription runs
     sender = WebhookSender(ctx)  # delivers the webhook outbox where the workers run
@@ -94,8 +107,14 @@ def create_app(settings: Settings | None = None, *, run_workers: bool | None = N
             sender.start()  # the webhook outbox is sent where the workers run
             scheduler.start()  # and subscriptions start there (one lease holder in all)
         preload = threading.Thread(target=_preload, args=(ctx,), name="ragcast-preload")
-        if settings.preload_models:
+        if settings.preload_models and run_workers:
             preload.start()
+        follower: asyncio.Task[None] | None = None
+        if settings.redis_url:
+            follower = asyncio.create_task(
+                listen_redis(settings.redis_url, settings.redis_key_prefix, statuses, keys.clear),
+                name="ragcast-cache-events",
+            )
         stop_moving = threading.Event()
         mover = threading.Thread(
             target=_move_collections, args=(ctx, stop_moving), name="ragcast-layout"
@@ -105,6 +124,10 @@ def create_app(settings: Settings | None = None, *, run_workers: bool | None = N
             async with mcp_sessions():  # the MCP server at /mcp (ragcast.integrations.mcp)
                 yield
         finally:
+            if follower is not None:
+                follower.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await follower
             app.state.runner_started = False
             stop_moving.set()
             scheduler.stop()
@@ -123,6 +146,8 @@ def create_app(settings: Settings | None = None, *, run_workers: bool | None = N
         lifespan=lifespan,
     )
     app.state.ctx = ctx
+    app.state.keys = keys
+    app.state.statuses = statuses
     app.state.runner = runner
     app.state.runner_started = False
     app.state.run_workers = run_workers
@@ -141,9 +166,9 @@ def create_app(settings: Settings | None = None, *, run_workers: bool | None = N
     errors.install(app)
     # Added last is outermost: request ids and headers wrap the body guard's answers too.
     app.add_middleware(BodyGuardMiddleware, prefix=API_PREFIX)
+    app.add_middleware(CachedStatusMiddleware, prefix=API_PREFIX)
     app.add_middleware(RequestContextMiddleware)
 
-    api = APIRouter(prefix=API_PREFIX)
     for module in (
         process,
         jobs,
@@ -157,8 +182,8 @@ def create_app(settings: Settings | None = None, *, run_workers: bool | None = N
         webhooks,
         ws,
     ):
-        api.include_router(module.router)
-    app.include_router(api)
+        # Each on the app itself: one level of routers to match, not two.
+        app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(health.router)
     mcp_sessions = mount_mcp(app)  # nothing without the `integrations` extra
     web.install(app)  # the dashboard at / (ragcast.web)

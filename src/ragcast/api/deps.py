@@ -1,22 +1,28 @@
-"""Dependencies of the routes, as ``Annotated`` aliases (``CurrentUser``, ``Ctx``...)."""
+"""Dependencies of the routes, as ``Annotated`` aliases (``CurrentUser``, ``Ctx``...).
+
+They run on the event loop: a key checked a moment ago is found in the process's
+:class:`~ragcast.auth.KeyCache` and an in-memory rate limit is counted at once; only
+a key not seen lately is read from the store, in a worker thread.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from ragcast.api.ratelimit import RateLimiter
-from ragcast.auth import Principal, authenticate
+from ragcast.auth import KeyCache, Principal
 from ragcast.context import Context
 from ragcast.errors import ForbiddenError, RateLimitError
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer rc_...`")
 
 
-def get_ctx(request: Request) -> Context:
+async def get_ctx(request: Request) -> Context:
     """The process's shared services."""
     ctx: Context = request.app.state.ctx
     return ctx
@@ -25,37 +31,45 @@ def get_ctx(request: Request) -> Context:
 Ctx = Annotated[Context, Depends(get_ctx)]
 
 
-def _principal(
-    request: Request,
-    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> Principal:
-    found = getattr(request.state, "principal", None)
-    if isinstance(found, Principal):
-        return found  # checked by the body guard before the body was read
+async def principal_of(request: Request, key: str | None) -> Principal:
+    """The principal of ``key``: remembered, or read from the store off the event loop."""
+    keys: KeyCache = request.app.state.keys
+    found = keys.lookup(key)
+    if found is not None:
+        return found
     ctx: Context = request.app.state.ctx
-    with ctx.db.session() as s:
-        return authenticate(s, creds.credentials if creds else None)
+
+    def check() -> Principal:
+        with ctx.db.session() as s:
+            return keys.authenticate(s, key)
+
+    return await run_in_threadpool(check)
 
 
-def limited(bucket: str) -> Callable[..., Principal]:
+def limited(bucket: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency that authenticates, then counts the request in ``bucket``."""
 
-    def dependency(
-        request: Request, principal: Annotated[Principal, Depends(_principal)]
+    async def dependency(
+        request: Request,
+        creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> Principal:
+        state = request.scope.setdefault("state", {})
+        principal = state.get("principal")
+        if not isinstance(principal, Principal):  # else checked by the body guard already
+            principal = await principal_of(request, creds.credentials if creds else None)
         limiter: RateLimiter = request.app.state.limiter
         try:
-            state = limiter.hit(bucket, principal.user_id)
+            counted = await limiter.ahit(bucket, principal.user_id)
         except RateLimitError as exc:
-            request.state.rate_headers = exc.headers
+            state["rate_headers"] = exc.headers
             raise
-        request.state.rate_headers = state.headers()
+        state["rate_headers"] = counted.headers()
         return principal
 
     return dependency
 
 
-def _admin(principal: Annotated[Principal, Depends(limited("read"))]) -> Principal:
+async def _admin(principal: Annotated[Principal, Depends(limited("read"))]) -> Principal:
     if not principal.is_admin:
         raise ForbiddenError("This endpoint needs an admin API key")
     return principal

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
-import secrets
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ragcast.api.schemas import ID_PATTERN
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +29,15 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         state: dict[str, Any] = scope.setdefault("state", {})
-        incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if 0 < len(incoming) <= 128 else f"req-{secrets.token_hex(8)}"
+        incoming = _header(scope, b"x-request-id").decode("latin-1")
+        request_id = incoming if 0 < len(incoming) <= 128 else f"req-{os.urandom(8).hex()}"
         state["request_id"] = request_id
+        started = False
 
         async def send_with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers = list(message.get("headers", []))
                 names = {k.lower() for k, _ in headers}
                 extra = {
@@ -46,16 +51,8 @@ class RequestContextMiddleware:
                 message["headers"] = headers
             await send(message)
 
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send_with_headers(message)
-
         try:
-            await self.app(scope, receive, tracking_send)
+            await self.app(scope, receive, send_with_headers)
         except Exception:
             # Answer the contract's 500 body here, outermost, so it carries the request id
             # and never a stack trace; the error is logged with that id.
@@ -69,6 +66,66 @@ class RequestContextMiddleware:
                 "Internal server error",
                 request_id=request_id,
             )
+
+
+def _header(scope: Scope, name: bytes) -> bytes:
+    """The first value of header ``name`` (lower case), or b""."""
+    for key, value in scope.get("headers") or ():
+        if key == name:
+            return bytes(value)
+    return b""
+
+
+class CachedStatusMiddleware:
+    """Answers ``GET /job/{job_id}/status`` from memory when it can, before any routing.
+
+    When the bearer key was checked a moment ago (:class:`~ragcast.auth.KeyCache`) and
+    the job's status answer is kept (:class:`~ragcast.api.cache.StatusCache`), the
+    request is counted against the user's read limit and answered with the kept JSON,
+    exactly as the route would answer it. Anything else (an unknown or missing key, a
+    status not kept, a request over the limit) goes on to the route, which reads the
+    store and answers errors. A request is counted once either way: a refused count
+    adds nothing to the window, and the route counts it again.
+    """
+
+    def __init__(self, app: ASGIApp, *, prefix: str) -> None:
+        self.app = app
+        pattern = ID_PATTERN.removeprefix("^").removesuffix("$")
+        self._path = re.compile(rf"{re.escape(prefix)}/job/({pattern})/status")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            found = self._path.fullmatch(scope["path"])
+            if found is not None and await self._answered(scope, send, found.group(1)):
+                return
+        await self.app(scope, receive, send)
+
+    async def _answered(self, scope: Scope, send: Send, job_id: str) -> bool:
+        """Answer from memory; False (having sent nothing) when the route must."""
+        from ragcast.errors import RateLimitError
+
+        scheme, _, key = _header(scope, b"authorization").decode("latin-1").partition(" ")
+        if scheme.lower() != "bearer":
+            return False
+        state = scope["app"].state
+        principal = state.keys.lookup(key.strip())
+        if principal is None:
+            return False
+        body = state.statuses.get(principal.user_id, job_id)
+        if body is None:
+            return False
+        try:
+            counted = await state.limiter.ahit("read", principal.user_id)
+        except RateLimitError:
+            return False  # nothing was counted: the route counts again and answers 429
+        scope.setdefault("state", {})["rate_headers"] = counted.headers()
+        headers = [
+            (b"content-length", str(len(body)).encode()),
+            (b"content-type", b"application/json"),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        return True
 
 
 class BodyGuardMiddleware:
@@ -97,20 +154,16 @@ class BodyGuardMiddleware:
 
     async def _authenticated(self, scope: Scope, headers: dict[bytes, bytes], send: Send) -> bool:
         """Check the bearer key (kept in the state); False after answering the 401."""
-        from starlette.concurrency import run_in_threadpool
+        from starlette.requests import Request
 
-        from ragcast.auth import authenticate
+        from ragcast.api.deps import principal_of
         from ragcast.errors import AuthError
 
-        ctx = scope["app"].state.ctx
         scheme, _, key = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
-
-        def check() -> Any:
-            with ctx.db.session() as s:
-                return authenticate(s, key.strip() if scheme.lower() == "bearer" else None)
-
         try:
-            principal = await run_in_threadpool(check)
+            principal = await principal_of(
+                Request(scope), key.strip() if scheme.lower() == "bearer" else None
+            )
         except AuthError as exc:
             await _answer(send, 401, "unauthorized", exc.message, {b"www-authenticate": b"Bearer"})
             return False

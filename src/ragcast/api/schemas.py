@@ -17,10 +17,15 @@ from ragcast.spec import (
 )
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+#: the most items one job may name (URLs, selected content or uploads)
+MAX_JOB_ITEMS = 10_000
 
 Platform = Literal["tiktok", "youtube", "twitch", "documents"]
 InputMethod = Literal["channel", "urls", "upload"]
 JobState = Literal["pending", "initializing", "processing", "completed", "failed", "cancelled"]
+ItemState = Literal["pending", "processing", "completed", "failed", "cancelled"]
+#: the most items one page of ``GET /job/{job_id}/items`` holds
+MAX_ITEMS_PAGE = 1000
 ExportFormat = Literal["json", "csv", "parquet", "vector"]
 
 __all__ = ["EmbeddingModelConfig", "JinaTask", "VectorDbConfig"]  # re-exported: part of the API
@@ -74,9 +79,9 @@ class JobCreate(BaseModel):
     platform: Platform
     input_method: InputMethod
     channel_url: str | None = Field(default=None, max_length=2048)
-    pasted_urls: list[str] = Field(default_factory=list, max_length=1000)
-    selected_content: list[str] = Field(default_factory=list, max_length=5000)
-    uploaded_documents: list[str] = Field(default_factory=list, max_length=1000)
+    pasted_urls: list[str] = Field(default_factory=list, max_length=MAX_JOB_ITEMS)
+    selected_content: list[str] = Field(default_factory=list, max_length=MAX_JOB_ITEMS)
+    uploaded_documents: list[str] = Field(default_factory=list, max_length=MAX_JOB_ITEMS)
     embedding_model: EmbeddingModelConfig
     vector_db: VectorDbConfig
     settings: ProcessingSettings = Field(default_factory=ProcessingSettings)
@@ -160,10 +165,16 @@ class ItemStatus(BaseModel):
 
 
 class ItemList(BaseModel):
-    """Answer of ``GET /job/{job_id}/items``."""
+    """Answer of ``GET /job/{job_id}/items``: one page of a job's items, in index order."""
 
     job_id: str
     items: list[ItemStatus]
+    total: int = Field(description="Items that match (all of the job's without `status`)")
+    limit: int = Field(description="The page size asked for")
+    offset: int = Field(description="How many matching items come before this page")
+    next_after: int | None = Field(
+        description="Pass as `after` for the next page; null on the last page"
+    )
 
 
 class SpeakerName(BaseModel):

@@ -20,6 +20,10 @@ from ragcast.client.errors import ApiConnectionError, ApiError, error_from_parts
 
 API_PREFIX = "/api/public/bulk"
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+ITEMS_PAGE = 100
+"""Items per page of ``GET /job/{job_id}/items`` unless asked otherwise (the server's default)."""
+ITEMS_PAGE_MAX = 1000
+"""The most items the server puts on one page: what ``items`` and ``iter_items`` ask for."""
 TextFormat = Literal["srt", "vtt", "txt"]
 """The text formats of an item's transcript; ``json`` is the fourth, answered as a dict."""
 Progress = Callable[[int, int], None]
@@ -180,8 +184,23 @@ class BaseClient:
         return Call("GET", f"/job/{_seg(job_id)}/status")
 
     @staticmethod
-    def _items(job_id: str) -> Call:
-        return Call("GET", f"/job/{_seg(job_id)}/items")
+    def _items(
+        job_id: str,
+        limit: int = ITEMS_PAGE,
+        after: int | None = None,
+        offset: int | None = None,
+        status: str | None = None,
+    ) -> Call:
+        params: dict[str, Any] = {"limit": limit}
+        for name, value in (("after", after), ("offset", offset), ("status", status)):
+            if value is not None:
+                params[name] = value
+        return Call("GET", f"/job/{_seg(job_id)}/items", params=params)
+
+    @staticmethod
+    def _all_items(job_id: str, total: int, items: list[dict[str, Any]]) -> dict[str, Any]:
+        """The answer of ``items``: every item gathered, in the page's shape."""
+        return {"job_id": job_id, "items": items, "total": total}
 
     @staticmethod
     def _transcript(job_id: str, index: int, fmt: str) -> Call:

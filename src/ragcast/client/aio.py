@@ -15,6 +15,8 @@ import httpx
 
 from ragcast.client._base import (
     IN_PROCESS_TRANSPORTS,
+    ITEMS_PAGE,
+    ITEMS_PAGE_MAX,
     TERMINAL_STATUSES,
     BaseClient,
     Call,
@@ -120,9 +122,39 @@ class AsyncClient(BaseClient):
         """Status and progress of a job."""
         return await self._json(self._status(job_id))
 
-    async def items(self, job_id: str) -> dict[str, Any]:
-        """The items of a job, each with its stage, transcript source and error."""
-        return await self._json(self._items(job_id))
+    async def items_page(
+        self,
+        job_id: str,
+        *,
+        limit: int = ITEMS_PAGE,
+        after: int | None = None,
+        offset: int | None = None,
+        status: str | None = None,
+    ) -> dict[str, Any]:
+        """One page of a job's items in index order; see :meth:`Client.items_page`."""
+        return await self._json(self._items(job_id, limit, after, offset, status))
+
+    async def iter_items(
+        self, job_id: str, *, status: str | None = None, page_size: int = ITEMS_PAGE_MAX
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every item of a job (those in ``status``, when given) in index order, fetched a
+        page of ``page_size`` at a time as the iteration goes."""
+        after: int | None = None
+        while True:
+            page = await self.items_page(job_id, limit=page_size, after=after, status=status)
+            for item in page["items"]:
+                yield item
+            after = page.get("next_after")
+            if after is None:
+                return
+
+    async def items(
+        self, job_id: str, *, status: str | None = None, page_size: int = ITEMS_PAGE_MAX
+    ) -> dict[str, Any]:
+        """All the items of a job as ``{"job_id", "items", "total"}``: every page fetched
+        (:meth:`iter_items`); one page is :meth:`items_page`."""
+        items = [i async for i in self.iter_items(job_id, status=status, page_size=page_size)]
+        return self._all_items(job_id, len(items), items)
 
     @overload
     async def transcript(

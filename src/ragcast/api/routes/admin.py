@@ -6,7 +6,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from sqlalchemy import select
 
 from ragcast.api.deps import AdminUser, Ctx
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 def cleanup(
     user: AdminUser,
     ctx: Ctx,
+    request: Request,
     older_than_hours: Annotated[float | None, Query(ge=0, le=24 * 365 * 10)] = None,
 ) -> CleanupResult:
     """Delete finished jobs older than ``older_than_hours`` (default from settings).
@@ -42,9 +43,12 @@ def cleanup(
         jobs = s.scalars(
             select(Job).where(Job.status.in_(TERMINAL_JOB), Job.finished_at <= cutoff)
         ).all()
+        deleted = [j.id for j in jobs]
         out = delete_jobs(s, list(jobs), vectors=False)
         s.flush()
         delete_uploads(s, unused_uploads(s, user_id=None, before=cutoff), out)
+    for job_pk in deleted:
+        request.app.state.statuses.invalidate(job_pk)  # their statuses answer 404 now
     finish(ctx, out)
     log.info("cleanup: %d jobs and %d uploads older than %.1f h", out.jobs, out.uploads, hours)
     return CleanupResult(deleted_count=out.jobs)  # the contract's body, exactly

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
+from sqlalchemy.sql.base import ExecutableOption
+from starlette.concurrency import run_in_threadpool
 
+from ragcast.api.cache import StatusCache
 from ragcast.api.deps import Ctx, CurrentUser
 from ragcast.api.routes.process import websocket_url
 from ragcast.api.schemas import (
     ID_PATTERN,
+    MAX_ITEMS_PAGE,
     ItemList,
+    ItemState,
     ItemStatus,
     JobCancelled,
     JobDeleted,
@@ -25,7 +30,8 @@ from ragcast.api.schemas import (
     error_responses,
 )
 from ragcast.auth import TicketSigner
-from ragcast.errors import ConflictError, NotFoundError
+from ragcast.context import Context
+from ragcast.errors import ConflictError, NotFoundError, ValidationError
 from ragcast.pipeline.progress import TERMINAL_ITEM, TERMINAL_JOB, job_result, terminal_event
 from ragcast.pipeline.purge import delete_jobs, finish
 from ragcast.store.models import Item, Job
@@ -35,9 +41,13 @@ router = APIRouter(tags=["jobs"])
 JobIdPath = Annotated[str, Path(pattern=ID_PATTERN, max_length=128)]
 
 
-def user_job(s: Session, user_id: int, job_id: str) -> Job:
-    """The user's job ``job_id``; another user's job is as absent as a missing one."""
-    job = s.scalar(select(Job).where(Job.user_id == user_id, Job.job_id == job_id))
+def user_job(s: Session, user_id: int, job_id: str, *options: ExecutableOption) -> Job:
+    """The user's job ``job_id``; another user's job is as absent as a missing one.
+
+    ``options`` shape the load (``load_only`` for a reader of a few columns).
+    """
+    query = select(Job).where(Job.user_id == user_id, Job.job_id == job_id)
+    job = s.scalar(query.options(*options))
     if job is None:
         raise NotFoundError(f"Job {job_id!r} not found")
     return job
@@ -58,16 +68,72 @@ def job_status(job: Job) -> JobStatus:
     )
 
 
+#: the columns a status answer reads (not the stored request, which may be large)
+_STATUS_COLUMNS = load_only(
+    Job.id,
+    Job.job_id,
+    Job.status,
+    Job.progress,
+    Job.stage,
+    Job.content_processed,
+    Job.total_content,
+    Job.completed_items,
+    Job.failed_items,
+    Job.embeddings,
+    Job.error,
+    Job.processing_time,
+    Job.finished_at,
+)
+
+
+def _read_status(ctx: Context, statuses: StatusCache, user_id: int, job_id: str) -> bytes:
+    """The status answer of a job, read from the store (one indexed row) and kept."""
+    version = statuses.version()
+    with ctx.db.session() as s:
+        job = user_job(s, user_id, job_id, _STATUS_COLUMNS)
+        body = job_status(job).model_dump_json().encode()
+        job_pk, finished = job.id, job.finished_at is not None
+    statuses.put(user_id, job_id, job_pk, body, finished, version)
+    return body
+
+
 @router.get(
     "/job/{job_id}/status",
     response_model=JobStatus,
     operation_id="getJobStatus",
     responses=error_responses(400, 401, 404, 429),
 )
-def get_job_status(job_id: JobIdPath, user: CurrentUser, ctx: Ctx) -> JobStatus:
+async def get_job_status(job_id: JobIdPath, user: CurrentUser, request: Request) -> Response:
     """Current status and progress of a job."""
-    with ctx.db.session() as s:
-        return job_status(user_job(s, user.user_id, job_id))
+    statuses: StatusCache = request.app.state.statuses
+    body = statuses.get(user.user_id, job_id)
+    if body is None:
+        ctx: Context = request.app.state.ctx
+        body = await run_in_threadpool(_read_status, ctx, statuses, user.user_id, job_id)
+    return Response(body, media_type="application/json")
+
+
+def item_status(i: Item) -> ItemStatus:
+    """The answer's entry of item ``i``."""
+    return ItemStatus(
+        index=i.index,
+        content_id=i.content_id,
+        source_type=i.source_type,
+        source=i.title or i.source_ref,
+        title=i.title,
+        url=i.url,
+        status=i.status,
+        stage=i.stage,
+        transcript_source=i.transcript_source,
+        duration_s=i.duration_s,
+        chunks=i.chunk_count,
+        tokens=i.token_count,
+        attempts=i.attempts,
+        error=i.error,
+        language=i.language,
+        language_probability=i.language_probability,
+        warnings=list(i.warnings or []),
+    )
 
 
 @router.get(
@@ -76,35 +142,66 @@ def get_job_status(job_id: JobIdPath, user: CurrentUser, ctx: Ctx) -> JobStatus:
     operation_id="getJobItems",
     responses=error_responses(400, 401, 404, 429),
 )
-def get_job_items(job_id: JobIdPath, user: CurrentUser, ctx: Ctx) -> ItemList:
-    """Each content item of a job, with its stage, transcript source and error."""
+def get_job_items(
+    job_id: JobIdPath,
+    user: CurrentUser,
+    ctx: Ctx,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_ITEMS_PAGE, description="Items per page (at most 1000).")
+    ] = 100,
+    offset: Annotated[
+        int | None,
+        Query(ge=0, le=1_000_000, description="Items to skip (of those that match)."),
+    ] = None,
+    after: Annotated[
+        int | None,
+        Query(
+            ge=0,
+            le=2**31 - 1,
+            description="Only items whose index is greater: the `next_after` of the previous "
+            "page (instead of `offset`).",
+        ),
+    ] = None,
+    status: Annotated[ItemState | None, Query(description="Only items in this status.")] = None,
+) -> ItemList:
+    """A job's content items in index order, one page at a time, each with its stage,
+    transcript source and error.
+
+    Page with `offset` (as `GET /jobs`) or with the `after` cursor: pass each page's
+    `next_after` as `after` until it is null. `total` counts the items that match.
+    """
+    if offset is not None and after is not None:
+        raise ValidationError("after", "give either offset or after, not both")
     with ctx.db.session() as s:
-        job = user_job(s, user.user_id, job_id)
-        return ItemList(
-            job_id=job.job_id,
-            items=[
-                ItemStatus(
-                    index=i.index,
-                    content_id=i.content_id,
-                    source_type=i.source_type,
-                    source=i.title or i.source_ref,
-                    title=i.title,
-                    url=i.url,
-                    status=i.status,
-                    stage=i.stage,
-                    transcript_source=i.transcript_source,
-                    duration_s=i.duration_s,
-                    chunks=i.chunk_count,
-                    tokens=i.token_count,
-                    attempts=i.attempts,
-                    error=i.error,
-                    language=i.language,
-                    language_probability=i.language_probability,
-                    warnings=list(i.warnings or []),
-                )
-                for i in job.items
-            ],
-        )
+        job_pk = s.scalar(select(Job.id).where(Job.user_id == user.user_id, Job.job_id == job_id))
+        if job_pk is None:
+            raise NotFoundError(f"Job {job_id!r} not found")
+        matching = select(Item).where(Item.job_pk == job_pk)
+        if status is not None:
+            matching = matching.where(Item.status == status)
+        counted = select(func.count()).select_from(matching.subquery())
+        total = int(s.scalar(counted) or 0)
+        page = matching.order_by(Item.index)
+        if after is not None:
+            page = page.where(Item.index > after)
+            before = select(func.count()).select_from(
+                matching.where(Item.index <= after).subquery()
+            )
+            start = int(s.scalar(before) or 0)
+        else:
+            start = offset or 0
+            page = page.offset(start)
+        rows = list(s.scalars(page.limit(limit + 1)))
+        more = len(rows) > limit
+        items = [item_status(i) for i in rows[:limit]]
+    return ItemList(
+        job_id=job_id,
+        items=items,
+        total=total,
+        limit=limit,
+        offset=start,
+        next_after=items[-1].index if more else None,
+    )
 
 
 @router.delete(
@@ -113,7 +210,7 @@ def get_job_items(job_id: JobIdPath, user: CurrentUser, ctx: Ctx) -> ItemList:
     operation_id="deleteJob",
     responses=error_responses(400, 401, 404, 409, 413, 429),
 )
-def delete_job(job_id: JobIdPath, user: CurrentUser, ctx: Ctx) -> JobDeleted:
+def delete_job(job_id: JobIdPath, user: CurrentUser, ctx: Ctx, request: Request) -> JobDeleted:
     """Delete a finished job: its items, chunks, exports, the uploads and media only it
     used, and its vectors where no other job of yours holds the same content."""
     with ctx.db.session() as s:
@@ -123,7 +220,9 @@ def delete_job(job_id: JobIdPath, user: CurrentUser, ctx: Ctx) -> JobDeleted:
                 f"Job {job_id!r} is {job.status}: cancel it (POST /job/{job_id}/cancel) and "
                 "delete it once it has stopped"
             )
+        job_pk = job.id
         out = delete_jobs(s, [job], vectors=True)
+    request.app.state.statuses.invalidate(job_pk)  # its status answers 404 from now on
     finish(ctx, out)
     return JobDeleted(
         job_id=job_id,

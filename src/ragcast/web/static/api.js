@@ -93,8 +93,13 @@ export class Api {
   status(jobId) {
     return this.json("GET", `/job/${encodeURIComponent(jobId)}/status`);
   }
-  items(jobId) {
-    return this.json("GET", `/job/${encodeURIComponent(jobId)}/items`);
+  /** One page of a job's items in index order: {items, total, offset, next_after}; pass
+   *  next_after as `after` for the next page (null on the last). */
+  items(jobId, { limit = 100, after = null, status = null } = {}) {
+    const params = { limit };
+    if (after != null) params.after = after;
+    if (status) params.status = status;
+    return this.json("GET", `/job/${encodeURIComponent(jobId)}/items`, { params });
   }
   ticket(jobId) {
     return this.json("GET", `/job/${encodeURIComponent(jobId)}/ticket`);

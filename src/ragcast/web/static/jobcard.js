@@ -24,6 +24,8 @@ const ALIASES = { diarized: "transcribed", diarizing: "transcribing" };
 /** Stages (finished or under way) at which an item has its transcript. */
 const HAS_TRANSCRIPT = new Set(["transcribed", "diarizing", "diarized", "chunking", "chunked", "embedding", "embedded", "indexing", "indexed"]);
 const POLL_MS = 4000;
+/** Items loaded at a time when a job is opened, and by each "more items". */
+const ITEMS_PAGE = 100;
 const EXPORT_POLL_MS = 600;
 const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -48,6 +50,8 @@ export class JobCard {
     this.following = false;
     this.pollTimer = null;
     this.itemRows = new Map();
+    this.nextAfter = null;
+    this.itemsLoaded = false;
     this.build(expanded);
     this.render();
   }
@@ -69,10 +73,12 @@ export class JobCard {
       h("span", { class: "exports-label" }, "Export"),
       FORMATS.map(([fmt, label]) => h("button", { type: "button", class: "btn btn-small fmt", dataset: { format: fmt }, onclick: () => this.exportAs(fmt) }, label)),
     );
+    this.moreItemsButton = h("button", { type: "button", class: "btn btn-small more-items", hidden: true, onclick: () => this.loadItems(this.nextAfter) }, "More items");
     this.detail = h(
       "div",
       { class: "job-detail", hidden: true },
       h("table", { class: "items" }, h("thead", {}, h("tr", {}, h("th", {}, "#"), h("th", {}, "Item"), h("th", {}, "Pipeline"), h("th", { class: "num" }, "Chunks"))), this.itemsBody),
+      this.moreItemsButton,
     );
     this.el = h(
       "li",
@@ -135,15 +141,25 @@ export class JobCard {
     this.detail.hidden = !open;
     this.toggleButton.setAttribute("aria-expanded", String(open));
     this.el.classList.toggle("open", open);
-    if (open) this.loadItems();
+    if (open) this.loadItems(null);
   }
 
-  async loadItems() {
+  /** Load a page of items: the first (after = null) or the one after item `after`. */
+  async loadItems(after) {
+    this.moreItemsButton.disabled = true;
     try {
-      const body = await this.getApi().items(this.jobId);
-      body.items.forEach((item) => this.updateItem(item));
+      const page = await this.getApi().items(this.jobId, { limit: ITEMS_PAGE, after });
+      page.items.forEach((item) => this.updateItem(item));
+      // Opening the job again refreshes the first page; the pages loaded after it stay.
+      if (after != null || !this.itemsLoaded) this.nextAfter = page.next_after;
+      this.itemsLoaded = true;
+      const left = page.total - page.offset - page.items.length;
+      this.moreItemsButton.hidden = this.nextAfter == null;
+      this.moreItemsButton.textContent = left > 0 ? `More items (${left} left)` : "More items";
     } catch (error) {
       this.stage.textContent = describe(error);
+    } finally {
+      this.moreItemsButton.disabled = false;
     }
   }
 
@@ -235,7 +251,7 @@ export class JobCard {
     this.pollTimer = setInterval(async () => {
       try {
         this.update(await this.getApi().status(this.jobId));
-        if (!this.detail.hidden) await this.loadItems();
+        if (!this.detail.hidden) await this.loadItems(null);
         if (this.terminal) this.finish();
       } catch {
         /* a passing failure: the next tick tries again */
@@ -247,7 +263,7 @@ export class JobCard {
     this.stop();
     try {
       this.update(await this.getApi().status(this.jobId));
-      await this.loadItems();
+      await this.loadItems(null);
     } catch {
       /* the card keeps what the socket said */
     }

@@ -1,4 +1,4 @@
-"""job work counter for incremental progress; items indexed by job and status
+"""job work counter for incremental progress; items indexed by job, status and index
 
 Revision ID: 0009
 Revises: 0008
@@ -21,7 +21,7 @@ def upgrade() -> None:
     op.add_column(
         "jobs", sa.Column("work_done", sa.Float(), nullable=False, server_default=sa.text("0"))
     )
-    op.create_index("ix_items_job_status", "items", ["job_pk", "status"])
+    op.create_index("ix_items_job_status", "items", ["job_pk", "status", "index"])
 
 
 def downgrade() -> None:

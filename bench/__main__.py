@@ -3,7 +3,10 @@
 Each module of this package with a ``main(argv)`` is a bench named after the module:
 ``pipeline`` (ragcast end to end against a bare script), ``embedders`` (the local embedder
 against a bare sentence-transformers ``encode``), ``diarization`` (speaker diarization's time
-as a share of transcription's), ``vectorstores`` and ``distributed``.
+as a share of transcription's), ``vectorstores``, ``distributed``, ``scale`` (many small
+items against bare sentence-transformers + Chroma, and a 10,000-item job), ``reads``
+(status reads against a bare FastAPI app; an API-only process's memory) and ``exports``
+(a 1,000,000-chunk export against pyarrow/csv/json written directly).
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -398,3 +399,24 @@ def test_parquet_arrow_memory_stays_bounded(tmp_path: Path) -> None:
     assert big < n * DIM * 8 * 0.25, f"arrow peak {big / 1e6:.1f} MB"
     # Ten times the records, the same peak: nothing accumulates across row groups.
     assert big < small * 1.25, (small, big)
+
+
+def test_csv_is_what_csv_writer_writes(tmp_path: Path) -> None:
+    """Every csv row, embedding cell included, is the text ``csv.writer`` makes of it."""
+    rng = np.random.default_rng(4)
+    records = []
+    for i, dim in enumerate([0, 1, 2, 5, DIM]):
+        record = make_record(i + 1, rng, dim=dim)
+        record.text = ('say "hi", then\r\nleave', "=1+1", "plain", " lead", "")[i]
+        records.append(record)
+    path = export_path(tmp_path, "csv")
+    write_export("csv", records, path, total=len(records))
+
+    expected = io.StringIO()
+    writer = csv.writer(expected)
+    writer.writerow(FIELD_NAMES)
+    for record in records:
+        cells = [getattr(record, name) for name in FIELD_NAMES[:-1]]
+        cells = ["'" + c if isinstance(c, str) and c[:1] in "=+-@\t\r" and c else c for c in cells]
+        writer.writerow([*cells, json.dumps(expected_row(record)["embedding"])])
+    assert path.read_bytes().decode("utf-8") == expected.getvalue()

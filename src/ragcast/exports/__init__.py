@@ -8,9 +8,11 @@ from ragcast.exports.writers import (
     FORMATS,
     SCHEMA,
     Embedding,
+    ExportBatch,
     ExportRecord,
     embedding_to_list,
     write_export,
+    write_export_batches,
 )
 
 __all__ = [
@@ -19,7 +21,9 @@ __all__ = [
     "FORMATS",
     "SCHEMA",
     "Embedding",
+    "ExportBatch",
     "ExportRecord",
     "embedding_to_list",
     "write_export",
+    "write_export_batches",
 ]

@@ -2,21 +2,61 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Generator, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
+import numpy.typing as npt
+from sqlalchemy import Text, func, select, type_coerce
 
 from ragcast.context import Context
-from ragcast.exports.writers import EXTENSIONS, ExportRecord, write_export
+from ragcast.exports.writers import (
+    EXTENSIONS,
+    ExportBatch,
+    ExportRecord,
+    write_export_batches,
+)
 from ragcast.notify.outbox import export_completed
 from ragcast.pipeline.speakers import speaker_fields
 from ragcast.store.models import Chunk, Export, Item, Job
 
 log = logging.getLogger(__name__)
+
+#: chunks read from the store and written per batch
+BATCH_SIZE = 1000
+#: chunks per parquet row group: several batches, which keeps the footer (it grows with
+#: each row group until the file is closed) small for millions of chunks; a multiple of
+#: the batch size, so no batch is split between two row groups
+ROW_GROUP_SIZE = 4 * BATCH_SIZE
+#: least seconds between two progress updates of an export in the store
+PROGRESS_INTERVAL_S = 1.0
+
+#: what an export reads per chunk. The JSON columns come as the driver gives them (text on
+#: SQLite, decoded on PostgreSQL) and are decoded here once per distinct value per item.
+_COLUMNS = (
+    Item.id,
+    Item.content_id,
+    Item.source_type,
+    Item.source_ref,
+    Item.title,
+    Item.url,
+    Item.language,
+    type_coerce(Item.speaker_map, Text),
+    Chunk.chunk_index,
+    Chunk.text,
+    Chunk.start_s,
+    Chunk.end_s,
+    Chunk.token_count,
+    Chunk.embedding,
+    type_coerce(Chunk.speakers, Text),
+    Chunk.speaker,
+)
 
 
 def export_filename(fmt: str, when: datetime) -> str:
@@ -24,39 +64,116 @@ def export_filename(fmt: str, when: datetime) -> str:
     return f"bulk-embeddings-{when:%Y%m%d}.{EXTENSIONS[fmt]}"
 
 
-def iter_records(ctx: Context, job: Job, batch: int = 500) -> Iterator[ExportRecord]:
+def _json(value: Any) -> Any:
+    """A JSON column's value: decoded when it came as text."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+class _Speakers:
+    """The ``speakers`` field of each chunk, with each item's speaker map decoded once and
+    each distinct label list of an item named once."""
+
+    #: distinct label lists remembered per item
+    LIMIT = 1024
+
+    def __init__(self) -> None:
+        self._item: int | None = None
+        self._names: dict[str, str] | None = None
+        self._joined: dict[str, str | None] = {}
+
+    def joined(self, item_id: int, speaker_map: Any, labels: Any) -> str | None:
+        """The names of ``labels`` joined as exports carry them (None when there are none)."""
+        if labels is None:
+            return None
+        if item_id != self._item:
+            self._item, self._names, self._joined = item_id, _json(speaker_map), {}
+        key = labels if isinstance(labels, str) else repr(labels)
+        if key not in self._joined:
+            if len(self._joined) >= self.LIMIT:
+                self._joined.clear()
+            self._joined[key] = speaker_fields(None, _json(labels), self._names)["speakers"]
+        return self._joined[key]
+
+
+def _embeddings(
+    stored: Sequence[bytes | None],
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+    """The float32 embedding blobs as one flat buffer and the offsets of each."""
+    blobs = [b or b"" for b in stored]
+    sizes = np.fromiter(map(len, blobs), dtype=np.int64, count=len(blobs))
+    if (sizes % 4).any():
+        raise ValueError("an embedding is not a whole number of float32 values")
+    offsets = np.zeros(len(blobs) + 1, dtype=np.int64)
+    np.cumsum(sizes // 4, out=offsets[1:])
+    return np.frombuffer(b"".join(blobs), dtype=np.float32), offsets
+
+
+def _batch(rows: Sequence[Any], job_id: str, model: str, speakers: _Speakers) -> ExportBatch:
+    """One batch of export records from rows of :data:`_COLUMNS`."""
+    (
+        items, content_ids, source_types, refs, titles, urls, languages, maps,
+        indexes, texts, starts, ends, tokens, blobs, labels, mains,
+    ) = zip(*rows, strict=True)  # fmt: skip
+    n = len(rows)
+    columns: dict[str, Sequence[Any]] = {
+        "id": [f"{c}:{i}" for c, i in zip(content_ids, indexes, strict=True)],
+        "job_id": [job_id] * n,
+        "content_id": content_ids,
+        "chunk_index": indexes,
+        "text": texts,
+        "start_s": starts,
+        "end_s": ends,
+        "token_count": tokens,
+        "source_type": source_types,
+        "source": [t or r for t, r in zip(titles, refs, strict=True)],
+        "title": titles,
+        "url": urls,
+        "language": languages,
+        "speaker": mains,
+        "speakers": [speakers.joined(i, m, s) for i, m, s in zip(items, maps, labels, strict=True)],
+        "embedding_model": [model] * n,
+    }
+    values, offsets = _embeddings(blobs)
+    return ExportBatch(columns, values, offsets)
+
+
+def iter_batches(
+    ctx: Context, job: Job, batch_size: int = BATCH_SIZE
+) -> Generator[ExportBatch, None, None]:
+    """Every chunk of ``job`` in item and chunk order, ``batch_size`` chunks per batch.
+
+    One query streams the rows (a server-side cursor on PostgreSQL); only the current
+    batch is held.
+    """
+    stmt = (
+        select(*_COLUMNS)
+        .join(Item, Item.id == Chunk.item_id)
+        .where(Item.job_pk == job.id, Item.status == "completed")
+        .order_by(Item.index, Chunk.chunk_index)
+    )
+    model = f"{job.embedding_model}-{job.dimensions}"
+    speakers = _Speakers()
+    with ctx.db.engine.connect() as conn:
+        result = conn.execution_options(yield_per=batch_size).execute(stmt)
+        for rows in result.partitions():
+            yield _batch(rows, job.job_id, model, speakers)
+
+
+def iter_records(ctx: Context, job: Job, batch: int = BATCH_SIZE) -> Iterator[ExportRecord]:
     """Every chunk of ``job`` in item and chunk order, read ``batch`` rows at a time."""
-    with ctx.db.sessions() as s:
-        rows = s.execute(
-            select(Chunk, Item)
-            .join(Item, Item.id == Chunk.item_id)
-            .where(Item.job_pk == job.id, Item.status == "completed")
-            .order_by(Item.index, Chunk.chunk_index)
-            .execution_options(yield_per=batch)
-        )
-        for chunk, item in rows:
-            yield ExportRecord(
-                id=f"{item.content_id}:{chunk.chunk_index}",
-                job_id=job.job_id,
-                content_id=item.content_id,
-                chunk_index=chunk.chunk_index,
-                text=chunk.text,
-                start_s=chunk.start_s,
-                end_s=chunk.end_s,
-                token_count=chunk.token_count,
-                source_type=item.source_type,
-                source=item.title or item.source_ref,
-                title=item.title,
-                url=item.url,
-                language=item.language,
-                **speaker_fields(chunk.speaker, chunk.speakers, item.speaker_map),
-                embedding_model=f"{job.embedding_model}-{job.dimensions}",
-                embedding=np.frombuffer(chunk.embedding or b"", dtype=np.float32),
-            )
+    for records in iter_batches(ctx, job, batch):
+        yield from records.records()
 
 
-def run_export(ctx: Context, export_pk: int) -> None:
-    """Write one export; progress is stored as batches are written."""
+def run_export(
+    ctx: Context,
+    export_pk: int,
+    *,
+    batch_size: int = BATCH_SIZE,
+    row_group_size: int = ROW_GROUP_SIZE,
+) -> None:
+    """Write one export, ``batch_size`` chunks at a time (parquet: ``row_group_size`` per
+    row group); progress is stored at most once per :data:`PROGRESS_INTERVAL_S`."""
     with ctx.db.session() as s:
         exp = s.get(Export, export_pk)
         if exp is None or exp.status in ("completed", "failed"):
@@ -72,16 +189,29 @@ def run_export(ctx: Context, export_pk: int) -> None:
         path = ctx.settings.data_dir / "exports" / f"{exp.user_id}-{exp.id}.{EXTENSIONS[fmt]}"
         filename = export_filename(fmt, exp.created_at)
 
+    reported = [-PROGRESS_INTERVAL_S]
+
     def on_progress(n: int) -> None:
+        now = time.monotonic()
+        if now - reported[0] < PROGRESS_INTERVAL_S:
+            return
+        reported[0] = now
         with ctx.db.session() as s2:
             row = s2.get(Export, export_pk)
             if row is not None:
                 row.progress = round(100.0 * n / max(total or 1, 1), 1) if total else 99.0
 
     try:
-        write_export(
-            fmt, iter_records(ctx, job), path, total=int(total or 0), on_progress=on_progress
-        )
+        # closing: a failed write releases the store cursor at once, not when collected
+        with contextlib.closing(iter_batches(ctx, job, batch_size)) as batches:
+            write_export_batches(
+                fmt,
+                batches,
+                path,
+                total=int(total or 0),
+                on_progress=on_progress,
+                row_group_size=row_group_size,
+            )
     except Exception as exc:
         log.exception("export %s failed", export_pk)
         with ctx.db.session() as s:

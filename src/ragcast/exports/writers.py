@@ -1,9 +1,11 @@
 """Stream a job's chunks to an export file in one of four formats.
 
-Every writer consumes an iterator of :class:`ExportRecord` and writes as it goes, so memory
-stays bounded by one batch however large the job is. The file is written under a ``.part``
-name and renamed into place only once complete, so a crash or a failing record source never
-leaves a truncated file under the final name.
+Every writer consumes an iterator of :class:`ExportBatch` (consecutive records as columns,
+their embeddings in one float32 buffer when read from the store) and writes as it goes, so
+memory stays bounded by one batch (one parquet row group) however large the job is;
+:func:`write_export` groups :class:`ExportRecord` objects into such batches. The file is
+written under a ``.part`` name and renamed into place only once complete, so a crash or a
+failing record source never leaves a truncated file under the final name.
 
 Formats:
 
@@ -13,7 +15,10 @@ Formats:
   ``None`` is an empty cell. A string cell that begins with ``=``, ``+``, ``-``, ``@``, a
   tab or a carriage return gets a leading single quote (OWASP's guard against formula
   injection), so a spreadsheet shows ``=HYPERLINK(…)`` as text instead of running it.
-- ``parquet``: an explicit schema (``embedding`` is ``list<float32>``), one row group per batch.
+- ``parquet``: an explicit schema (``embedding`` is ``list<float32>``); row groups of one
+  batch each, or of a given number of records.
+- Embeddings in json, vector and the csv cell are written as ``json.dumps`` writes floats (the
+  shortest text that reads back as the same double); NaN and infinity fail the export.
 - Every format carries ``speaker`` (the chunk's main speaker, as named) and ``speakers``
   (everyone speaking in it, most words first, joined by ``"; "``); both are null for a
   transcript that was not diarized.
@@ -25,10 +30,13 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
+import itertools
 import json
 import logging
+import math
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import IO, Any, TypeAlias
@@ -124,20 +132,18 @@ SCHEMA = pa.schema(
 )
 
 
+#: the columns of an :class:`ExportBatch`: every field but ``embedding``, in field order
+COLUMN_NAMES: tuple[str, ...] = FIELD_NAMES[:-1]
+#: the vector format's metadata keys: every column but ``id``
+_METADATA_NAMES: tuple[str, ...] = COLUMN_NAMES[1:]
+
+
 def embedding_to_list(embedding: Embedding) -> list[float]:
     """Convert an embedding to a list of Python floats (numpy values via ``tolist``)."""
     if isinstance(embedding, np.ndarray):
         values: list[float] = embedding.tolist()
         return values
     return [float(v) for v in embedding]
-
-
-def _record_dict(record: ExportRecord) -> dict[str, Any]:
-    # Written out by hand: dataclasses.asdict deep-copies, which is slow for embeddings.
-    row: dict[str, Any] = {"id": record.id}
-    row.update(record.metadata())
-    row["embedding"] = record.embedding_list()
-    return row
 
 
 # Characters that str.splitlines() and some JSON Lines readers treat as line breaks but
@@ -153,6 +159,134 @@ def _dumps(value: object) -> str:
     for char, escape in _LINE_BREAKS:
         text = text.replace(char, escape)
     return text
+
+
+def _not_json(values: object) -> ValueError:
+    return ValueError(f"Out of range float values are not JSON compliant: {values!r:.80}")
+
+
+def _floats_json(values: list[float]) -> str:
+    """A list of finite floats as a JSON array, exactly as :func:`_dumps` writes it.
+
+    ``repr`` of a float list is the same text (both write each float with ``float.__repr__``
+    and separate with ``", "``), a little faster: embeddings are most of an export's text.
+    """
+    # A finite sum means every value is finite; an infinite one may be overflow, so look.
+    if not math.isfinite(sum(values)) and not all(map(math.isfinite, values)):
+        raise _not_json(values)
+    return repr(values)
+
+
+def _embedding_json(embedding: Embedding) -> str:
+    values = embedding_to_list(embedding)
+    if isinstance(embedding, np.ndarray) and embedding.dtype.kind not in "fiu":
+        return _dumps(values)  # e.g. booleans: their JSON is not their repr
+    return _floats_json(values)
+
+
+class ExportBatch:
+    """Consecutive export records as columns.
+
+    ``columns`` maps every name of :data:`COLUMN_NAMES` to one value per record. The
+    embeddings are either one flat float32 buffer with ``offsets`` (record ``i`` owns
+    ``values[offsets[i]:offsets[i + 1]]``), as read from the store, or the records' own
+    embeddings, kept as given (see :meth:`from_records`).
+    """
+
+    __slots__ = ("columns", "_embeddings", "_offsets", "_size", "_values")
+
+    def __init__(
+        self,
+        columns: Mapping[str, Sequence[Any]],
+        values: npt.NDArray[np.float32],
+        offsets: npt.NDArray[np.int64],
+    ) -> None:
+        self.columns = columns
+        self._size = len(offsets) - 1
+        self._values: npt.NDArray[np.float32] | None = values
+        self._offsets = offsets
+        self._embeddings: Sequence[Embedding] | None = None
+        self._check()
+
+    @classmethod
+    def from_records(cls, records: Sequence[ExportRecord]) -> ExportBatch:
+        """The records as a batch; their embeddings are written exactly as they are."""
+        batch = cls.__new__(cls)
+        batch.columns = {name: [getattr(r, name) for r in records] for name in COLUMN_NAMES}
+        batch._size = len(records)
+        batch._values = None
+        batch._offsets = np.zeros(0, dtype=np.int64)
+        batch._embeddings = [r.embedding for r in records]
+        batch._check()
+        return batch
+
+    def _check(self) -> None:
+        for name in COLUMN_NAMES:
+            if len(self.columns[name]) != self._size:
+                raise ValueError(f"column {name!r} has {len(self.columns[name])} values")
+
+    def __len__(self) -> int:
+        return self._size
+
+    def rows(self) -> Iterator[tuple[Any, ...]]:
+        """Each record's column values, in :data:`COLUMN_NAMES` order."""
+        return zip(*(self.columns[name] for name in COLUMN_NAMES), strict=True)
+
+    def embedding_lists(self) -> Iterator[list[float]]:
+        """Each record's embedding as Python floats."""
+        if self._embeddings is not None:
+            for embedding in self._embeddings:
+                yield embedding_to_list(embedding)
+            return
+        assert self._values is not None
+        values, offsets = self._values, self._offsets.tolist()
+        for start, end in itertools.pairwise(offsets):
+            yield values[start:end].tolist()
+
+    def embedding_json(self) -> Iterator[str]:
+        """Each record's embedding as a JSON array; ValueError for NaN or infinity."""
+        if self._embeddings is not None:
+            for embedding in self._embeddings:
+                yield _embedding_json(embedding)
+            return
+        assert self._values is not None
+        if not np.isfinite(self._values).all():
+            raise _not_json(self._values[~np.isfinite(self._values)][:4].tolist())
+        for values in self.embedding_lists():
+            yield repr(values)  # finite floats: exactly json.dumps's text (_floats_json)
+
+    def records(self) -> Iterator[ExportRecord]:
+        """The batch as :class:`ExportRecord` objects."""
+        if self._embeddings is not None:
+            embeddings: Iterable[Embedding] = self._embeddings
+        else:
+            assert self._values is not None
+            values, offsets = self._values, self._offsets.tolist()
+            embeddings = (values[a:b] for a, b in itertools.pairwise(offsets))
+        for row, embedding in zip(self.rows(), embeddings, strict=True):
+            yield ExportRecord(**dict(zip(COLUMN_NAMES, row, strict=True)), embedding=embedding)
+
+    def embedding_array(self) -> Any:
+        """The embeddings as an Arrow ``list<float32>`` array."""
+        if self._embeddings is not None:
+            vectors = [np.asarray(e, dtype=np.float32).reshape(-1) for e in self._embeddings]
+            offsets = np.zeros(len(vectors) + 1, dtype=np.int64)
+            np.cumsum([len(v) for v in vectors], out=offsets[1:])
+            values = np.concatenate(vectors) if vectors else np.empty(0, dtype=np.float32)
+        else:
+            assert self._values is not None
+            values, offsets = self._values, self._offsets
+        if offsets[-1] > np.iinfo(np.int32).max:
+            raise ValueError("embedding batch too large for list<float32>; lower batch_size")
+        return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(values))
+
+    def record_batch(self) -> Any:
+        """The batch as an Arrow record batch of :data:`SCHEMA`."""
+        columns: list[Any] = [
+            pa.array(self.columns[f.name], type=f.type) for f in SCHEMA if f.name != "embedding"
+        ]
+        columns.append(self.embedding_array())
+        return pa.RecordBatch.from_arrays(columns, schema=SCHEMA)
 
 
 class _Progress:
@@ -182,24 +316,18 @@ class _Progress:
             self.callback(self.count)
 
 
-def _write_json(records: Iterator[ExportRecord], out: IO[str], progress: _Progress) -> None:
+def _write_json(batches: Iterator[ExportBatch], out: IO[str], progress: _Progress) -> None:
     out.write('{"format": "ragcast-export", "version": 1, "chunks": [')
-    for record in records:
-        out.write(",\n" if progress.count else "\n")
-        out.write(_dumps(_record_dict(record)))
-        progress.add()
+    separator = "\n"
+    for batch in batches:
+        for row, vector in zip(batch.rows(), batch.embedding_json(), strict=True):
+            # The record without its embedding, then the embedding as the last key: the
+            # same text as _dumps of the whole record, the floats written only once.
+            head = _dumps(dict(zip(COLUMN_NAMES, row, strict=True)))
+            out.write(f'{separator}{head[:-1]}, "embedding": {vector}}}')
+            separator = ",\n"
+        progress.add(len(batch))
     out.write(f'\n], "count": {progress.count}}}\n')
-
-
-def _write_csv(records: Iterator[ExportRecord], out: IO[str], progress: _Progress) -> None:
-    writer = csv.writer(out)
-    writer.writerow(FIELD_NAMES)
-    for record in records:
-        row = _record_dict(record)
-        row["embedding"] = _dumps(row["embedding"])
-        # csv writes None as an empty cell and floats with repr, which round-trips.
-        writer.writerow([csv_safe(row[name]) for name in FIELD_NAMES])
-        progress.add()
 
 
 #: first characters that make a spreadsheet read a cell as a formula
@@ -213,63 +341,110 @@ def csv_safe(value: Any) -> Any:
     return value
 
 
-def _write_vector(records: Iterator[ExportRecord], out: IO[str], progress: _Progress) -> None:
-    for record in records:
-        metadata = {k: v for k, v in record.metadata().items() if v is not None}
-        line = {"id": record.id, "values": record.embedding_list(), "metadata": metadata}
-        out.write(_dumps(line))
-        out.write("\n")
-        progress.add()
+def _csv_column(values: Sequence[Any]) -> list[Any]:
+    """:func:`csv_safe` of every value of a column."""
+    return ["'" + v if isinstance(v, str) and v.startswith(FORMULA_STARTS) else v for v in values]
 
 
-def _embedding_array(batch: Sequence[ExportRecord]) -> Any:
-    vectors = [np.asarray(r.embedding, dtype=np.float32).reshape(-1) for r in batch]
-    offsets = np.zeros(len(vectors) + 1, dtype=np.int64)
-    np.cumsum([len(v) for v in vectors], out=offsets[1:])
-    if offsets[-1] > np.iinfo(np.int32).max:
-        raise ValueError("embedding batch too large for list<float32>; lower batch_size")
-    values = np.concatenate(vectors) if vectors else np.empty(0, dtype=np.float32)
-    return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(values))
+def _csv_cell(text: str) -> str:
+    """``text`` as ``csv.writer`` (excel dialect, minimal quoting) writes a cell."""
+    if '"' in text or "\r" in text or "\n" in text:
+        return '"' + text.replace('"', '""') + '"'
+    return f'"{text}"' if "," in text else text
 
 
-def _record_batch(batch: Sequence[ExportRecord]) -> Any:
-    columns: list[Any] = []
-    for schema_field in SCHEMA:
-        if schema_field.name == "embedding":
-            columns.append(_embedding_array(batch))
-        else:
-            values = [getattr(r, schema_field.name) for r in batch]
-            columns.append(pa.array(values, type=schema_field.type))
-    return pa.RecordBatch.from_arrays(columns, schema=SCHEMA)
+def _write_csv(batches: Iterator[ExportBatch], out: IO[str], progress: _Progress) -> None:
+    csv.writer(out).writerow(FIELD_NAMES)
+    # Each row's other cells go through csv.writer; the embedding cell, tens of kilobytes
+    # that csv would copy character by character, is quoted by _csv_cell and appended.
+    line = io.StringIO()
+    writer = csv.writer(line)
+    for batch in batches:
+        # csv writes None as an empty cell and floats with repr, which round-trips.
+        columns = [_csv_column(batch.columns[name]) for name in COLUMN_NAMES]
+        for row, vector in zip(zip(*columns, strict=True), batch.embedding_json(), strict=True):
+            line.seek(0)
+            line.truncate()
+            writer.writerow(row)
+            # an embedding is a JSON array, which never starts like a formula
+            out.write(f"{line.getvalue()[:-2]},{_csv_cell(vector)}\r\n")
+        progress.add(len(batch))
+
+
+def _write_vector(batches: Iterator[ExportBatch], out: IO[str], progress: _Progress) -> None:
+    for batch in batches:
+        for row, vector in zip(batch.rows(), batch.embedding_json(), strict=True):
+            metadata = {
+                k: v for k, v in zip(_METADATA_NAMES, row[1:], strict=True) if v is not None
+            }
+            # The text of _dumps({"id": ..., "values": ..., "metadata": ...}).
+            out.write(f'{{"id": {_dumps(row[0])}, "values": {vector}, ')
+            out.write(f'"metadata": {_dumps(metadata)}}}\n')
+        progress.add(len(batch))
 
 
 _DICTIONARY_COLUMNS = [name for name in SCHEMA.names if name != "embedding"]
 
 
-def _write_parquet(records: Iterator[ExportRecord], path: Path, progress: _Progress) -> None:
+class _RowGroups:
+    """Record batches gathered into parquet row groups of ``size`` rows (the last one may be
+    smaller); ``None`` makes each batch its own row group. Rows wait as compact Arrow
+    batches, so a row group can be larger than the batches read to make it."""
+
+    def __init__(self, writer: Any, size: int | None) -> None:
+        self.writer = writer
+        self.size = size
+        self.pending: list[Any] = []
+        self.rows = 0
+
+    def add(self, batch: Any) -> None:
+        """Queue one record batch, writing every row group it completes."""
+        self.pending.append(batch)
+        self.rows += batch.num_rows
+        size = self.size or self.rows
+        if self.rows >= size:
+            table = pa.Table.from_batches(self.pending, schema=SCHEMA)
+            full = self.rows - self.rows % size
+            self.writer.write_table(table.slice(0, full), row_group_size=size)
+            self.pending = table.slice(full).to_batches() if full < self.rows else []
+            self.rows -= full
+
+    def finish(self) -> None:
+        """Write the rows still waiting as the last row group."""
+        if self.rows:
+            table = pa.Table.from_batches(self.pending, schema=SCHEMA)
+            self.writer.write_table(table, row_group_size=self.rows)
+            self.pending, self.rows = [], 0
+
+
+def _write_parquet(
+    batches: Iterator[ExportBatch], path: Path, progress: _Progress, row_group_size: int | None
+) -> None:
     # Dictionary encoding suits the repetitive string columns but not the embedding: float
     # values almost never repeat, and trying it costs ~3x the memory and ~7x the time.
     with pq.ParquetWriter(path, SCHEMA, use_dictionary=_DICTIONARY_COLUMNS) as writer:
-        batch: list[ExportRecord] = []
-        for record in records:
-            batch.append(record)
-            if len(batch) >= progress.batch_size:
-                writer.write_batch(_record_batch(batch), row_group_size=len(batch))
+        groups = _RowGroups(writer, row_group_size)
+        for batch in batches:
+            if len(batch):
+                groups.add(batch.record_batch())
                 progress.add(len(batch))
-                batch = []
-        if batch:
-            writer.write_batch(_record_batch(batch), row_group_size=len(batch))
-            progress.add(len(batch))
+        groups.finish()
 
 
-def _write(fmt: str, records: Iterator[ExportRecord], part: Path, progress: _Progress) -> None:
+def _write(
+    fmt: str,
+    batches: Iterator[ExportBatch],
+    part: Path,
+    progress: _Progress,
+    row_group_size: int | None,
+) -> None:
     if fmt == "parquet":
-        _write_parquet(records, part, progress)
+        _write_parquet(batches, part, progress, row_group_size)
         return
     text_writers = {"json": _write_json, "csv": _write_csv, "vector": _write_vector}
     # newline="" is what the csv module requires and harmless for the JSON formats.
     with part.open("w", encoding="utf-8", newline="") as out:
-        text_writers[fmt](records, out, progress)
+        text_writers[fmt](batches, out, progress)
 
 
 def _fsync(path: Path) -> None:
@@ -278,6 +453,12 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _batches(records: Iterable[ExportRecord], size: int) -> Iterator[ExportBatch]:
+    it = iter(records)
+    while chunk := list(itertools.islice(it, size)):
+        yield ExportBatch.from_records(chunk)
 
 
 def write_export(
@@ -298,15 +479,53 @@ def write_export(
     ``total`` is the expected record count; a different actual count (chunks changed while
     exporting) is logged, not an error. ``on_progress`` is called with the running count
     after every ``batch_size`` records and always at least once, last with the final count.
+    Records are written ``batch_size`` at a time (a parquet row group each).
     """
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    _check_format(fmt)
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
-    part = path.with_suffix(path.suffix + ".part")
     progress = _Progress(batch_size, on_progress)
+    return _write_file(fmt, _batches(records, batch_size), path, total, progress, batch_size)
+
+
+def write_export_batches(
+    fmt: str,
+    batches: Iterable[ExportBatch],
+    path: Path,
+    *,
+    total: int,
+    on_progress: Callable[[int], None] | None = None,
+    row_group_size: int | None = None,
+) -> int:
+    """:func:`write_export` for records already in batches.
+
+    ``on_progress`` is called with the running count after every non-empty batch and
+    always at least once, last with the final count. Parquet row groups hold
+    ``row_group_size`` records (the last one fewer), or one batch each when it is None.
+    """
+    if row_group_size is not None and row_group_size < 1:
+        raise ValueError("row_group_size must be at least 1")
+    progress = _Progress(1, on_progress)
+    return _write_file(fmt, iter(batches), path, total, progress, row_group_size)
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
+
+
+def _write_file(
+    fmt: str,
+    batches: Iterator[ExportBatch],
+    path: Path,
+    total: int,
+    progress: _Progress,
+    row_group_size: int | None,
+) -> int:
+    _check_format(fmt)
+    part = path.with_suffix(path.suffix + ".part")
     try:
-        _write(fmt, iter(records), part, progress)
+        _write(fmt, batches, part, progress, row_group_size)
         progress.finish()
         # Flush to disk before the rename so a power loss cannot leave an empty file
         # under the final name.

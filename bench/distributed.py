@@ -12,17 +12,16 @@ HTTP; the medians and their ratios to embedded are printed.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
-from tests.distributed.cluster import Cluster, Proc, free_port, wait_http
+from tests.distributed.cluster import Cluster
 
 from bench.pipeline import english
+from bench.scale import embedded_server
 
 PREFIX = "/api/public/bulk"
 THREADS = "2"
@@ -67,38 +66,8 @@ def measure(client: httpx.Client, name: str, rounds: int) -> float:
 
 def embedded(root: Path, rounds: int) -> float:
     """ragcast serve in embedded mode: SQLite, stub broker, workers in the API process."""
-    from ragcast.auth import create_key
-    from ragcast.context import build_context
-    from ragcast.settings import Settings
-
-    data = root / "embedded"
-    ctx = build_context(Settings(data_dir=data))
-    with ctx.db.session() as s:
-        key, _ = create_key(s, "bench")
-    ctx.db.dispose()
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAGCAST_")}
-    env.update(
-        RAGCAST_WORKERS=THREADS,
-        RAGCAST_RATE_LIMIT_PROCESS="1000/hour",
-        RAGCAST_RATE_LIMIT_READ="100000/hour",
-        RAGCAST_DATA_DIR=str(data),
-        HF_HUB_OFFLINE="1",
-    )
-    cmd = [sys.executable, "-m", "uvicorn", "--factory", "ragcast.api.app:create_app",
-           "--port", str(port), "--log-level", "warning"]  # fmt: skip
-    proc = Proc("embedded", cmd, env, root / "embedded.log")
-    proc.start()
-    try:
-        wait_http(f"http://127.0.0.1:{port}/readyz")
-        with httpx.Client(
-            base_url=f"http://127.0.0.1:{port}{PREFIX}",
-            headers={"Authorization": f"Bearer {key}"},
-            timeout=120,
-        ) as c:
-            return measure(c, "embedded", rounds)
-    finally:
-        proc.stop()
+    with embedded_server(root) as (_, client), client() as c:
+        return measure(c, "embedded", rounds)
 
 
 def distributed(root: Path, workers: int, rounds: int) -> float:

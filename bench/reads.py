@@ -36,7 +36,6 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -55,6 +54,8 @@ PG_ADMIN = os.environ.get(
     "RAGCAST_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 #: modules an API-only process should not import: model runtimes and their kin
+#: (the model runtimes of tests/api/test_reads.py's MODEL_MODULES, then their kin; kept
+#: here so that the bare app, served from this module, imports nothing of ragcast's)
 HEAVY_MODULES = (
     "torch",
     "faster_whisper",
@@ -281,58 +282,16 @@ def server(cmd: list[str], env: dict[str, str], log: Path, ready: str) -> Iterat
 
 
 def seed(settings: Any, items: int) -> str:
-    """A user with a key and one finished job of ``items`` items; returns the key."""
+    """A user with a key and one finished job of ``items`` completed items; returns the key."""
+    from tests.api.seed import seed_job
+
     from ragcast.auth import create_key
     from ragcast.context import build_context
-    from ragcast.store.models import Item, Job
 
     ctx = build_context(settings)
-    now = datetime.now(UTC)
     with ctx.db.session() as s:
-        key, row = create_key(s, "bench")
-        job = Job(
-            job_id=JOB_ID,
-            user_id=row.user_id,
-            request_hash="0" * 64,
-            request={},
-            platform="documents",
-            input_method="upload",
-            embedding_model="local",
-            dimensions=512,
-            vector_db="chroma",
-            collection="bench",
-            status="completed",
-            progress=100.0,
-            stage="Processing completed successfully!",
-            content_processed=items,
-            total_content=items,
-            completed_items=items,
-            failed_items=0,
-            embeddings=items * 3,
-            processing_time=12.5,
-            started_at=now,
-            finished_at=now,
-        )
-        s.add(job)
-        s.flush()
-        s.add_all(
-            Item(
-                job_pk=job.id,
-                index=n,
-                content_id=f"doc-{n}",
-                source_type="upload",
-                source_ref=f"doc-{n}.txt",
-                title=f"Document {n}",
-                status="completed",
-                stage="indexed",
-                transcript_source="document",
-                chunk_count=3,
-                token_count=700,
-                attempts=1,
-                language="en",
-            )
-            for n in range(items)
-        )
+        key, _ = create_key(s, "bench")
+    seed_job(ctx, "bench", JOB_ID, items, statuses=("completed",))
     ctx.db.dispose()
     return key
 

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from tests.conftest import job_body
 from tests.distributed.cluster import Cluster, Proc, free_port, wait_http
 
 from ragcast.settings import Settings, local_model_path
@@ -95,21 +96,6 @@ def seed_uploads(settings: Settings, lines: list[str], tag: str) -> list[str]:
     return [r["document_id"] for r in rows]
 
 
-def body(job_id: str, docs: list[str]) -> dict[str, Any]:
-    """The ``POST /process`` body of a job of uploaded documents."""
-    return {
-        "job_id": job_id,
-        "platform": "documents",
-        "input_method": "upload",
-        "selected_content": [],
-        "uploaded_documents": docs,
-        "embedding_model": {"id": "local", "label": "MiniLM"},
-        "vector_db": {"id": "chroma", "label": "Chroma"},
-        "settings": {"chunkSize": 256, "chunkOverlap": 0, "maxTokens": 8192},
-        "user_id": "bench",
-    }
-
-
 class Readers:
     """Clients reading a job's status (and items pages) in a loop, keeping latencies."""
 
@@ -165,7 +151,12 @@ def run_job(
     """Submit a job, wait for it to finish (``readers`` reading from its acceptance on);
     its final status with ``seconds`` added."""
     t0 = time.perf_counter()
-    r = c.post("/process", json=body(job_id, docs))
+    r = c.post(
+        "/process",
+        json=job_body(
+            job_id, docs, settings={"chunkSize": 256, "chunkOverlap": 0, "maxTokens": 8192}
+        ),
+    )
     r.raise_for_status()
     with readers or nullcontext():
         deadline = time.monotonic() + timeout
@@ -237,8 +228,11 @@ def bare(lines: list[str], root: Path) -> float:
 
 # -- ragcast --------------------------------------------------------------------------
 @contextmanager
-def embedded_server(root: Path) -> Iterator[tuple[Settings, Callable[[], httpx.Client]]]:
-    """``ragcast`` embedded: one uvicorn process with its worker threads."""
+def embedded_server(
+    root: Path, **env_extra: str
+) -> Iterator[tuple[Settings, Callable[[], httpx.Client]]]:
+    """``ragcast`` embedded: one uvicorn process with its worker threads (and ``env_extra``
+    in its environment); yields its settings and a factory of clients holding its key."""
     from ragcast.auth import create_key
     from ragcast.context import build_context
 
@@ -251,12 +245,12 @@ def embedded_server(root: Path) -> Iterator[tuple[Settings, Callable[[], httpx.C
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAGCAST_")}
     env.update(
-        RAGCAST_LOCAL_EMBEDDING_MODEL=MODEL,
         RAGCAST_WORKERS=THREADS,
         RAGCAST_RATE_LIMIT_PROCESS="1000/hour",
         RAGCAST_RATE_LIMIT_READ="10000000/hour",
         RAGCAST_DATA_DIR=str(data),
         HF_HUB_OFFLINE="1",
+        **env_extra,
     )
     cmd = [sys.executable, "-m", "uvicorn", "--factory", "ragcast.api.app:create_app",
            "--port", str(port), "--log-level", "warning"]  # fmt: skip
@@ -305,7 +299,7 @@ def distributed_cluster(
 def small(root: Path, n: int) -> None:
     """Many small items: ragcast per item against the bare script."""
     lines = texts(n)
-    with embedded_server(root) as (settings, client):
+    with embedded_server(root, RAGCAST_LOCAL_EMBEDDING_MODEL=MODEL) as (settings, client):
         warm = seed_uploads(settings, texts(4, seed=1), "w")
         docs = seed_uploads(settings, lines, "s")
         with client() as c:
@@ -327,7 +321,11 @@ def small(root: Path, n: int) -> None:
 def large(root: Path, n: int, mode: str) -> None:
     """A job of ``n`` items, with status and items pages read while it runs."""
     lines = texts(n, seed=11)
-    server = embedded_server(root) if mode == "embedded" else distributed_cluster(root)
+    server = (
+        embedded_server(root, RAGCAST_LOCAL_EMBEDDING_MODEL=MODEL)
+        if mode == "embedded"
+        else distributed_cluster(root)
+    )
     with server as (settings, client):
         warm = seed_uploads(settings, texts(4, seed=1), "w")
         docs = seed_uploads(settings, lines, "l")

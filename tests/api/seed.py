@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -13,9 +14,17 @@ from ragcast.store.models import Item, Job, User
 ITEM_STATUSES = ("completed", "completed", "failed", "pending", "processing")
 
 
-def seed_job(ctx: Context, user: str, job_id: str, items: int, *, finished: bool = True) -> int:
-    """A job of user ``user`` with ``items`` items (statuses in turn from
-    :data:`ITEM_STATUSES`); returns its primary key."""
+def seed_job(
+    ctx: Context,
+    user: str,
+    job_id: str,
+    items: int,
+    *,
+    finished: bool = True,
+    statuses: Sequence[str] = ITEM_STATUSES,
+) -> int:
+    """A job of user ``user`` with ``items`` items (statuses in turn from ``statuses``);
+    returns its primary key. Completed items carry three chunks of English text."""
     now = datetime.now(UTC)
     with ctx.db.session() as s:
         user_id = s.scalar(select(User.id).where(User.name == user))
@@ -44,18 +53,25 @@ def seed_job(ctx: Context, user: str, job_id: str, items: int, *, finished: bool
         )
         s.add(job)
         s.flush()
-        s.add_all(
-            Item(
-                job_pk=job.id,
-                index=n,
-                content_id=f"doc-{n}",
-                source_type="upload",
-                source_ref=f"doc-{n}.txt",
-                title=f"Document {n}",
-                status=ITEM_STATUSES[n % len(ITEM_STATUSES)],
-                stage="indexed",
-                error="unreadable" if ITEM_STATUSES[n % len(ITEM_STATUSES)] == "failed" else None,
-            )
-            for n in range(items)
-        )
+        s.add_all(_item(job.id, n, statuses[n % len(statuses)]) for n in range(items))
         return int(job.id)
+
+
+def _item(job_pk: int, n: int, status: str) -> Item:
+    done = status == "completed"
+    return Item(
+        job_pk=job_pk,
+        index=n,
+        content_id=f"doc-{n}",
+        source_type="upload",
+        source_ref=f"doc-{n}.txt",
+        title=f"Document {n}",
+        status=status,
+        stage="indexed",
+        error="unreadable" if status == "failed" else None,
+        transcript_source="document" if done else None,
+        chunk_count=3 if done else 0,
+        token_count=700 if done else 0,
+        attempts=1 if done else 0,
+        language="en" if done else None,
+    )

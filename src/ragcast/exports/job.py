@@ -189,13 +189,14 @@ def run_export(
         path = ctx.settings.data_dir / "exports" / f"{exp.user_id}-{exp.id}.{EXTENSIONS[fmt]}"
         filename = export_filename(fmt, exp.created_at)
 
-    reported = [-PROGRESS_INTERVAL_S]
+    reported = -PROGRESS_INTERVAL_S
 
     def on_progress(n: int) -> None:
+        nonlocal reported
         now = time.monotonic()
-        if now - reported[0] < PROGRESS_INTERVAL_S:
+        if now - reported < PROGRESS_INTERVAL_S:
             return
-        reported[0] = now
+        reported = now
         with ctx.db.session() as s2:
             row = s2.get(Export, export_pk)
             if row is not None:

@@ -481,7 +481,6 @@ def write_export(
     after every ``batch_size`` records and always at least once, last with the final count.
     Records are written ``batch_size`` at a time (a parquet row group each).
     """
-    _check_format(fmt)
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     progress = _Progress(batch_size, on_progress)
@@ -509,11 +508,6 @@ def write_export_batches(
     return _write_file(fmt, iter(batches), path, total, progress, row_group_size)
 
 
-def _check_format(fmt: str) -> None:
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
-
-
 def _write_file(
     fmt: str,
     batches: Iterator[ExportBatch],
@@ -522,7 +516,8 @@ def _write_file(
     progress: _Progress,
     row_group_size: int | None,
 ) -> int:
-    _check_format(fmt)
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
     part = path.with_suffix(path.suffix + ".part")
     try:
         _write(fmt, batches, part, progress, row_group_size)

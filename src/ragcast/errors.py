@@ -22,6 +22,11 @@ and :class:`TransientError` for a failure worth retrying (a provider outage).
 
 from __future__ import annotations
 
+import re
+
+#: an absolute file path (not the path of a URL, which follows a host name)
+_PATH = re.compile(r"(?<![\w.:/~-])/(?:[^\s'\"/]+/)+([^\s'\"/,;)]*)")
+
 
 class RagcastError(Exception):
     """Root of every error ragcast raises on purpose."""
@@ -124,3 +129,17 @@ class ConfigurationError(RagcastError):
 
 class Interrupted(RagcastError):
     """Work stopped because the process is shutting down; it is resumed, not failed."""
+
+
+def redact_paths(text: str) -> str:
+    """``text`` with every absolute server path cut to its last name (``…/clip.wav``)."""
+    return _PATH.sub(lambda m: f"…/{m.group(1)}" if m.group(1) else "…/", text)
+
+
+def internal_reason(exc: BaseException) -> str:
+    """An unexpected failure as an item's readable reason, without server paths."""
+    if isinstance(exc, OSError) and exc.strerror:
+        detail = exc.strerror  # "No space left on device", not the file it was writing
+    else:
+        detail = redact_paths(str(exc))
+    return f"internal error: {type(exc).__name__}: {detail}"[:500]

@@ -53,8 +53,20 @@ class Settings(BaseSettings):
     rate_limit_process: str = "20/hour"
     rate_limit_export: str = "10/hour"
     rate_limit_read: str = "1000/hour"
+    #: speaker renames (``PATCH /job/{job_id}/items/{index}/speakers``)
+    rate_limit_write: str = "300/hour"
+    #: every request to ``/mcp`` (its tool calls count in their routes' buckets too)
+    rate_limit_mcp: str = "1000/hour"
 
     max_upload_bytes: int = 2 * 1024**3
+    #: how far an archive-backed document (DOCX) may unfold (pipeline/archive.py):
+    #: uncompressed bytes in all, files in the zip, inflation of one part, XML elements,
+    #: and seconds of parsing
+    max_document_inflated_bytes: int = 256 * 1024**2
+    max_document_members: int = 5_000
+    max_document_ratio: float = 100.0
+    max_document_elements: int = 500_000
+    max_document_parse_s: float = 60.0
     #: largest JSON body a request may carry (413 beyond it)
     max_json_bytes: int = 1024**2
     #: how long a ticket may wait before it opens its socket (the socket then stays open)
@@ -99,6 +111,15 @@ class Settings(BaseSettings):
     subscription_lease_ttl_s: float = Field(default=30.0, gt=0, le=3600)
     #: the shortest ``interval`` a subscription may have (tests lower it)
     subscription_min_interval_s: int = Field(default=900, ge=1)
+
+    # The reconciler (runner/reconciler.py): one lease holder across the processes that run
+    # workers finds work whose broker message was lost (a Redis that restarted empty, a
+    # message dropped during an outage) and sends it again.
+    #: seconds between two sweeps (and between two heartbeats of each worker process)
+    reconcile_interval_s: float = Field(default=15.0, gt=0, le=3600)
+    #: work that made no progress for this long, that no live worker holds and whose
+    #: message the broker does not hold, is lost and sent again
+    reconcile_stale_s: float = Field(default=120.0, gt=0, le=86400)
 
     #: ``base`` (multilingual, packaged), ``small``, ``tiny.en``, a CTranslate2 folder or a hub name
     whisper_model: str = "base"
@@ -160,9 +181,16 @@ class Settings(BaseSettings):
     # of the schedule (5 s, 30 s, 2 min ... 8 h, about a day in all), then the delivery fails.
     webhook_poll_interval_s: float = Field(default=0.5, gt=0, le=60)
     webhook_retry_schedule_s: tuple[float, ...] = WEBHOOK_RETRIES_S
+    #: the overall deadline of one attempt: connect, send and the answer's headers, in all
     webhook_timeout_s: float = Field(default=10.0, gt=0, le=120)
-    #: deliveries one process sends at once (a slow receiver holds one sender only)
-    webhook_sender_threads: int = Field(default=2, ge=1, le=32)
+    #: deliveries one process sends at once (a slow endpoint holds one sender only)
+    webhook_sender_threads: int = Field(default=4, ge=1, le=32)
+    #: attempts of one user's webhooks in flight at once, over every sender process: kept
+    #: below the threads, so one user's slow endpoints leave senders to everyone else
+    webhook_max_in_flight_per_user: int = Field(default=2, ge=1, le=32)
+    #: webhooks and subscriptions a user may have (409 beyond; 0 turns the cap off)
+    max_webhooks_per_user: int = Field(default=20, ge=0)
+    max_subscriptions_per_user: int = Field(default=50, ge=0)
 
     @cached_property
     def resolved_database_url(self) -> str:
@@ -192,6 +220,18 @@ class Settings(BaseSettings):
         """Create the data dir and its sub-folders."""
         for sub in ("uploads", "media", "exports", "chroma"):
             (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
+
+    def data_path(self, *parts: str) -> Path:
+        """``data_dir/part/…``, resolved; ValueError when it would leave the data dir.
+
+        Every file ragcast makes from a stored name (a content id, an export's id) is
+        placed through here, so no name can climb out with ``..`` or an absolute part.
+        """
+        root = self.data_dir.resolve()
+        path = root.joinpath(*parts).resolve()
+        if path == root or not path.is_relative_to(root):
+            raise ValueError(f"{'/'.join(parts)!r} is not a name inside the data dir")
+        return path
 
     def fetch_config(self) -> FetchConfig:
         """What yt-dlp fetching needs."""

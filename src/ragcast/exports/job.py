@@ -16,6 +16,7 @@ import numpy.typing as npt
 from sqlalchemy import Text, func, select, type_coerce
 
 from ragcast.context import Context
+from ragcast.errors import internal_reason
 from ragcast.exports.writers import (
     EXTENSIONS,
     ExportBatch,
@@ -186,7 +187,7 @@ def run_export(
             .join(Item, Item.id == Chunk.item_id)
             .where(Item.job_pk == job.id, Item.status == "completed")
         )
-        path = ctx.settings.data_dir / "exports" / f"{exp.user_id}-{exp.id}.{EXTENSIONS[fmt]}"
+        path = ctx.settings.data_path("exports", f"{exp.user_id}-{exp.id}.{EXTENSIONS[fmt]}")
         filename = export_filename(fmt, exp.created_at)
 
     reported = -PROGRESS_INTERVAL_S
@@ -219,7 +220,9 @@ def run_export(
             row = s.get(Export, export_pk)
             if row is not None:
                 row.status = "failed"
-                row.error = f"export failed: {type(exc).__name__}: {exc}"[:500]
+                row.error = "export failed: " + internal_reason(exc).removeprefix(
+                    "internal error: "
+                )
         return
     with ctx.db.session() as s:
         row = s.get(Export, export_pk, with_for_update=True)

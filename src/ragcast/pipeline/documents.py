@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ragcast.errors import MediaError
+from ragcast.pipeline.archive import Deadline, DocumentLimits, check_docx
 from ragcast.pipeline.types import Segment, Transcript, Word
 
 if TYPE_CHECKING:
@@ -34,12 +35,15 @@ _TIMING = re.compile(rf"^\s*{_TIME}\s*-->\s*{_TIME}")
 _VTT_SKIPPED_BLOCKS = ("NOTE", "STYLE", "REGION")
 
 
-def parse_document(path: Path, content_type: str) -> Transcript:
+def parse_document(
+    path: Path, content_type: str, limits: DocumentLimits | None = None
+) -> Transcript:
     """Read the document at ``path`` as ``content_type`` (a MIME type, parameters allowed).
 
-    Raises :class:`MediaError` for an unsupported type, an unreadable or corrupt file, and
-    a document without any text.
+    Raises :class:`MediaError` for an unsupported type, an unreadable or corrupt file, a
+    document beyond ``limits`` (a DOCX bomb) and a document without any text.
     """
+    limits = limits or DocumentLimits()
     mime = content_type.split(";", 1)[0].strip().lower()
     parser = _PARSERS.get(mime)
     if parser is None:
@@ -48,7 +52,12 @@ def parse_document(path: Path, content_type: str) -> Transcript:
         data = path.read_bytes()
     except OSError as exc:
         raise MediaError(f"could not read file: {exc.strerror or exc}") from exc
-    segments = [s for s in parser(data) if s.words]
+    if parser is _parse_docx:
+        check_docx(io.BytesIO(data), limits)  # before any XML becomes objects
+        deadline = Deadline(limits.max_parse_s, "reading the DOCX")
+        segments = [s for s in _parse_docx(data, deadline) if s.words]
+    else:
+        segments = [s for s in parser(data) if s.words]
     if not segments:
         raise MediaError("document contains no text")
     return Transcript(source="document", language=None, duration_s=None, segments=segments)
@@ -105,12 +114,19 @@ def _parse_pdf(data: bytes) -> Iterable[Segment]:
     return segments
 
 
-def _parse_docx(data: bytes) -> Iterable[Segment]:
+def _parse_docx(data: bytes, deadline: Deadline | None = None) -> Iterable[Segment]:
     import docx
 
+    deadline = deadline or Deadline(DocumentLimits().max_parse_s, "reading the DOCX")
     try:
         document = docx.Document(io.BytesIO(data))
-        return [_text_segment(text) for text in _docx_blocks(document.iter_inner_content())]
+        segments = []
+        for text in _docx_blocks(document.iter_inner_content()):
+            deadline.check()
+            segments.append(_text_segment(text))
+        return segments
+    except MediaError:
+        raise
     except Exception as exc:  # zip, XML and package errors alike
         raise MediaError(f"could not read DOCX: {_reason(exc)}") from exc
 

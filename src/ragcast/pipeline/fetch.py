@@ -67,7 +67,7 @@ def fetch_platform_item(ctx: Context, s: Session, item: Item, job: Job) -> None:
     settings = ctx.settings
     got = fetch(
         item.source_ref,
-        settings.data_dir / "media" / item.content_id,
+        settings.data_path("media", item.content_id),
         settings.fetch_config(),
         job.platform,
         # speakers are found in the audio: a job that wants them does not take captions

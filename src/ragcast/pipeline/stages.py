@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from ragcast.context import Context
 from ragcast.errors import ItemError, MediaError
+from ragcast.pipeline.archive import DocumentLimits
 from ragcast.pipeline.chunk import chunk_transcript
 from ragcast.pipeline.documents import parse_document
 from ragcast.pipeline.links import deep_link
@@ -129,7 +130,7 @@ class ItemStages:
                 path, language=named, should_stop=self.ctx.stopping.is_set
             )
         else:
-            data = parse_document(path, ctype)
+            data = parse_document(path, ctype, DocumentLimits.from_settings(self.ctx.settings))
             if item.transcript_source == "captions":
                 data.source = "captions"  # the platform's own timed captions
             # a caption track's language was set when it was picked; a document's is the job's

@@ -26,7 +26,13 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from ragcast.context import Context
-from ragcast.errors import Interrupted, ItemError, TransientError
+from ragcast.errors import (
+    Interrupted,
+    ItemError,
+    TransientError,
+    internal_reason,
+    redact_paths,
+)
 from ragcast.notify.outbox import item_failed, job_closed
 from ragcast.pipeline.progress import (
     TERMINAL_ITEM,
@@ -236,9 +242,7 @@ def run_stage(
         out = Outcome(failed=dict.fromkeys(claim.ids, exc.message))
     except Exception as exc:
         log.exception("items %s failed", claim.ids)
-        out = Outcome(
-            failed=dict.fromkeys(claim.ids, f"internal error: {type(exc).__name__}: {exc}"[:500])
-        )
+        out = Outcome(failed=dict.fromkeys(claim.ids, internal_reason(exc)))
     elapsed = time.perf_counter() - started
     _observe(ctx, stage, elapsed, out)
     if out.failed:
@@ -383,7 +387,7 @@ def _work(
             raise
         except Exception as exc:
             log.exception("item %s failed", item.id)
-            out.failed[item.id] = f"internal error: {type(exc).__name__}: {exc}"[:500]
+            out.failed[item.id] = internal_reason(exc)
         else:
             done.append(item)
     return done, out
@@ -395,7 +399,8 @@ def _fail(ctx: Context, failures: dict[int, str]) -> None:
     job_pk: int | None = None
     with ctx.db.session() as s:
         failed: list[Item] = []
-        for item_id, reason in failures.items():
+        for item_id, raw in failures.items():
+            reason = redact_paths(raw)  # reasons reach users and webhooks: no server paths
             changed = s.execute(
                 update(Item)
                 .where(Item.id == item_id, Item.status.not_in(TERMINAL_ITEM))

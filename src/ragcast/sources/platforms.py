@@ -12,7 +12,20 @@ PLATFORM_HOSTS = {
     "twitch": ("twitch.tv",),
 }
 
-_YOUTUBE_ID = re.compile(r"^[A-Za-z0-9_-]{11}$")
+#: the shape of each platform's own ids; anything else is never used as (part of) an id
+_PLATFORM_IDS = {
+    "youtube": re.compile(r"[A-Za-z0-9_-]{11}"),
+    "tiktok": re.compile(r"[0-9]{1,24}"),
+    "twitch": re.compile(r"[A-Za-z0-9_-]{1,100}"),
+}
+_ANY_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def valid_id(platform: str, vid: str | None) -> bool:
+    """Whether ``vid`` has the shape of ``platform``'s own ids (so it is safe in paths)."""
+    if not vid:
+        return False
+    return _PLATFORM_IDS.get(platform, _ANY_ID).fullmatch(vid) is not None
 
 
 def platform_of(url: str) -> str | None:
@@ -25,7 +38,13 @@ def platform_of(url: str) -> str | None:
 
 
 def video_id(url: str) -> str | None:
-    """The platform's own id of a single video/clip URL, when the URL shows it."""
+    """The platform's own id of a single video/clip URL, when the URL shows a valid one."""
+    vid = _raw_video_id(url)
+    platform = platform_of(url)
+    return vid if platform is not None and valid_id(platform, vid) else None
+
+
+def _raw_video_id(url: str) -> str | None:
     parsed = urlparse(url)
     host = (parsed.hostname or "").lower()
     parts = [p for p in parsed.path.split("/") if p]
@@ -51,8 +70,12 @@ def video_id(url: str) -> str | None:
 
 
 def content_id(platform: str, vid: str | None, url: str) -> str:
-    """ragcast's content id: ``platform-id``; a URL hash where no id can be read."""
-    if vid:
+    """ragcast's content id: ``platform-id``; a URL hash where no valid id can be read.
+
+    Only ids of the platform's own shape (``[A-Za-z0-9_-]`` and the platform's length)
+    are used as they are: a content id names directories, vector ids and export rows.
+    """
+    if valid_id(platform, vid):
         return f"{platform}-{vid}"
     return f"{platform}-url-{hashlib.sha256(url.encode()).hexdigest()[:16]}"
 

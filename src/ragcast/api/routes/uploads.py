@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import zipfile
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +14,14 @@ from starlette.concurrency import run_in_threadpool
 
 from ragcast.api.deps import Ctx, CurrentUser
 from ragcast.api.schemas import UploadDeleted, UploadPublic, error_responses
-from ragcast.errors import ConflictError, NotFoundError, PayloadTooLargeError, ValidationError
+from ragcast.errors import (
+    ConflictError,
+    MediaError,
+    NotFoundError,
+    PayloadTooLargeError,
+    ValidationError,
+)
+from ragcast.pipeline.archive import DocumentLimits, check_docx
 from ragcast.pipeline.purge import Purged, delete_uploads, finish
 from ragcast.pipeline.sniff import sniff
 from ragcast.store.models import Item, Job, Upload
@@ -23,23 +29,18 @@ from ragcast.store.models import Item, Job, Upload
 router = APIRouter(tags=["uploads"])
 
 CHUNK = 1024 * 1024
-MAX_DOCX_UNCOMPRESSED = 256 * 1024 * 1024
-MAX_DOCX_MEMBERS = 10_000
 
 
 def _too_large(limit: int) -> PayloadTooLargeError:
     return PayloadTooLargeError(f"File is larger than the upload limit of {limit} bytes")
 
 
-def check_archive(path: Path) -> None:
-    """Refuse a DOCX that would inflate beyond sane bounds (a zip bomb)."""
+def check_archive(path: Path, limits: DocumentLimits) -> None:
+    """Refuse a DOCX that would unfold beyond ``limits`` (a zip or XML bomb)."""
     try:
-        with zipfile.ZipFile(path) as zf:
-            infos = zf.infolist()
-    except zipfile.BadZipFile as exc:
-        raise ValidationError("file", "DOCX file is not a valid zip archive") from exc
-    if len(infos) > MAX_DOCX_MEMBERS or sum(i.file_size for i in infos) > MAX_DOCX_UNCOMPRESSED:
-        raise ValidationError("file", "DOCX file inflates beyond the decompression limit")
+        check_docx(path, limits)
+    except MediaError as exc:
+        raise ValidationError("file", exc.message) from exc
 
 
 @router.post(
@@ -60,7 +61,7 @@ async def upload_document(
     head = await file.read(8192)
     sniffed = sniff(head, file.filename or "upload")
     document_id = f"doc_{secrets.token_hex(12)}"
-    path = ctx.settings.data_dir / "uploads" / f"{document_id}.{sniffed.extension}"
+    path = ctx.settings.data_path("uploads", f"{document_id}.{sniffed.extension}")
     digest = hashlib.sha256()
     size = 0
     try:
@@ -74,7 +75,7 @@ async def upload_document(
                 out.write(block)
                 block = await file.read(CHUNK)
         if sniffed.extension == "docx":
-            check_archive(path)
+            await run_in_threadpool(check_archive, path, DocumentLimits.from_settings(ctx.settings))
     except BaseException:
         path.unlink(missing_ok=True)
         raise

@@ -5,13 +5,9 @@ from __future__ import annotations
 import importlib.util
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-if TYPE_CHECKING:
-    from ragcast.sources.ytdlp import FetchConfig
 
 
 def packaged_model_path(module: str) -> str | None:
@@ -199,17 +195,15 @@ class Settings(BaseSettings):
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'ragcast.db').resolve()}"
 
-    @cached_property
-    def whisper_model_path(self) -> str:
-        """The local folder of the Whisper model; ConfigurationError when it cannot be had."""
-        from ragcast.providers.transcribers.models import resolve_model
-
-        return resolve_model(self.whisper_model, self.model_cache_dir)
-
     @property
     def whisper_english_only(self) -> bool:
         """Whether the configured Whisper model knows English only (by its name)."""
         return self.whisper_model.rstrip("/").endswith(".en")
+
+    @property
+    def caption_language_list(self) -> tuple[str, ...]:
+        """``RAGCAST_CAPTION_LANGUAGES`` as a tuple, in order of preference."""
+        return tuple(x.strip() for x in self.caption_languages.split(",") if x.strip())
 
     @property
     def local_embedding_model_path(self) -> str:
@@ -232,20 +226,3 @@ class Settings(BaseSettings):
         if path == root or not path.is_relative_to(root):
             raise ValueError(f"{'/'.join(parts)!r} is not a name inside the data dir")
         return path
-
-    def fetch_config(self) -> FetchConfig:
-        """What yt-dlp fetching needs."""
-        from ragcast.sources.ytdlp import FetchConfig
-
-        return FetchConfig(
-            allow_loopback=self.allow_loopback_fetch,
-            allow_generic=self.allow_generic_extractor,
-            socket_timeout_s=self.fetch_socket_timeout_s,
-            retries=self.fetch_retries,
-            backoff_s=self.fetch_backoff_s,
-            pause_s=self.fetch_pause_s,
-            max_concurrent=self.fetch_max_concurrent,
-            max_duration_s=self.max_media_duration_s,
-            max_bytes=self.max_media_bytes,
-            languages=tuple(x.strip() for x in self.caption_languages.split(",") if x.strip()),
-        )

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ragcast.context import Context
-from ragcast.sources.ytdlp import fetch
+from ragcast.sources.ytdlp import FetchConfig, fetch
 from ragcast.spec import caption_language, job_diarize, job_language
 from ragcast.store.models import Item, Job, Transcript
 
@@ -68,7 +68,7 @@ def fetch_platform_item(ctx: Context, s: Session, item: Item, job: Job) -> None:
     got = fetch(
         item.source_ref,
         settings.data_path("media", item.content_id),
-        settings.fetch_config(),
+        FetchConfig.from_settings(settings),
         job.platform,
         # speakers are found in the audio: a job that wants them does not take captions
         captions=bool(job_option(ctx, job, "useCaptions", settings.use_captions))

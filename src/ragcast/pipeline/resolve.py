@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from ragcast.context import Context
 from ragcast.sources.platforms import content_id
-from ragcast.sources.ytdlp import Listed, list_channel
+from ragcast.sources.ytdlp import FetchConfig, Listed, list_channel
 from ragcast.store.models import Item, Job
 
 PAGE = 100
@@ -17,7 +17,7 @@ def _listing(ctx: Context, job: Job) -> tuple[list[Listed], str | None]:
     url = str(job.request.get("channel_url") or "")
     wanted = set(job.request.get("selected_content") or [])
     cap = ctx.settings.max_channel_items
-    cfg = ctx.settings.fetch_config()
+    cfg = FetchConfig.from_settings(ctx.settings)
     listed: list[Listed] = []
     channel = None
     start = 0

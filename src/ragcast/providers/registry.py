@@ -113,7 +113,7 @@ class Providers:
         with self._lock:
             if self._transcriber is None:
                 s = self.settings
-                model_dir = s.whisper_model_path
+                model_dir = resolve_model(s.whisper_model, s.model_cache_dir)
                 config = WhisperConfig(
                     model=s.whisper_model,
                     model_dir=model_dir,

@@ -26,7 +26,7 @@ import numpy as np
 from ragcast.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from ragcast.retrieval.search import Hit
+    from ragcast.retrieval.types import Hit
     from ragcast.settings import Settings
 
 

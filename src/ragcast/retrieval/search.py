@@ -11,8 +11,7 @@ may be reranked, and each hit can bring its neighbouring chunks as one passage.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -25,50 +24,15 @@ from ragcast.retrieval.fusion import ALPHA, Fusion, fuse
 from ragcast.retrieval.layout import job_tenant
 from ragcast.retrieval.lexical import lexical_index
 from ragcast.retrieval.rerank import rerank_hits
+from ragcast.retrieval.types import MODES, Hit, Key, Mode, Passage, Query
 from ragcast.store.models import Chunk, Item, Job
 
-Mode = Literal["hybrid", "dense", "lexical"]
-MODES: tuple[Mode, ...] = ("hybrid", "dense", "lexical")
 #: candidates each side returns, at least (``top_k`` x 3 when more)
 DEPTH = 30
 #: candidates handed to the reranker
 RERANK_DEPTH = 30
 
-Key = tuple[str, int]
-
-
-@dataclass(frozen=True, slots=True)
-class Query:
-    """One search: the text, how to search, what to keep."""
-
-    text: str
-    top_k: int = 10
-    mode: Mode = "hybrid"
-    filters: Filters = field(default_factory=Filters)
-    #: neighbouring chunks to return on each side of a hit
-    context: int = 0
-    rerank: bool = False
-
-
-@dataclass(slots=True)
-class Passage:
-    """A hit with its neighbours: one text and the time span it covers."""
-
-    text: str
-    start_s: float | None
-    end_s: float | None
-    first_chunk: int
-    last_chunk: int
-
-
-@dataclass(slots=True)
-class Hit:
-    """A chunk found: its score (by mode: fused 0-1, cosine, or BM25), text and metadata."""
-
-    score: float
-    text: str
-    metadata: dict[str, Any]
-    context: Passage | None = None
+__all__ = ["MODES", "Hit", "Key", "Mode", "Passage", "Query", "search", "merge_overlapping"]
 
 
 def search(

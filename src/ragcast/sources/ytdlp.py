@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from ragcast.errors import ItemError, MediaError, TransientError
 from ragcast.retry_after import parse_retry_after
+from ragcast.settings import Settings
 from ragcast.sources.platforms import listing_url
 from ragcast.sources.safety import UnsafeAddressError, guarded
 
@@ -45,6 +46,22 @@ class FetchConfig:
     pause_s: float = 1.0
     max_concurrent: int = 2
     languages: tuple[str, ...] = ("en",)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FetchConfig:
+        """What the settings say fetching may do."""
+        return cls(
+            allow_loopback=settings.allow_loopback_fetch,
+            allow_generic=settings.allow_generic_extractor,
+            socket_timeout_s=settings.fetch_socket_timeout_s,
+            retries=settings.fetch_retries,
+            backoff_s=settings.fetch_backoff_s,
+            pause_s=settings.fetch_pause_s,
+            max_concurrent=settings.fetch_max_concurrent,
+            max_duration_s=settings.max_media_duration_s,
+            max_bytes=settings.max_media_bytes,
+            languages=settings.caption_language_list,
+        )
 
 
 @dataclass(slots=True)

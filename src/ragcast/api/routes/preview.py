@@ -12,7 +12,7 @@ from ragcast.api.schemas import ChannelPreview, PreviewItem, error_responses
 from ragcast.errors import ItemError, TransientError, UpstreamUnavailableError, ValidationError
 from ragcast.sources.platforms import platform_of
 from ragcast.sources.safety import check_url
-from ragcast.sources.ytdlp import list_channel
+from ragcast.sources.ytdlp import FetchConfig, list_channel
 
 router = APIRouter(tags=["sources"])
 
@@ -39,7 +39,7 @@ async def preview_channel(
         listing = await run_in_threadpool(
             list_channel,
             url,
-            ctx.settings.fetch_config(),
+            FetchConfig.from_settings(ctx.settings),
             platform,
             start=(page - 1) * page_size,
             count=page_size,

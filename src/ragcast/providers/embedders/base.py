@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from ragcast.pipeline.chunk import TokenCounter
+from ragcast.tokens import TokenCounter
 
 if TYPE_CHECKING:
     from ragcast.settings import Settings

@@ -45,7 +45,7 @@ def estimate_tokens(text: str) -> int:
 
 
 class EstimatingTokenCounter:
-    """A :class:`~ragcast.pipeline.chunk.TokenCounter` over :func:`estimate_tokens`."""
+    """A :class:`~ragcast.tokens.TokenCounter` over :func:`estimate_tokens`."""
 
     name = ESTIMATE_NAME
 

@@ -28,10 +28,10 @@ import httpx
 import numpy as np
 
 from ragcast.errors import ItemError, ValidationError
-from ragcast.pipeline.chunk import TokenCounter
 from ragcast.providers.embedders.base import Embedder, EmbeddingSpec, Vectors
 from ragcast.providers.embedders.estimate import ESTIMATE_NAME, EstimatingTokenCounter
 from ragcast.providers.embedders.http import HttpConfig, JsonClient, http_config, unit_rows
+from ragcast.tokens import TokenCounter
 
 if TYPE_CHECKING:
     from ragcast.settings import Settings

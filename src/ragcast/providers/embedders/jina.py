@@ -39,11 +39,11 @@ import httpx
 import numpy as np
 
 from ragcast.errors import ItemError
-from ragcast.pipeline.chunk import TokenCounter
 from ragcast.providers.embedders.base import Embedder, EmbeddingSpec, Vectors
 from ragcast.providers.embedders.estimate import ESTIMATE_NAME, EstimatingTokenCounter
 from ragcast.providers.embedders.http import HttpConfig, JsonClient, http_config, unit_rows
 from ragcast.providers.embedders.late import owners, plan_windows
+from ragcast.tokens import TokenCounter
 
 if TYPE_CHECKING:
     from ragcast.settings import Settings

@@ -20,9 +20,9 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from ragcast.errors import ConfigurationError
-from ragcast.pipeline.chunk import HFTokenCounter, TokenCounter
 from ragcast.providers.embedders.base import Embedder, EmbeddingSpec, Vectors
 from ragcast.providers.embedders.late import owners, plan_windows
+from ragcast.tokens import HFTokenCounter, TokenCounter
 
 
 class LocalEmbedder(Embedder):

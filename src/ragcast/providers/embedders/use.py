@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from ragcast.errors import ConfigurationError
-from ragcast.pipeline.chunk import TokenCounter
 from ragcast.providers.embedders.base import Embedder, Vectors
+from ragcast.tokens import TokenCounter
 
 #: names that select this model for ``embedding_model.id = "local"``
 NAMES = frozenset({"use-multilingual-v3", "universal-sentence-encoder-multilingual-3"})

@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
 
-from ragcast.pipeline.types import Transcript
+from ragcast.types import Transcript
 
 
 class Transcriber(ABC):

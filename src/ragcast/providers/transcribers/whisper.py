@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from ragcast.errors import Interrupted, MediaError
-from ragcast.pipeline.types import Segment, Transcript, Word
 from ragcast.providers.transcribers.base import Transcriber
 from ragcast.providers.transcribers.quality import DecodedSegment, check_decoding
+from ragcast.types import Segment, Transcript, Word
 
 SAMPLE_RATE = 16_000
 

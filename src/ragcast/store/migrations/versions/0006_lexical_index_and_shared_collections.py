@@ -14,10 +14,11 @@ stored request now names it, so their searches keep using it.
 from __future__ import annotations
 
 import json
+import re
+import unicodedata
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.orm import Session
 
 revision = "0006"
 down_revision = "0005"
@@ -25,6 +26,35 @@ branch_labels = None
 depends_on = None
 
 BATCH = 1000
+
+# The lexical terms exactly as this revision indexed them (retrieval/tokenize.py of its
+# release): a migration carries what it needs, so later changes to the live index cannot
+# change how an old data dir upgrades.
+_UNSPACED = (
+    "\u0e00-\u0eff"
+    "\u1000-\u109f"
+    "\u1780-\u17ff"
+    "\u3040-\u30ff"
+    "\u3400-\u4dbf"
+    "\u4e00-\u9fff"
+    "\uac00-\ud7af"
+    "\uf900-\ufaff"
+    "\U00020000-\U0002ffff"
+)
+_RUN = re.compile(rf"[{_UNSPACED}]+|[^\W_{_UNSPACED}]+")
+_IS_UNSPACED = re.compile(rf"[{_UNSPACED}]")
+_MAX_TERM = 40
+
+
+def _terms(user_id: int, text: str) -> list[str]:
+    """A chunk's terms, owned by its user (``u17_tide``), CJK runs as bigrams."""
+    out: list[str] = []
+    for run in _RUN.findall(unicodedata.normalize("NFKC", text).casefold()):
+        if _IS_UNSPACED.match(run):
+            out.extend([run] if len(run) == 1 else [run[n : n + 2] for n in range(len(run) - 1)])
+        elif len(run) <= _MAX_TERM:
+            out.append(run)
+    return [f"u{user_id}_{t}" for t in out]
 
 
 def upgrade() -> None:
@@ -62,22 +92,33 @@ def upgrade() -> None:
 
 def _backfill(bind: sa.Connection) -> None:
     """Index the chunks of items already indexed into a vector store."""
-    from ragcast.retrieval.lexical import lexical_index
-
     rows = bind.execute(
         sa.text(
             "SELECT c.id, c.text, j.user_id FROM chunks c JOIN items i ON i.id = c.item_id"
             " JOIN jobs j ON j.id = i.job_pk WHERE i.stage = 'indexed' ORDER BY c.id"
         )
     )
-    with Session(bind=bind) as s:
-        index = lexical_index(s)
-        while batch := rows.fetchmany(BATCH):
-            by_user: dict[int, list[tuple[int, str]]] = {}
-            for chunk_id, body, user_id in batch:
-                by_user.setdefault(int(user_id), []).append((int(chunk_id), str(body)))
-            for user_id, chunks in by_user.items():
-                index.add(s, user_id, chunks)
+    sqlite = bind.dialect.name == "sqlite"
+    while batch := rows.fetchmany(BATCH):
+        owned = [(int(cid), _terms(int(user), str(body))) for cid, body, user in batch]
+        if sqlite:
+            bind.execute(
+                sa.text("INSERT INTO lexical_fts (rowid, terms) VALUES (:id, :terms)"),
+                [{"id": cid, "terms": " ".join(t)} for cid, t in owned],
+            )
+        else:
+            users = {int(cid): int(user) for cid, _, user in batch}
+            bind.execute(
+                sa.text(
+                    "INSERT INTO lexical_terms (chunk_id, user_id, terms, length) VALUES"
+                    " (:id, :user, array_to_tsvector(CAST(:terms AS text[])), :length)"
+                    " ON CONFLICT (chunk_id) DO NOTHING"
+                ),
+                [
+                    {"id": cid, "user": users[cid], "terms": sorted(set(t)), "length": len(t)}
+                    for cid, t in owned
+                ],
+            )
 
 
 def _name_local_models(bind: sa.Connection) -> None:

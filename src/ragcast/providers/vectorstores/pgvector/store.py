@@ -1,34 +1,11 @@
-"""pgvector: PostgreSQL with the ``vector`` extension, one table per collection.
+"""The pgvector store: :class:`PgVectorStore` on pooled psycopg connections.
 
-Each ragcast collection is a table in ``RAGCAST_PGVECTOR_SCHEMA`` (default ``public``)
-named by :func:`table_name` (ragcast names carry ``-``, which SQL identifiers do not):
-
-    tenant text NOT NULL DEFAULT '', id text, content_id text, chunk_index integer,
-    embedding vector(d), text text, metadata jsonb, PRIMARY KEY (tenant, id)
-
-with a btree index on ``(tenant, content_id, chunk_index)`` and an HNSW index with
-``vector_cosine_ops``. Tenants share the table: every call for a tenant has
-``WHERE tenant = …``, and records written without a tenant have ``tenant = ''``.
-Tables made by an earlier ragcast (``id`` alone the primary key, no ``tenant``) get the
-column and the new keys in :meth:`PgVectorStore.ensure_collection`; their rows are the
-ones without a tenant.
-
-:meth:`PgVectorStore.update_metadata` merges with jsonb ``||`` in one ``UPDATE … FROM
-unnest(…)``; a merged ``content_id`` or ``chunk_index`` goes to its column too, which
-filters on those keys read.
-
-The dimension lives in the column's type modifier, which is what
-:meth:`PgVectorStore.ensure_collection` checks. HNSW indexes ``vector`` columns of at
-most 2,000 dimensions; wider collections are indexed as ``halfvec`` where the extension
-has it (pgvector ≥ 0.7) and searched exactly otherwise. A filter applies after the
-HNSW scan: with pgvector ≥ 0.8 the scan goes on until enough rows pass it
-(``hnsw.iterative_scan``), and a search that still comes back short is repeated exactly.
+Its tables and their migration are in :mod:`.schema`, the translation of filters in
+:mod:`.filters`; the package's docstring describes the layout and the search.
 """
 
 from __future__ import annotations
 
-import hashlib
-import logging
 import queue
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -36,10 +13,13 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import psycopg
+from pgvector.psycopg import register_vector
+from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from ragcast.errors import ConfigurationError, TransientError, ValidationError
 from ragcast.providers.vectorstores.base import (
-    Condition,
     VectorHit,
     VectorRecord,
     VectorStore,
@@ -48,35 +28,23 @@ from ragcast.providers.vectorstores.base import (
     matches_nothing,
     metadata_patch,
 )
-
-try:
-    import psycopg
-    from pgvector.psycopg import register_vector
-    from psycopg import sql
-    from psycopg.types.json import Jsonb
-except ImportError as exc:  # pragma: no cover - depends on the installed extras
-    raise ImportError(
-        "the pgvector backend needs the 'pgvector' extra: pip install ragcast[pgvector]"
-    ) from exc
+from ragcast.providers.vectorstores.pgvector.filters import where_clause
+from ragcast.providers.vectorstores.pgvector.schema import (
+    HNSW_MAX_DIMS,
+    add_tenants,
+    ann_index,
+    create_table,
+    existing_dims,
+    has_tenant_key,
+    lock,
+    qualified_table,
+)
 
 if TYPE_CHECKING:
     from ragcast.settings import Settings
 
-log = logging.getLogger(__name__)
-
-HNSW_MAX_DIMS = 2000  # pgvector's limit for an HNSW index on ``vector``
 #: before pgvector 0.8, a filtered search first reads this many times top_k by HNSW
 POST_FILTER_FACTOR = 4
-COLUMNS = ("content_id", "chunk_index")  # filters on these use columns, others the jsonb
-
-
-def table_name(collection: str) -> str:
-    """The table of a collection: the name itself when it is a plain SQL identifier,
-    else a sanitised form plus 8 hex digits of its SHA-1 (so distinct names never meet)."""
-    if re.fullmatch(r"[a-z_][a-z0-9_]{0,53}", collection):
-        return collection
-    base = re.sub(r"[^a-z0-9_]", "_", collection.lower())[:45]
-    return f"{base}_{hashlib.sha1(collection.encode()).hexdigest()[:8]}"
 
 
 class PgVectorStore(VectorStore):
@@ -158,43 +126,19 @@ class PgVectorStore(VectorStore):
                 return
 
     def _table(self, name: str) -> sql.Composed:
-        return sql.SQL("{}.{}").format(
-            sql.Identifier(self.schema), sql.Identifier(table_name(name))
-        )
-
-    def _existing_dims(self, conn: psycopg.Connection[Any], name: str) -> int | None:
-        row = conn.execute(
-            "SELECT atttypmod FROM pg_attribute WHERE attrelid = to_regclass(%s)"
-            " AND attname = 'embedding' AND NOT attisdropped",
-            (self._table(name).as_string(conn),),
-        ).fetchone()
-        return None if row is None else int(row[0])
-
-    def _has_tenant_key(self, conn: psycopg.Connection[Any], name: str) -> bool:
-        """Whether the table's primary key is ``(tenant, id)``."""
-        row = conn.execute(
-            "SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid"
-            " AND a.attnum = i.indkey[0] WHERE i.indrelid = to_regclass(%s)"
-            " AND i.indisprimary AND a.attname = 'tenant'",
-            (self._table(name).as_string(conn),),
-        ).fetchone()
-        return row is not None
+        return qualified_table(self.schema, name)
 
     def _prepare(self, conn: psycopg.Connection[Any], name: str) -> int | None:
         """The dimension of ``name``'s table (None when there is none), once it has the
         tenant column and keys: a table of an earlier ragcast gets them here."""
-        dims = self._existing_dims(conn, name)
+        dims = existing_dims(conn, self._table(name))
         if dims is not None and name not in self._tenanted:
-            if not self._has_tenant_key(conn, name):
-                self._lock(conn, name)
-                if not self._has_tenant_key(conn, name):
-                    self._add_tenants(conn, name)
+            if not has_tenant_key(conn, self._table(name)):
+                lock(conn, name)
+                if not has_tenant_key(conn, self._table(name)):
+                    add_tenants(conn, self.schema, name)
             self._tenanted.add(name)
         return dims
-
-    def _lock(self, conn: psycopg.Connection[Any], name: str) -> None:
-        """Serialise DDL on ``name`` across processes: ``… IF NOT EXISTS`` still races."""
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (name,))
 
     # -- the contract ---------------------------------------------------------------------
     def ensure_collection(self, name: str, dimensions: int) -> None:
@@ -204,10 +148,10 @@ class PgVectorStore(VectorStore):
         with self._conn() as conn:
             existing = self._prepare(conn, name)
             if existing is None:
-                self._lock(conn, name)
+                lock(conn, name)
                 existing = self._prepare(conn, name)
                 if existing is None:
-                    self._create(conn, name, dimensions)
+                    create_table(conn, self.schema, name, dimensions, halfvec=self._halfvec)
                     self._tenanted.add(name)
                     existing = dimensions
         if existing != dimensions:
@@ -216,75 +160,6 @@ class PgVectorStore(VectorStore):
                 f"collection {name} holds {existing}-dimensional vectors, not {dimensions}",
             )
         self._dims[name] = dimensions
-
-    def _create(self, conn: psycopg.Connection[Any], name: str, dimensions: int) -> None:
-        table, base = self._table(name), table_name(name)
-        conn.execute(
-            sql.SQL(
-                "CREATE TABLE {} (tenant text NOT NULL DEFAULT '', id text NOT NULL,"
-                " content_id text NOT NULL, chunk_index integer NOT NULL,"
-                " embedding vector({}) NOT NULL, text text NOT NULL,"
-                " metadata jsonb NOT NULL DEFAULT '{{}}', PRIMARY KEY (tenant, id))"
-            ).format(table, sql.Literal(dimensions))
-        )
-        self._content_index(conn, name)
-        ann = self._ann(dimensions)
-        if ann is None:
-            log.warning(
-                "pgvector %s: %d dimensions, no HNSW index (exact search)", name, dimensions
-            )
-            return
-        conn.execute(
-            sql.SQL("CREATE INDEX {} ON {} USING hnsw (({}) {})").format(
-                sql.Identifier(f"{base}_hnsw"),
-                table,
-                ann[0],
-                sql.SQL(ann[1]),
-            )
-        )
-
-    def _content_index(self, conn: psycopg.Connection[Any], name: str) -> None:
-        """The btree that ``delete_stale`` and filtered searches of a tenant use."""
-        conn.execute(
-            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (tenant, content_id, chunk_index)").format(
-                sql.Identifier(f"{table_name(name)}_tenant_content"), self._table(name)
-            )
-        )
-
-    def _add_tenants(self, conn: psycopg.Connection[Any], name: str) -> None:
-        """Bring a table of an earlier ragcast to this layout; its rows keep tenant ''."""
-        table, base = self._table(name), table_name(name)
-        log.info("pgvector %s: adding the tenant column and keys", name)
-        conn.execute(
-            sql.SQL(
-                "ALTER TABLE {} ADD COLUMN IF NOT EXISTS tenant text NOT NULL DEFAULT ''"
-            ).format(table)
-        )
-        row = conn.execute(
-            "SELECT conname FROM pg_constraint WHERE conrelid = to_regclass(%s) AND contype = 'p'",
-            (table.as_string(conn),),
-        ).fetchone()
-        if row is not None:
-            conn.execute(
-                sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(table, sql.Identifier(row[0]))
-            )
-        conn.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY (tenant, id)").format(table))
-        self._content_index(conn, name)
-        conn.execute(
-            sql.SQL("DROP INDEX IF EXISTS {}").format(
-                sql.Identifier(self.schema, f"{base}_content")
-            )
-        )
-
-    def _ann(self, dimensions: int) -> tuple[sql.Composable, str] | None:
-        """The indexed expression and operator class, or None when HNSW cannot index it."""
-        if dimensions <= HNSW_MAX_DIMS:
-            return sql.SQL("embedding"), "vector_cosine_ops"
-        if self._halfvec:
-            return sql.SQL("embedding::halfvec({})").format(
-                sql.Literal(dimensions)
-            ), "halfvec_cosine_ops"
-        return None
 
     def upsert_batch(
         self, name: str, records: Sequence[VectorRecord], *, tenant: str | None = None
@@ -392,7 +267,7 @@ class PgVectorStore(VectorStore):
         check_tenant(tenant)
         if matches_nothing(conditions(where)):
             return []
-        cond, params = _where(where)
+        cond, params = where_clause(where)
         params.update(tenant=tenant or "", q=np.asarray(vector, dtype=np.float32), k=top_k)
         with self._conn() as conn:
             dims = self._prepare(conn, name)
@@ -418,7 +293,7 @@ class PgVectorStore(VectorStore):
 
     def _distance(self, dims: int) -> tuple[sql.Composable, sql.Composable]:
         """The indexed expression of a ``dims`` table and the query vector cast to match."""
-        ann = self._ann(dims)
+        ann = ann_index(dims, halfvec=self._halfvec)
         expr = ann[0] if ann else sql.SQL("embedding")
         qexpr: sql.Composable = sql.SQL("%(q)s::vector")
         if ann and dims > HNSW_MAX_DIMS:
@@ -487,51 +362,3 @@ def _ids(record: VectorRecord) -> tuple[str, int]:
     cid = record.metadata.get("content_id", content_id)
     chunk = record.metadata.get("chunk_index", index if index.isdigit() else 0)
     return str(cid), int(chunk)
-
-
-def _where(where: dict[str, Any] | None) -> tuple[sql.Composable, dict[str, Any]]:
-    """A SQL condition and its parameters: columns for ids, jsonb for the rest."""
-    parts: list[sql.Composable] = [sql.SQL("TRUE")]
-    params: dict[str, Any] = {}
-    for n, c in enumerate(conditions(where)):
-        part, values = _condition(c, f"w{n}")
-        parts.append(part)
-        params.update(values)
-    return sql.SQL(" AND ").join(parts), params
-
-
-def _condition(c: Condition, p: str) -> tuple[sql.Composable, dict[str, Any]]:
-    """One condition, its placeholders named ``p…``."""
-    if c.kind == "range":
-        return _range(c, p)
-    if c.key in COLUMNS:
-        col = sql.Identifier(c.key)
-        if c.kind == "in":
-            return sql.SQL("{} = ANY({})").format(col, sql.Placeholder(p)), {p: list(c.values)}
-        return sql.SQL("{} = {}").format(col, sql.Placeholder(p)), {p: c.value}
-    if c.kind == "in":
-        part = sql.SQL("metadata -> {} = ANY({}::jsonb[])").format(
-            sql.Literal(c.key), sql.Placeholder(p)
-        )
-        return part, {p: [Jsonb(v) for v in c.values]}
-    return sql.SQL("metadata @> {}").format(sql.Placeholder(p)), {p: Jsonb({c.key: c.value})}
-
-
-def _range(c: Condition, p: str) -> tuple[sql.Composable, dict[str, Any]]:
-    """``gte``/``lte`` on a column, or on a number in ``metadata`` (other types never
-    match: the ``CASE`` keeps text from reaching the cast)."""
-    value: sql.Composable = sql.Identifier(c.key)
-    if c.key not in COLUMNS:
-        value = sql.SQL(
-            "(CASE WHEN jsonb_typeof(metadata -> {k}) = 'number'"
-            " THEN (metadata ->> {k})::double precision END)"
-        ).format(k=sql.Literal(c.key))
-    parts: list[sql.Composable] = []
-    params: dict[str, Any] = {}
-    for op, bound, suffix in ((">=", c.gte, "a"), ("<=", c.lte, "b")):
-        if bound is not None:
-            parts.append(
-                sql.SQL("{} {} {}").format(value, sql.SQL(op), sql.Placeholder(p + suffix))
-            )
-            params[p + suffix] = bound
-    return sql.SQL(" AND ").join(parts), params

@@ -1,0 +1,46 @@
+"""What a search is asked and what it answers, shared by the retrievers and the reranker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ragcast.retrieval.filters import Filters
+
+Mode = Literal["hybrid", "dense", "lexical"]
+MODES: tuple[Mode, ...] = ("hybrid", "dense", "lexical")
+Key = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """One search: the text, how to search, what to keep."""
+
+    text: str
+    top_k: int = 10
+    mode: Mode = "hybrid"
+    filters: Filters = field(default_factory=Filters)
+    #: neighbouring chunks to return on each side of a hit
+    context: int = 0
+    rerank: bool = False
+
+
+@dataclass(slots=True)
+class Passage:
+    """A hit with its neighbours: one text and the time span it covers."""
+
+    text: str
+    start_s: float | None
+    end_s: float | None
+    first_chunk: int
+    last_chunk: int
+
+
+@dataclass(slots=True)
+class Hit:
+    """A chunk found: its score (by mode: fused 0-1, cosine, or BM25), text and metadata."""
+
+    score: float
+    text: str
+    metadata: dict[str, Any]
+    context: Passage | None = None

@@ -86,7 +86,7 @@ def test_a_channel_job_uses_captions_first_and_deep_links(
     platform_api: Api, media: MediaServer
 ) -> None:
     api = platform_api
-    body = _channel_job("chan-1", ["capt0000001", "asr00000002", "notinchannel"])
+    body = _channel_job("chan-1", ["capt0000001", "asr00000002", "notinchan01"])
     assert api.client.post(f"{PREFIX}/process", json=body, headers=api.h()).status_code == 200
     status = api.wait("chan-1")
     assert status["status"] == "completed"
@@ -100,8 +100,8 @@ def test_a_channel_job_uses_captions_first_and_deep_links(
     captioned, spoken = items["youtube-capt0000001"], items["youtube-asr00000002"]
     assert captioned["transcript_source"] == "captions" and spoken["transcript_source"] == "asr"
     assert captioned["title"] == "Inaugural address"
-    assert items["youtube-notinchannel"]["status"] == "failed"
-    assert "not in the channel" in items["youtube-notinchannel"]["error"]
+    assert items["youtube-notinchan01"]["status"] == "failed"
+    assert "not in the channel" in items["youtube-notinchan01"]["error"]
     assert media.hits.get("/media/clip01.flac") is None  # captions: no audio download
     assert media.hits["/media/clip02.wav"] == 1
     # The caption cue at 1:33 gives its chunk that start time and deep link.

@@ -148,18 +148,20 @@ def start_run(
 ) -> str | None:
     """Start a run of a subscription; returns its job id, or None when none was started.
 
-    The run is claimed by one conditional UPDATE on ``runs`` (and, unless ``due_only`` is
-    off, on being active and due) that also moves ``next_run_at`` one interval on; the
-    job is created in the same transaction and enqueued once it is committed. A run
-    whose job cannot be made is recorded as failed in ``last_result``.
+    Runs never overlap, due or started by hand (``due_only`` off): none starts while the
+    last run's job is going. The run is claimed by one conditional UPDATE on ``runs``
+    (and, unless ``due_only`` is off, on being active and due) that also moves
+    ``next_run_at`` one interval on, so of two callers that both found no run going only
+    one starts it; the job is created in the same transaction and enqueued once it is
+    committed. A run whose job cannot be made is recorded as failed in ``last_result``.
     """
     now = utcnow()
     with ctx.db.session() as s:
         sub = s.get(Subscription, subscription_pk)
         if sub is None or (due_only and not _is_due(sub, now)):
             return None
-        if due_only and _last_run_going(s, sub):
-            return None  # runs never overlap: a due run starts once the last one is done
+        if run_going(s, sub) is not None:
+            return None  # the next run starts once the last one is done
         run = sub.runs + 1
         job, error = _make_job(ctx, sub, _run_job_id(s, sub, run))
         failed = {"run": run, "job_id": None, "status": "failed", "error": error}
@@ -188,18 +190,18 @@ def start_run(
     return job_id
 
 
-def _last_run_going(s: Session, sub: Subscription) -> bool:
-    """Whether the job of the subscription's last run exists and has not finished."""
+def run_going(s: Session, sub: Subscription) -> str | None:
+    """The job id of the subscription's last run while that job has not finished, else None."""
     if sub.last_job_id is None:
-        return False
+        return None
     going = s.scalar(
-        select(Job.id).where(
+        select(Job.job_id).where(
             Job.user_id == sub.user_id,
             Job.job_id == sub.last_job_id,
             Job.finished_at.is_(None),
         )
     )
-    return going is not None
+    return going
 
 
 def run_due(ctx: Context, send: Send, keep: Callable[[], bool] = lambda: True) -> list[str]:

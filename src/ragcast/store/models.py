@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import (
     JSON,
@@ -239,6 +240,28 @@ class Export(Base):
     job: Mapped[Job] = relationship()
 
 
+#: the port a URL without one connects to
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def endpoint_of(url: str) -> str:
+    """The endpoint a webhook URL connects to: ``scheme://host:port``, lower case, the port
+    always written; the sender keeps one attempt in flight per endpoint."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").rstrip(".")
+    try:
+        port = parts.port or DEFAULT_PORTS.get(scheme, 0)
+    except ValueError:  # refused when the webhook is made; never sent
+        port = 0
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+
+
+def _endpoint_default(context: Any) -> str:
+    """``endpoint`` of a webhook row being inserted: that of its ``url``."""
+    return endpoint_of(str(context.get_current_parameters()["url"]))
+
+
 class Webhook(Base):
     """A user's webhook endpoint: where events are delivered, signed with ``secret``."""
 
@@ -254,12 +277,20 @@ class Webhook(Base):
     #: ``whsec_`` + base64 of the signing key (Standard Webhooks)
     secret: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: :func:`endpoint_of` the URL (migration ``0010``): one attempt in flight per endpoint
+    endpoint: Mapped[str] = mapped_column(String(320), nullable=True, default=_endpoint_default)
+    #: when a delivery of this webhook was last claimed: the sender serves users in turn
+    served_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class WebhookDelivery(Base):
     """One event for one webhook: the durable outbox row, retried until delivered."""
 
     __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        # a webhook's oldest due row without a scan of its history (the sender's claim)
+        Index("ix_webhook_deliveries_due", "webhook_pk", "status", "next_attempt_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     webhook_pk: Mapped[int] = mapped_column(
@@ -274,7 +305,7 @@ class WebhookDelivery(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(default=utcnow, index=True)
     #: a sender holds the row until then (one sender per row across processes)
-    claimed_until: Mapped[datetime | None] = mapped_column(default=None)
+    claimed_until: Mapped[datetime | None] = mapped_column(default=None, index=True)
     last_status_code: Mapped[int | None] = mapped_column(Integer, default=None)
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     #: every attempt: ``{"at", "status_code", "error", "duration_ms"}``
@@ -315,3 +346,15 @@ class Lease(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(128))
     expires_at: Mapped[datetime] = mapped_column()
+
+
+class WorkerHeartbeat(Base):
+    """What one worker process is working on, renewed every few seconds (the reconciler
+    leaves that work alone while ``beat_at`` is fresh)."""
+
+    __tablename__ = "worker_heartbeats"
+
+    holder: Mapped[str] = mapped_column(String(128), primary_key=True)
+    beat_at: Mapped[datetime] = mapped_column(index=True)
+    #: ids in progress by kind: ``{"item": [...], "job": [...], "export": [...]}``
+    work: Mapped[dict[str, Any]] = mapped_column(JSON)

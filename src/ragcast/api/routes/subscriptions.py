@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ragcast.api.deps import Ctx, CurrentUser, ProcessUser
@@ -19,8 +19,14 @@ from ragcast.api.schemas import (
     error_responses,
 )
 from ragcast.errors import ConflictError, NotFoundError, ValidationError
-from ragcast.sources.subscriptions import new_subscription_id, run_body, start_run, validate
-from ragcast.store.models import Job, Subscription, iso_utc, utcnow
+from ragcast.sources.subscriptions import (
+    new_subscription_id,
+    run_body,
+    run_going,
+    start_run,
+    validate,
+)
+from ragcast.store.models import Job, Subscription, User, iso_utc, utcnow
 
 router = APIRouter(tags=["subscriptions"])
 
@@ -65,17 +71,44 @@ def public(s: Session, sub: Subscription) -> SubscriptionPublic:
     )
 
 
+def check_room(s: Session, user_id: int, limit: int) -> None:
+    """Refuse a new subscription (409) when the user has ``limit`` already (0: no limit).
+
+    The user's row is locked first (PostgreSQL's row lock, SQLite's write lock), so
+    concurrent creations are counted one after the other and none goes past the limit.
+    """
+    if limit <= 0:
+        return
+    s.execute(update(User).where(User.id == user_id).values(id=User.id))
+    have = s.scalar(select(func.count(Subscription.id)).where(Subscription.user_id == user_id))
+    if (have or 0) >= limit:
+        raise ConflictError(
+            f"You have {have} subscriptions, the most one user may have "
+            f"(RAGCAST_MAX_SUBSCRIPTIONS_PER_USER={limit}); delete one before adding another"
+        )
+
+
+def _run_in_progress(subscription_id: str, job_id: str) -> ConflictError:
+    return ConflictError(
+        f"A run of {subscription_id!r} is in progress (job {job_id!r}); runs never overlap: "
+        "start the next one once it has finished"
+    )
+
+
 @router.post(
     "/subscriptions",
     response_model=SubscriptionPublic,
     operation_id="createSubscription",
-    responses=error_responses(400, 401, 413, 429, 500),
+    responses=error_responses(400, 401, 409, 413, 429, 500),
 )
 def create_subscription(
     body: SubscriptionCreate, user: ProcessUser, ctx: Ctx
 ) -> SubscriptionPublic:
     """Keep a channel indexed: its first run starts at once, then one every ``interval``,
-    each an ordinary job of the channel's items not indexed yet."""
+    each an ordinary job of the channel's items not indexed yet.
+
+    A user has at most ``RAGCAST_MAX_SUBSCRIPTIONS_PER_USER`` subscriptions (409 beyond).
+    """
     minimum = ctx.settings.subscription_min_interval_s
     if body.interval_s < minimum:
         raise ValidationError(
@@ -94,6 +127,7 @@ def create_subscription(
     # the local model named now embeds every run, whatever the server's default later
     request["embedding_model"] = stored_request(job, spec)["embedding_model"]
     with ctx.db.session() as s:
+        check_room(s, user.user_id, ctx.settings.max_subscriptions_per_user)
         sub = Subscription(
             subscription_id=subscription_id,
             user_id=user.user_id,
@@ -187,15 +221,23 @@ def resume_subscription(
 def run_subscription(
     subscription_id: SubscriptionIdPath, user: ProcessUser, ctx: Ctx, request: Request
 ) -> SubscriptionPublic:
-    """Start a run now (paused or not); the next one follows an ``interval`` later."""
+    """Start a run now (paused or not); the next one follows an ``interval`` later.
+
+    Runs never overlap: while the last run's job is going, the answer is a 409 naming it
+    and nothing starts.
+    """
     with ctx.db.session() as s:
         sub = user_subscription(s, user.user_id, subscription_id)
-        pk, runs = sub.id, sub.runs
-    start_run(ctx, pk, request.app.state.runner.start_job.send, due_only=False)
+        going = run_going(s, sub)
+        if going is not None:
+            raise _run_in_progress(subscription_id, going)
+        pk = sub.id
+    job_id = start_run(ctx, pk, request.app.state.runner.start_job.send, due_only=False)
     with ctx.db.session() as s:
         sub = user_subscription(s, user.user_id, subscription_id)
-        if sub.runs == runs:
-            raise ConflictError(f"a run of {subscription_id!r} was starting already; try again")
+        if job_id is None and sub.last_job_id is not None:
+            # Another request (or the scheduler) started the run first.
+            raise _run_in_progress(subscription_id, run_going(s, sub) or sub.last_job_id)
         return public(s, sub)
 
 

@@ -10,7 +10,7 @@ import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ragcast.api.deps import Ctx, CurrentUser
@@ -26,10 +26,10 @@ from ragcast.api.schemas import (
     WebhookPublic,
     error_responses,
 )
-from ragcast.errors import NotFoundError
+from ragcast.errors import ConflictError, NotFoundError
 from ragcast.notify.signing import new_secret
 from ragcast.sources.safety import check_url
-from ragcast.store.models import Webhook, WebhookDelivery, iso_utc
+from ragcast.store.models import User, Webhook, WebhookDelivery, iso_utc
 
 router = APIRouter(tags=["webhooks"])
 
@@ -56,6 +56,23 @@ def _user_webhook(s: Session, user_id: int, webhook_id: str) -> Webhook:
     return hook
 
 
+def check_room(s: Session, user_id: int, limit: int) -> None:
+    """Refuse a new webhook (409) when the user has ``limit`` already (0: no limit).
+
+    The user's row is locked first (PostgreSQL's row lock, SQLite's write lock), so
+    concurrent creations are counted one after the other and none goes past the limit.
+    """
+    if limit <= 0:
+        return
+    s.execute(update(User).where(User.id == user_id).values(id=User.id))
+    have = s.scalar(select(func.count(Webhook.id)).where(Webhook.user_id == user_id)) or 0
+    if have >= limit:
+        raise ConflictError(
+            f"You have {have} webhooks, the most one user may have "
+            f"(RAGCAST_MAX_WEBHOOKS_PER_USER={limit}); delete one before adding another"
+        )
+
+
 def _delivery(row: WebhookDelivery) -> WebhookDeliveryStatus:
     return WebhookDeliveryStatus(
         id=row.message_id,
@@ -77,12 +94,16 @@ def _delivery(row: WebhookDelivery) -> WebhookDeliveryStatus:
     status_code=201,
     response_model=WebhookCreated,
     operation_id="createWebhook",
-    responses=error_responses(400, 401, 413, 429),
+    responses=error_responses(400, 401, 409, 413, 429),
 )
 def create_webhook(body: WebhookCreate, user: CurrentUser, ctx: Ctx) -> WebhookCreated:
-    """Register a URL for events; the answer carries the signing secret, shown only here."""
+    """Register a URL for events; the answer carries the signing secret, shown only here.
+
+    A user has at most ``RAGCAST_MAX_WEBHOOKS_PER_USER`` webhooks (409 beyond).
+    """
     check_url(body.url, field="url", allow_loopback=ctx.settings.allow_loopback_fetch)
     with ctx.db.session() as s:
+        check_room(s, user.user_id, ctx.settings.max_webhooks_per_user)
         hook = Webhook(
             webhook_id=f"wh_{secrets.token_urlsafe(16)}",
             user_id=user.user_id,

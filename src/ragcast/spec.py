@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 #: the languages Whisper transcribes (ISO 639-1, plus Whisper's ``haw`` and ``yue``)
 LANGUAGES: frozenset[str] = frozenset(
@@ -106,3 +106,70 @@ def job_diarize(request: dict[str, object]) -> Diarize | None:
         min_speakers=low if isinstance(low, int) else None,
         max_speakers=high if isinstance(high, int) else None,
     )
+
+
+# --- the body of ``POST /process``, also what a subscription submits on each run ---
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+#: the most items one job may name (URLs, selected content or uploads)
+MAX_JOB_ITEMS = 10_000
+
+Platform = Literal["tiktok", "youtube", "twitch", "documents"]
+InputMethod = Literal["channel", "urls", "upload"]
+
+
+class ProcessingSettings(BaseModel):
+    """Chunking settings, in tokens of the embedding model's tokenizer."""
+
+    model_config = ConfigDict(extra="allow")
+
+    chunkSize: int = Field(default=1024, ge=16, le=32768)  # noqa: N815 - contract name
+    chunkOverlap: int = Field(default=100, ge=0, le=32768)  # noqa: N815
+    maxTokens: int = Field(default=8192, ge=16, le=131072)  # noqa: N815
+    language: str = Field(
+        default="auto",
+        max_length=32,
+        description="Spoken language: an ISO 639-1 code (`de`, `zh`, ...) or `auto`, "
+        "detected per item. Also picks the platform caption track.",
+    )
+    diarize: bool = Field(
+        default=False,
+        strict=True,
+        description="Label who speaks when (`SPEAKER_00`, ...) in transcripts, chunks, exports "
+        "and search. Needs the audio: platform captions are not used for such a job.",
+    )
+    min_speakers: int | None = Field(
+        default=None, ge=1, le=MAX_SPEAKERS, strict=True, description="With `diarize`"
+    )
+    max_speakers: int | None = Field(
+        default=None, ge=1, le=MAX_SPEAKERS, strict=True, description="With `diarize`"
+    )
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, value: str) -> str:
+        return normalise_language(value)
+
+    @field_validator("max_speakers")
+    @classmethod
+    def _speaker_bounds(cls, value: int | None, info: ValidationInfo) -> int | None:
+        low = info.data.get("min_speakers")
+        if value is not None and low is not None and low > value:
+            raise ValueError(f"max_speakers ({value}) is less than min_speakers ({low})")
+        return value
+
+
+class JobCreate(BaseModel):
+    """Body of ``POST /process``."""
+
+    job_id: str = Field(pattern=ID_PATTERN, description="Idempotency key within one user")
+    platform: Platform
+    input_method: InputMethod
+    channel_url: str | None = Field(default=None, max_length=2048)
+    pasted_urls: list[str] = Field(default_factory=list, max_length=MAX_JOB_ITEMS)
+    selected_content: list[str] = Field(default_factory=list, max_length=MAX_JOB_ITEMS)
+    uploaded_documents: list[str] = Field(default_factory=list, max_length=MAX_JOB_ITEMS)
+    embedding_model: EmbeddingModelConfig
+    vector_db: VectorDbConfig
+    settings: ProcessingSettings = Field(default_factory=ProcessingSettings)
+    user_id: str | None = Field(default=None, description="Ignored: the API key decides")

@@ -28,7 +28,11 @@ from typing import Any
 from sqlalchemy import null, select, update
 from sqlalchemy.orm import Session
 
-from ragcast.api.routes.process import (
+from ragcast.context import Context
+from ragcast.errors import RagcastError
+from ragcast.notify.outbox import enqueue_event
+from ragcast.pipeline.progress import job_result
+from ragcast.pipeline.submission import (
     check_backends,
     check_inputs,
     check_language,
@@ -36,12 +40,8 @@ from ragcast.api.routes.process import (
     request_hash,
     stored_request,
 )
-from ragcast.api.schemas import JobCreate
-from ragcast.context import Context
-from ragcast.errors import RagcastError
-from ragcast.notify.outbox import enqueue_event
-from ragcast.pipeline.progress import job_result
 from ragcast.providers.embedders.base import EmbeddingSpec
+from ragcast.spec import JobCreate
 from ragcast.store import leases
 from ragcast.store.models import Job, Subscription, as_utc, iso_utc, utcnow
 

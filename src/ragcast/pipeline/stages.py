@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from ragcast.context import Context
-from ragcast.errors import ItemError, MediaError
+from ragcast.errors import ItemError, MediaError, TransientError
 from ragcast.pipeline.archive import DocumentLimits
 from ragcast.pipeline.chunk import chunk_transcript
 from ragcast.pipeline.documents import parse_document
@@ -52,6 +52,26 @@ ACTIVE: dict[str, str] = {
     "indexed": "indexing",
 }
 ORDER = list(STAGES)
+
+
+class BackendUnavailable(TransientError):
+    """A service the pipeline runs on is down (the job store, the vector database, the
+    data dir's disk), not a fault of the items: retried like any transient failure, and
+    after the last retry the items are left at their last finished stage, unfailed, for
+    the reconciler to send again once the service is back (runner/reconciler.py)."""
+
+
+def _vector_db_down(exc: Exception) -> BackendUnavailable | None:
+    """``exc`` as the vector database being unreachable, or None when it is not that."""
+    import httpx
+
+    if isinstance(exc, TransientError):  # the stores' own word for an outage
+        return BackendUnavailable(f"the vector database is unavailable: {exc.message}")
+    if isinstance(exc, httpx.TransportError | ConnectionError | TimeoutError):
+        return BackendUnavailable(f"the vector database is unreachable: {exc}")
+    if isinstance(exc, ValueError) and "could not connect" in str(exc).lower():
+        return BackendUnavailable(f"the vector database is unreachable: {exc}")  # chroma
+    return None
 
 
 def job_stages(job: Job) -> list[str]:
@@ -264,6 +284,15 @@ class ItemStages:
 
     def index_many(self, s: Session, items: list[Item], job: Job) -> None:
         """Upsert the vectors of ``items`` in one call, then as :meth:`index` for each."""
+        try:
+            self._index_many(s, items, job)
+        except Exception as exc:
+            down = _vector_db_down(exc)
+            if down is None:
+                raise
+            raise down from exc
+
+    def _index_many(self, s: Session, items: list[Item], job: Job) -> None:
         store = self.ctx.providers.vector_store(job.vector_db)
         store.ensure_collection(job.collection, job.dimensions)
         rows = s.scalars(

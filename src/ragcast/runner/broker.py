@@ -12,6 +12,11 @@ can route transcription to GPU machines and fetching elsewhere
   stored, a dead worker's messages requeued after a short heartbeat timeout) or
   ``amqp://`` (``RabbitmqBroker``, unacknowledged messages return when the connection
   drops).
+
+Wherever workers run, the :class:`~ragcast.runner.reconciler.Reconciler` runs with them:
+work whose message the broker lost (a Redis restarted empty, a send during an outage) is
+found in the store and sent again. A message that cannot be sent is therefore logged and
+left to it, never raised into the stage that already stored its result.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import dramatiq
-from dramatiq import Actor
+from dramatiq import Actor, Message
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import (
     AgeLimit,
@@ -38,6 +43,7 @@ from ragcast.errors import TransientError
 from ragcast.exports.job import run_export
 from ragcast.pipeline.progress import TERMINAL_JOB
 from ragcast.runner import tasks
+from ragcast.runner.reconciler import ActiveWork, Held, Reconciler, held_work
 from ragcast.settings import Settings
 from ragcast.store.models import Export, Job
 
@@ -115,13 +121,19 @@ class Runner:
         self.broker = broker or make_broker(ctx.settings)
         self.embedded = isinstance(self.broker, StubBroker)
         self._worker: dramatiq.Worker | None = None
+        #: what this process's actors run now: its heartbeat, for the reconciler
+        self.active = ActiveWork()
+        self.reconciler = Reconciler(ctx, self, self.active)
         max_retries = ctx.settings.max_retries
+        active = self.active
 
         def start_job(job_pk: int) -> None:
-            tasks.start_job(ctx, job_pk, self.enqueue_stage, defer=self._defer_start)
+            with active.holding("job", [job_pk]):
+                tasks.start_job(ctx, job_pk, self.enqueue_stage, defer=self._defer_start)
 
         def export(export_pk: int) -> None:
-            run_export(ctx, export_pk)
+            with active.holding("export", [export_pk]):
+                run_export(ctx, export_pk)
 
         self.start_job = self._actor(start_job, "start_job", QUEUE_JOBS)
         self.export = self._actor(export, "run_export", QUEUE_EXPORTS)
@@ -129,14 +141,16 @@ class Runner:
         for stage, queue in STAGE_QUEUES.items():
             # A message names a list of items (or one item id, as earlier releases sent).
             def run(item_ids: int | list[int], stage: str = stage) -> None:
+                held = [item_ids] if isinstance(item_ids, int) else item_ids
                 try:
-                    tasks.run_stage(
-                        ctx,
-                        item_ids,
-                        stage,
-                        self.enqueue_stage,
-                        last_attempt=_last_attempt(max_retries),
-                    )
+                    with active.holding("item", held):
+                        tasks.run_stage(
+                            ctx,
+                            item_ids,
+                            stage,
+                            self.enqueue_stage,
+                            last_attempt=_last_attempt(max_retries),
+                        )
                 except TransientError as exc:
                     # The provider said when to come back: retry no sooner than that.
                     delay = int(exc.retry_after * 1000) if exc.retry_after else None
@@ -150,11 +164,34 @@ class Runner:
         return actor
 
     def enqueue_stage(self, item_ids: list[int], stage: str) -> None:
-        """Send the message that runs ``stage`` of these items."""
-        self.stages[stage].send(item_ids)
+        """Send the message that runs ``stage`` of these items (left to the reconciler
+        when the broker cannot take it)."""
+        self._send(self.stages[stage], (item_ids,))
+
+    def send_start(self, job_pk: int) -> None:
+        """Send a job's ``start_job`` (left to the reconciler when the broker cannot)."""
+        self._send(self.start_job, (job_pk,))
+
+    def send_export(self, export_pk: int) -> None:
+        """Send an export's ``run_export`` (left to the reconciler when the broker cannot)."""
+        self._send(self.export, (export_pk,))
 
     def _defer_start(self, job_pk: int) -> None:
-        self.start_job.send_with_options(args=(job_pk,), delay=DEFER_MS)
+        self._send(self.start_job, (job_pk,), delay=DEFER_MS)
+
+    def _send(
+        self, actor: Actor[..., None], args: tuple[Any, ...], delay: int | None = None
+    ) -> None:
+        try:
+            actor.send_with_options(args=args, delay=delay)
+        except Exception as exc:  # the broker is down: the work stays stored, and is found
+            log.warning(
+                "could not send %s%s (%s: %s); the reconciler sends it again",
+                actor.actor_name,
+                args,
+                type(exc).__name__,
+                str(exc)[:200],
+            )
 
     def start(self, threads: int | None = None, queues: Iterable[str] | None = None) -> None:
         """Start worker threads in this process, consuming ``queues`` (default: all)."""
@@ -166,6 +203,7 @@ class Runner:
             worker_timeout=100,
         )
         self._worker.start()
+        self.reconciler.start()
 
     @property
     def running(self) -> bool:
@@ -182,6 +220,7 @@ class Runner:
         if self._worker is not None:
             self._worker.stop(timeout=STOP_TIMEOUT_MS)
             self._worker = None
+            self.reconciler.stop()
         self.broker.close()
 
     def queue_depths(self) -> dict[str, int]:
@@ -208,6 +247,44 @@ class Runner:
         except Exception:
             return False
         return True
+
+    def held_messages(self) -> Held | None:
+        """The items, jobs and exports that messages the broker holds name (waiting,
+        delayed, or taken by a worker and not yet acknowledged); None when the broker
+        cannot tell (RabbitMQ cannot be read without consuming)."""
+        if isinstance(self.broker, StubBroker):
+            raw = self._stub_messages()
+        elif hasattr(self.broker, "client"):  # Redis
+            raw = self._redis_messages(self.broker.client)
+        else:
+            return None
+        return held_work((m.actor_name, tuple(m.args)) for m in raw)
+
+    def _redis_messages(self, client: Any) -> list[Any]:
+        # One MULTI: a message moving between queues (a delayed one coming due, a retry)
+        # is seen in one of them. A message stays in its queue's hash until acknowledged.
+        ns = self.ctx.settings.broker_namespace
+        pipe = client.pipeline(transaction=True)
+        for queue in QUEUES:
+            pipe.hvals(f"{ns}:{queue}.DQ.msgs")
+            pipe.hvals(f"{ns}:{queue}.msgs")
+        return [Message.decode(raw) for values in pipe.execute() for raw in values]
+
+    def _stub_messages(self) -> list[Any]:
+        # The stub's queues hold encoded messages; this process's worker holds the
+        # messages it took (prefetched, or delayed until due) as message proxies.
+        found: list[Any] = []
+        assert isinstance(self.broker, StubBroker)
+        for q in list(self.broker.queues.values()):
+            with q.mutex:
+                found += [Message.decode(raw) for raw in list(q.queue)]
+        worker = self._worker
+        if worker is not None:
+            buffers = [worker.work_queue, *(c.delay_queue for c in worker.consumers.values())]
+            for buffer in buffers:
+                with buffer.mutex:
+                    found += [item.message for item in list(buffer.queue)]
+        return found
 
     def recover(self) -> int:
         """Re-enqueue every unfinished job and export; returns how many."""

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import defaultdict
 from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
 
 
 class Metrics(Protocol):
@@ -55,7 +58,10 @@ class RedisMetrics:
         pipe.hincrbyfloat(self.key, f"{stage}:count", runs)
         pipe.hincrbyfloat(self.key, f"{stage}:failed", 0 if ok else runs)
         pipe.hincrbyfloat(self.key, f"{stage}:seconds", seconds)
-        pipe.execute()
+        try:
+            pipe.execute()
+        except Exception as exc:  # Redis is down: the stage's result is stored all the same
+            log.warning("stage metrics not recorded: %s: %s", type(exc).__name__, exc)
 
     def stage_totals(self) -> dict[str, dict[str, float]]:
         """The shared totals."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -12,6 +13,8 @@ from typing import Any
 from ragcast.runner.events import Event
 
 CHANNEL = "{prefix}:events:{job_pk}"
+
+log = logging.getLogger(__name__)
 
 
 class RedisEventBus:
@@ -25,8 +28,16 @@ class RedisEventBus:
         self._redis: Any = redis.Redis.from_url(url)
 
     def publish(self, job_pk: int, event: Event) -> None:
-        """Send ``event`` to the job's channel (in order, per publisher)."""
-        self._redis.publish(self._channel(job_pk), json.dumps(event))
+        """Send ``event`` to the job's channel (in order, per publisher).
+
+        Events are for followers; the store holds the truth. With Redis down an event is
+        dropped (followers poll the status when their socket fails), never raised into
+        the stage that has stored its result.
+        """
+        try:
+            self._redis.publish(self._channel(job_pk), json.dumps(event))
+        except Exception as exc:
+            log.warning("event of job %s dropped: %s: %s", job_pk, type(exc).__name__, exc)
 
     def _channel(self, job_pk: int) -> str:
         return CHANNEL.format(prefix=self._prefix, job_pk=job_pk)

@@ -14,6 +14,7 @@ model's batches across items, one vector upsert, and coalesced progress events.
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -22,13 +23,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ragcast.context import Context
 from ragcast.errors import (
     Interrupted,
     ItemError,
+    RagcastError,
     TransientError,
     internal_reason,
     redact_paths,
@@ -44,7 +47,7 @@ from ragcast.pipeline.progress import (
     share,
     terminal_event,
 )
-from ragcast.pipeline.stages import ACTIVE, ORDER, ItemStages, job_stages
+from ragcast.pipeline.stages import ACTIVE, ORDER, BackendUnavailable, ItemStages, job_stages
 from ragcast.store.models import Item, Job, User, utcnow
 
 log = logging.getLogger(__name__)
@@ -139,7 +142,7 @@ def start_job(ctx: Context, job_pk: int, enqueue: Enqueue, *, defer: Defer | Non
         ctx.bus.publish(job_pk, event)
     dispatch(pending, enqueue, ctx.settings.batch_items)
     if not pending:
-        _close(ctx, job_pk)
+        close_job(ctx, job_pk)
 
 
 def _resolve(ctx: Context, job_pk: int) -> bool:
@@ -219,30 +222,22 @@ def run_stage(
     :class:`TransientError` of the message's work is re-raised for the broker to retry
     unless this is the last attempt, after which its items fail with the reason; in a
     batch, an item's own transient failure sends it to a retry in a message of its own.
+    An outage of a service the pipeline runs on (:func:`outage`) fails nothing: after
+    the last retry the items keep their last finished stage and the reconciler sends
+    them again once the service is back.
     """
     ids = [item_ids] if isinstance(item_ids, int) else list(item_ids)
-    claim = _claim(ctx, ids, stage)
+    try:
+        claim = _claim(ctx, ids, stage)
+    except Exception as exc:
+        _wait_out(exc, ids, last_attempt)
+        return
     if claim is None:
         return
     started = time.perf_counter()
-    try:
-        try:
-            out = _run_claimed(ctx, claim, stage)
-        except OperationalError as exc:  # a locked or unreachable store passes
-            raise TransientError(f"job store unavailable: {exc.orig}") from exc
-    except Interrupted:
-        log.info("items %s: stopped for shutdown; they resume at the next start", claim.ids)
+    out = _attempt(ctx, claim, stage, enqueue, last_attempt=last_attempt)
+    if out is None:
         return
-    except TransientError as exc:
-        if not last_attempt:
-            log.warning("items %s: transient failure, will retry: %s", claim.ids, exc)
-            raise
-        out = Outcome(failed=dict.fromkeys(claim.ids, f"{exc.message} (gave up after retries)"))
-    except ItemError as exc:
-        out = Outcome(failed=dict.fromkeys(claim.ids, exc.message))
-    except Exception as exc:
-        log.exception("items %s failed", claim.ids)
-        out = Outcome(failed=dict.fromkeys(claim.ids, internal_reason(exc)))
     elapsed = time.perf_counter() - started
     _observe(ctx, stage, elapsed, out)
     if out.failed:
@@ -255,7 +250,83 @@ def run_stage(
             ((i, following, st, ct) for i, st, ct in out.done), enqueue, ctx.settings.batch_items
         )
     if following is None or out.failed:
-        _close(ctx, claim.job_pk)
+        close_job(ctx, claim.job_pk)
+
+
+def _attempt(
+    ctx: Context, claim: Claim, stage: str, enqueue: Enqueue, *, last_attempt: bool
+) -> Outcome | None:
+    """Run the claimed stage; its outcome, or None when there is nothing more to do here
+    (stopped for shutdown, recorded by a concurrent run, waiting out an outage)."""
+    try:
+        try:
+            return _run_claimed(ctx, claim, stage)
+        except IntegrityError as exc:  # a concurrent run of these items stored first
+            raise TransientError("a concurrent run of these items stored its result first") from exc
+        except Exception as exc:
+            down = outage(exc)
+            if down is None or down is exc:
+                raise
+            raise down from exc
+    except Interrupted:
+        log.info("items %s: stopped for shutdown; they resume at the next start", claim.ids)
+    except Superseded:
+        log.info("items %s: %s already recorded by a concurrent run", claim.ids, stage)
+        if len(claim.ids) > 1:  # the others of the batch still need it: run them again
+            enqueue(claim.ids, stage)
+    except BackendUnavailable as exc:
+        _wait_out(exc, claim.ids, last_attempt)
+    except TransientError as exc:
+        if not last_attempt:
+            log.warning("items %s: transient failure, will retry: %s", claim.ids, exc)
+            raise
+        return Outcome(failed=dict.fromkeys(claim.ids, f"{exc.message} (gave up after retries)"))
+    except ItemError as exc:
+        return Outcome(failed=dict.fromkeys(claim.ids, exc.message))
+    except Exception as exc:
+        log.exception("items %s failed", claim.ids)
+        return Outcome(failed=dict.fromkeys(claim.ids, internal_reason(exc)))
+    return None
+
+
+class Superseded(RagcastError):
+    """A concurrent run of the same items recorded the stage first; this run's work is
+    rolled back instead of being counted twice."""
+
+
+def outage(exc: BaseException) -> BackendUnavailable | None:
+    """``exc`` as an outage of a service the pipeline runs on (the job store, the vector
+    database, the data dir's disk), or None when it is something else."""
+    if isinstance(exc, BackendUnavailable):
+        return exc
+    if isinstance(exc, OperationalError | InterfaceError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    ):
+        first = str(getattr(exc, "orig", exc) or exc).strip().splitlines()
+        return BackendUnavailable(f"job store unavailable: {first[0] if first else exc}"[:300])
+    full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    if full or "No space left on device" in str(exc) or "disk is full" in str(exc):
+        return BackendUnavailable("no space left on the data dir's disk")
+    return None
+
+
+def _wait_out(exc: Exception, ids: list[int], last_attempt: bool) -> None:
+    """Handle an outage around a stage: raise it for the broker to retry unless this is
+    the last attempt; then leave the items as they are (re-raising what is no outage)."""
+    down = outage(exc)
+    if down is None:
+        raise exc
+    if not last_attempt:
+        log.warning("items %s: %s; will retry", ids, down.message)
+        if down is exc:
+            raise
+        raise down from exc
+    log.warning(
+        "items %s: %s; they keep their last finished stage and resume when it is back "
+        "(the reconciler sends them again)",
+        ids,
+        down.message,
+    )
 
 
 def _observe(ctx: Context, stage: str, elapsed: float, out: Outcome) -> None:
@@ -289,7 +360,6 @@ def _claim(ctx: Context, item_ids: list[int], stage: str) -> Claim | None:
         if not items:
             return None
         job = items[0].job
-        claim = Claim(job.id, job_stages(job), [i.id for i in items])
         events: list[dict[str, Any]] = []
         if job.status == "cancelled":
             for item in items:
@@ -297,19 +367,43 @@ def _claim(ctx: Context, item_ids: list[int], stage: str) -> Claim | None:
                 item.error = "cancelled by user"
             refresh_job(s, job)
         else:
-            for item in items:
-                item.status = "processing"
-                item.attempts += 1
+            items = _take(s, items, stage)
+            if not items:
+                return None
             if len(items) == 1:  # an item alone is heavy work: say what it is doing
                 events.append(progress_event(job, items[0]))
                 events[0]["item"]["stage"] = ACTIVE[stage]
                 log.info("item %s: %s started", items[0].id, ACTIVE[stage])
+        claim = Claim(job.id, job_stages(job), [i.id for i in items])
     for event in events:
         ctx.bus.publish(claim.job_pk, event)
     if job.status == "cancelled":
-        _close(ctx, claim.job_pk)
+        close_job(ctx, claim.job_pk)
         return None
     return claim
+
+
+def _take(s: Session, items: list[Item], stage: str) -> list[Item]:
+    """Mark the items processing by one conditional update: only those still unfinished
+    and short of ``stage`` (a concurrent run that finished them meanwhile wins; on
+    PostgreSQL the update waits for it), so a finished item never goes back."""
+    taken = set(
+        s.scalars(
+            update(Item)
+            .where(
+                Item.id.in_([i.id for i in items]),
+                Item.status.not_in(TERMINAL_ITEM),
+                Item.stage.in_(ORDER[: ORDER.index(stage)]),
+            )
+            .values(status="processing", attempts=Item.attempts + 1, updated_at=utcnow())
+            .returning(Item.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    kept = [i for i in items if i.id in taken]
+    for item in kept:
+        set_committed_value(item, "status", "processing")
+    return kept
 
 
 def _run_claimed(ctx: Context, claim: Claim, stage: str) -> Outcome:
@@ -333,11 +427,9 @@ def _run_claimed(ctx: Context, claim: Claim, stage: str) -> Outcome:
         query = select(Item).where(Item.id.in_(claim.ids)).order_by(Item.index)
         items = _due(s.scalars(query.with_for_update()), stage)
         before = {i.id: share(i.status, i.stage) for i in items}
+        was = {i.id: i.stage for i in items}
         done, out = _work(s, ItemStages(ctx, incremental=len(items) == 1), items, job, stage)
-        for item in done:
-            item.stage = stage
-            if stage == ORDER[-1]:
-                item.status = "completed"
+        _record(s, done, was, stage)
         finished = [i for i in done if i.status in TERMINAL_ITEM]
         advance_job(
             s,
@@ -353,6 +445,27 @@ def _run_claimed(ctx: Context, claim: Claim, stage: str) -> Outcome:
     for event in events:
         ctx.bus.publish(claim.job_pk, event)
     return out
+
+
+def _record(s: Session, done: list[Item], was: dict[int, str], stage: str) -> None:
+    """Record ``stage`` as finished for ``done`` items, each by an update conditional on the
+    stage it had when this run read it: should a concurrent run of the same items (a
+    resent message racing the first) have recorded it first, this run is
+    :class:`Superseded` and rolled back, so nothing is counted twice."""
+    values: dict[str, str] = {"stage": stage}
+    if stage == ORDER[-1]:
+        values["status"] = "completed"
+    for item in done:
+        changed = s.execute(
+            update(Item)
+            .where(Item.id == item.id, Item.stage == was[item.id], Item.status == "processing")
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if not getattr(changed, "rowcount", 0):
+            raise Superseded(f"item {item.id}: {stage} was recorded by a concurrent run")
+        for key, value in values.items():
+            set_committed_value(item, key, value)
 
 
 def _work(
@@ -380,12 +493,16 @@ def _work(
                 stages.runner(stage)(s, item, job)
         except ItemError as exc:
             out.failed[item.id] = exc.message
+        except BackendUnavailable:
+            raise  # the whole message waits for the service, not this item alone
         except TransientError as exc:
             log.warning("item %s: transient failure, retried alone: %s", item.id, exc)
             out.retry.append(item.id)
         except (Interrupted, OperationalError):
             raise
         except Exception as exc:
+            if outage(exc) is not None:
+                raise
             log.exception("item %s failed", item.id)
             out.failed[item.id] = internal_reason(exc)
         else:
@@ -424,7 +541,7 @@ def _fail(ctx: Context, failures: dict[int, str]) -> None:
         ctx.bus.publish(job_pk, event)
 
 
-def _close(ctx: Context, job_pk: int) -> None:
+def close_job(ctx: Context, job_pk: int) -> None:
     with ctx.db.session() as s:
         job = s.get(Job, job_pk)
         if job is None or not finalize_job(s, job):

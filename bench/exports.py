@@ -134,7 +134,7 @@ def build_store(data: Path, chunks: int, dim: int) -> None:
     """A store under ``data`` holding one completed job of ``chunks`` chunks."""
     from sqlalchemy import insert
 
-    from ragcast.context import build_context
+    from ragcast.runner.boot import build_context
     from ragcast.store.models import Chunk, Item, Job, User
 
     ctx = build_context(_settings(data))
@@ -198,8 +198,8 @@ def measure(run: Callable[[], object]) -> dict[str, Any]:
 
 def ragcast_side(data: Path, fmt: str) -> dict[str, Any]:
     """Export the job through ``run_export``: its measurement and the written file."""
-    from ragcast.context import build_context
     from ragcast.exports.job import run_export
+    from ragcast.runner.boot import build_context
     from ragcast.store.models import Export
 
     ctx = build_context(_settings(data), migrate=False)

@@ -33,8 +33,8 @@ import numpy as np
 from websockets.sync.client import connect
 
 from ragcast.auth import create_key
-from ragcast.context import build_context
 from ragcast.providers.transcribers.models import resolve_model
+from ragcast.runner.boot import build_context
 from ragcast.settings import Settings, packaged_model_path
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

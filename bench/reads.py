@@ -286,7 +286,7 @@ def seed(settings: Any, items: int) -> str:
     from tests.api.seed import seed_job
 
     from ragcast.auth import create_key
-    from ragcast.context import build_context
+    from ragcast.runner.boot import build_context
 
     ctx = build_context(settings)
     with ctx.db.session() as s:

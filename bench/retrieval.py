@@ -31,9 +31,9 @@ from pathlib import Path
 from sqlalchemy import select
 
 from bench.pipeline import Ragcast
-from ragcast.context import build_context
 from ragcast.retrieval.fusion import ALPHA, FLOOR
 from ragcast.retrieval.search import Hit, Query, search
+from ragcast.runner.boot import build_context
 from ragcast.settings import Settings
 from ragcast.store.models import Item, Job
 

@@ -65,7 +65,7 @@ def texts(n: int, seed: int = 7) -> list[str]:
 
 def seed_uploads(settings: Settings, lines: list[str], tag: str) -> list[str]:
     """Write each line as a text upload of the store's first user; their document ids."""
-    from ragcast.context import build_context
+    from ragcast.runner.boot import build_context
     from ragcast.store.models import Upload, User
 
     ctx = build_context(settings)
@@ -173,8 +173,8 @@ def check(settings: Settings, job_id: str, n: int) -> str:
     """Every item of ``job_id`` completed with its one chunk, each vector there once."""
     from sqlalchemy import func, select
 
-    from ragcast.context import build_context
     from ragcast.retrieval.layout import job_tenant
+    from ragcast.runner.boot import build_context
     from ragcast.store.models import Chunk, Item, Job
 
     ctx = build_context(settings)
@@ -234,7 +234,7 @@ def embedded_server(
     """``ragcast`` embedded: one uvicorn process with its worker threads (and ``env_extra``
     in its environment); yields its settings and a factory of clients holding its key."""
     from ragcast.auth import create_key
-    from ragcast.context import build_context
+    from ragcast.runner.boot import build_context
 
     data = root / f"embedded-{secrets.token_hex(3)}"
     settings = Settings(data_dir=data)

@@ -30,13 +30,14 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import insert, select
 
-from ragcast.context import Context, build_context
+from ragcast.context import Context
 from ragcast.providers.embedders.base import EmbeddingSpec
 from ragcast.providers.vectorstores.base import VectorRecord
 from ragcast.retrieval.filters import Filters
 from ragcast.retrieval.layout import collection_name, tenant
 from ragcast.retrieval.lexical import lexical_index
 from ragcast.retrieval.search import Query, search
+from ragcast.runner.boot import build_context
 from ragcast.settings import Settings
 from ragcast.store.models import Chunk, Item, Job, User
 

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import select
 
 from ragcast.auth import create_key
-from ragcast.context import build_context
+from ragcast.runner.boot import build_context
 from ragcast.settings import Settings
 from ragcast.store.models import Item, Transcript
 from tests.conftest import PREFIX, Api, Recording, job_body

@@ -29,7 +29,7 @@ from typer.testing import CliRunner
 from ragcast.auth import create_key
 from ragcast.cli import app as cli_app
 from ragcast.client import ApiError, Client
-from ragcast.context import build_context
+from ragcast.runner.boot import build_context
 from ragcast.settings import Settings
 from ragcast.store.models import ApiKey
 from tests.conftest import PREFIX, job_body

@@ -17,8 +17,8 @@ from typer.testing import CliRunner, Result
 from ragcast.auth import authenticate
 from ragcast.cli import app
 from ragcast.cli_progress import follow
-from ragcast.context import build_context
 from ragcast.errors import AuthError
+from ragcast.runner.boot import build_context
 from ragcast.settings import Settings
 from tests.client.conftest import LiveServer, diarized_server
 from tests.conftest import DATA

@@ -18,7 +18,7 @@ import httpx
 from sqlalchemy import create_engine, text
 
 from ragcast.auth import create_key
-from ragcast.context import build_context
+from ragcast.runner.boot import build_context
 from ragcast.settings import Settings
 
 PG_ADMIN = os.environ.get(

@@ -13,11 +13,12 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import insert, select
 
-from ragcast.context import Context, build_context
+from ragcast.context import Context
 from ragcast.exports import FIELD_NAMES, FORMATS, ExportRecord, write_export
 from ragcast.exports.job import iter_records, run_export
 from ragcast.exports.writers import csv_safe
 from ragcast.pipeline.speakers import speaker_fields
+from ragcast.runner.boot import build_context
 from ragcast.store.models import Chunk, Export, Item, Job, User
 from tests.conftest import fresh_postgres, make_settings
 from tests.exports.test_writers import READERS, assert_rows_equal

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from ragcast.auth import create_key
-from ragcast.context import build_context
+from ragcast.runner.boot import build_context
 from ragcast.settings import Settings
 from tests.distributed.cluster import BIN, PREFIX, Proc, free_port, wait_http
 from tests.providers.embedders.fake_http import Answer, Recorded

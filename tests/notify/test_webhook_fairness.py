@@ -25,9 +25,10 @@ from sqlalchemy import text
 
 from ragcast.api.app import create_app
 from ragcast.auth import create_key
-from ragcast.context import Context, build_context
+from ragcast.context import Context
 from ragcast.notify.outbox import enqueue_event
 from ragcast.notify.sender import WebhookSender
+from ragcast.runner.boot import build_context
 from ragcast.settings import Settings
 from ragcast.store.db import MIGRATIONS, make_engine
 from ragcast.store.models import User, endpoint_of

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from ragcast.context import Context, build_context
+from ragcast.context import Context
 from ragcast.runner import tasks
+from ragcast.runner.boot import build_context
 from ragcast.runner.reconciler import ActiveWork, Held, Reconciler, held_work
 from ragcast.store.models import Item, Job, User, WorkerHeartbeat, utcnow
 from tests.conftest import PREFIX, Api, make_settings

@@ -14,7 +14,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
 from ragcast.api.app import create_app
-from ragcast.context import Context, build_context
+from ragcast.context import Context
+from ragcast.runner.boot import build_context
 from ragcast.sources.subscriptions import Scheduler, run_due
 from ragcast.store.models import Job, Subscription, User, Webhook, WebhookDelivery, utcnow
 from tests.conftest import PREFIX, Api, fresh_postgres, make_settings

@@ -57,7 +57,7 @@ def print_error(exc: ApiError) -> None:
 @contextmanager
 def local_store() -> Iterator[Context]:
     """The local store, for commands that act on it directly."""
-    from ragcast.context import build_context
+    from ragcast.runner.boot import build_context
     from ragcast.settings import Settings
 
     ctx = build_context(Settings())

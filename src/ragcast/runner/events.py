@@ -12,19 +12,10 @@ import threading
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Protocol
 
-Event = dict[str, Any]
+from ragcast.context import Event, EventBus
 
-
-class EventBus(Protocol):
-    """Publish/subscribe of job events, keyed by the job's internal id."""
-
-    def publish(self, job_pk: int, event: Event) -> None:
-        """Send ``event`` to every subscriber of ``job_pk``."""
-
-    def subscribe(self, job_pk: int) -> Any:
-        """An async context manager yielding an ``asyncio.Queue`` of events."""
+__all__ = ["Event", "EventBus", "LocalEventBus"]
 
 
 class LocalEventBus:

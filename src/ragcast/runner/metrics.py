@@ -5,19 +5,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
-from typing import Any, Protocol
+from typing import Any
+
+from ragcast.context import Metrics
 
 log = logging.getLogger(__name__)
 
 
-class Metrics(Protocol):
-    """Where workers record what each stage took."""
-
-    def observe_stage(self, stage: str, seconds: float, *, ok: bool, runs: int = 1) -> None:
-        """Record ``runs`` item runs of ``stage`` that took ``seconds`` together."""
-
-    def stage_totals(self) -> dict[str, dict[str, float]]:
-        """Per stage: ``count``, ``failed`` and ``seconds`` (the sum)."""
+__all__ = ["LocalMetrics", "Metrics", "RedisMetrics"]
 
 
 class LocalMetrics:

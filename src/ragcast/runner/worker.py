@@ -8,9 +8,9 @@ import threading
 from collections.abc import Iterable
 from types import FrameType
 
-from ragcast.context import build_context
 from ragcast.notify.sender import WebhookSender
 from ragcast.providers.embedders.base import EmbeddingSpec
+from ragcast.runner.boot import build_context
 from ragcast.runner.broker import QUEUES, Runner
 from ragcast.settings import Settings
 from ragcast.sources.subscriptions import Scheduler

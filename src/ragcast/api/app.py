@@ -36,11 +36,12 @@ from ragcast.api.routes import (
     ws,
 )
 from ragcast.auth import KeyCache, TicketSigner, load_secret
-from ragcast.context import Context, build_context
+from ragcast.context import Context
 from ragcast.integrations.mcp import mount as mount_mcp
 from ragcast.notify.sender import WebhookSender
 from ragcast.providers.embedders.base import EmbeddingSpec
 from ragcast.retrieval.layout import migrate_collections
+from ragcast.runner.boot import build_context
 from ragcast.runner.broker import Runner
 from ragcast.settings import Settings
 from ragcast.sources.subscriptions import Scheduler
@@ -156,6 +157,8 @@ def create_app(settings: Settings | None = None, *, run_workers: bool | None = N
             "process": settings.rate_limit_process,
             "export": settings.rate_limit_export,
             "read": settings.rate_limit_read,
+            "write": settings.rate_limit_write,
+            "mcp": settings.rate_limit_mcp,
         },
         settings.redis_url,
         settings.redis_key_prefix,

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ragcast.api.deps import forgive_invalid
 from ragcast.errors import RagcastError, RateLimitError, ValidationError
 
 log = logging.getLogger(__name__)
@@ -34,12 +35,29 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"success": False, "error": code, "message": cap(message), **extra}
 
 
+#: where FastAPI found a parameter: the first entry of a validation error's ``loc``
+_SOURCES = frozenset({"body", "query", "path", "header", "cookie"})
+
+
 def _field(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
-    return ".".join(parts) or "body"
+    """The field a validation error's ``loc`` names, as the contract writes it.
+
+    Only the leading source (``body``, ``query``...) is dropped: a body field may itself
+    be called ``query``. List positions read ``pasted_urls[0]``, as the handlers' own
+    ``ValidationError`` names them; the whole body (or an empty ``loc``) is ``body``.
+    """
+    parts = list(loc[1:] if loc and loc[0] in _SOURCES else loc)
+    field = ""
+    for part in parts:
+        if isinstance(part, int):
+            field += f"[{part}]"
+        else:
+            field += f".{part}" if field else str(part)
+    return field or "body"
 
 
 async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    await forgive_invalid(request)
     first = exc.errors()[0] if exc.errors() else {"loc": ("body",), "msg": "invalid request"}
     field = _field(tuple(first.get("loc", ())))
     issue = str(first.get("msg", "invalid value"))
@@ -57,14 +75,24 @@ async def _validation(request: Request, exc: RequestValidationError) -> JSONResp
     )
 
 
+def rate_limited(exc: RateLimitError) -> JSONResponse:
+    """The contract's ``429``: ``retry_after``, ``Retry-After`` and the ``X-RateLimit-*``
+    headers of the bucket that refused (also sent by ``/mcp``, outside the routes)."""
+    return JSONResponse(
+        error_body(exc.code, exc.message, retry_after=exc.retry_after),
+        status_code=exc.status_code,
+        headers={**exc.headers, "Retry-After": str(exc.retry_after)},
+    )
+
+
 async def _ragcast(request: Request, exc: RagcastError) -> JSONResponse:
     headers: dict[str, str] = {}
     extra: dict[str, Any] = {}
     if isinstance(exc, ValidationError):
+        await forgive_invalid(request)
         extra["details"] = {"field": exc.field, "issue": exc.issue}
     if isinstance(exc, RateLimitError):
-        extra["retry_after"] = exc.retry_after
-        headers = {**exc.headers, "Retry-After": str(exc.retry_after)}
+        return rate_limited(exc)
     if exc.status_code >= 500:
         log.error("request failed: %s", exc.message)
         return _server_error(request)

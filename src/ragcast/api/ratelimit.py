@@ -9,11 +9,17 @@ and reads the window's state: a lock held for a few operations in memory, one Lu
 
 Limits are written ``"N/period"`` (``"1000/hour"``, ``"20 per hour"``), as the ``limits``
 package parses them.
+
+A counted request can be given back (:meth:`RateLimiter.arefund`): a request refused for
+an invalid body or path moves its hit from its route's bucket to ``read``
+(:func:`ragcast.api.deps.forgive_invalid`), so a typo never costs one of the few
+``process`` slots, yet invalid requests stay limited.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import threading
 import time
@@ -25,7 +31,15 @@ from limits import parse
 
 from ragcast.errors import RateLimitError
 
-BUCKETS = ("process", "export", "read")
+BUCKETS = ("process", "export", "read", "write", "mcp")
+#: the limit of a bucket the caller does not set (the settings' defaults)
+DEFAULT_LIMITS = {
+    "process": "20/hour",
+    "export": "10/hour",
+    "read": "1000/hour",
+    "write": "300/hour",
+    "mcp": "1000/hour",
+}
 
 #: drops the window's expired entries, then counts the request if there is room; answers
 #: ``{allowed (0/1), requests in the window, the oldest one's time}`` (times as strings:
@@ -56,6 +70,25 @@ local oldest = redis.call('LINDEX', key, -1) or string.format('%.6f', now)
 return {allowed, count, oldest, string.format('%.6f', now)}
 """
 
+#: takes back one counted request (ARGV[2], the time :data:`_HIT` stored), then answers
+#: ``{requests in the window, the oldest one's time, now}``
+_REFUND = """
+local key = KEYS[1]
+local period = tonumber(ARGV[1])
+redis.call('LREM', key, 1, ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local cutoff = now - period
+while true do
+  local last = redis.call('LINDEX', key, -1)
+  if not last or tonumber(last) > cutoff then break end
+  redis.call('RPOP', key)
+end
+local count = redis.call('LLEN', key)
+local oldest = redis.call('LINDEX', key, -1) or string.format('%.6f', now)
+return {count, oldest, string.format('%.6f', now)}
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class RateState:
@@ -72,6 +105,17 @@ class RateState:
             "X-RateLimit-Remaining": str(self.remaining),
             "X-RateLimit-Reset": str(self.reset),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Counted:
+    """One counted request: where it was counted and what the headers report."""
+
+    bucket: str
+    user_id: int
+    #: what the window stored for it (its time), so that it can be given back
+    token: str
+    state: RateState
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +155,20 @@ class _MemoryWindows:
                 self._sweep(now)
         return allowed, count, oldest, now
 
+    def refund(self, key: str, window: _Window, token: float) -> tuple[int, float, float]:
+        """Take back the request counted at ``token``: (count, oldest time, now)."""
+        now = time.time()
+        cutoff = now - window.period
+        with self._lock:
+            times = self._times.get(key)
+            if times is None:
+                return 0, now, now
+            with contextlib.suppress(ValueError):  # already expired: nothing to take back
+                times.remove(token)
+            while times and times[0] <= cutoff:
+                times.popleft()
+            return len(times), times[0] if times else now, now
+
     def _sweep(self, now: float) -> None:
         """Forget users whose newest request is older than the longest period."""
         longest = 366 * 86400.0
@@ -130,7 +188,8 @@ class _RedisWindows:
         self._prefix = prefix
         self._sync: Any = None
         self._sync_script: Any = None
-        self._clients: dict[int, Any] = {}  # one asyncio client per event loop
+        #: per event loop: (the loop, the hit script, the refund script)
+        self._clients: dict[int, Any] = {}
         self._lock = threading.Lock()
 
     def key(self, bucket: str, user: str) -> str:
@@ -144,7 +203,7 @@ class _RedisWindows:
             self._sync_script = self._sync.register_script(_HIT)
         return self._sync
 
-    def _async_script(self) -> Any:
+    def _async_scripts(self) -> tuple[Any, Any]:
         loop = asyncio.get_running_loop()
         with self._lock:
             found = self._clients.get(id(loop))
@@ -152,8 +211,9 @@ class _RedisWindows:
                 import redis.asyncio as aioredis
 
                 client = aioredis.Redis.from_url(self._url)
-                found = self._clients[id(loop)] = (loop, client.register_script(_HIT))
-        return found[1]
+                scripts = (client.register_script(_HIT), client.register_script(_REFUND))
+                found = self._clients[id(loop)] = (loop, *scripts)
+        return found[1], found[2]
 
     @staticmethod
     def _answer(raw: list[Any]) -> tuple[bool, int, float, float]:
@@ -164,9 +224,17 @@ class _RedisWindows:
         self._sync_client()
         return self._answer(self._sync_script(keys=[key], args=[window.amount, window.period]))
 
-    async def ahit(self, key: str, window: _Window) -> tuple[bool, int, float, float]:
-        script = self._async_script()
-        return self._answer(await script(keys=[key], args=[window.amount, window.period]))
+    async def ahit(self, key: str, window: _Window) -> tuple[tuple[bool, int, float, float], str]:
+        """:meth:`hit` without blocking; also the time stored (what :meth:`arefund` takes)."""
+        script, _ = self._async_scripts()
+        raw = await script(keys=[key], args=[window.amount, window.period])
+        stored = raw[3].decode() if isinstance(raw[3], bytes) else str(raw[3])
+        return self._answer(raw), stored
+
+    async def arefund(self, key: str, window: _Window, token: str) -> tuple[int, float, float]:
+        _, script = self._async_scripts()
+        count, oldest, now = await script(keys=[key], args=[window.period, token])
+        return int(count), float(oldest), float(now)
 
     def reset(self) -> None:
         client = self._sync_client()
@@ -176,14 +244,18 @@ class _RedisWindows:
 
 
 class RateLimiter:
-    """One moving window per user and bucket (``process``, ``export``, ``read``)."""
+    """One moving window per user and bucket (see :data:`BUCKETS`).
+
+    ``limits`` maps a bucket to its limit; a bucket it leaves out has its
+    :data:`DEFAULT_LIMITS` entry.
+    """
 
     def __init__(
         self, limits: dict[str, str], storage_url: str | None = None, key_prefix: str = "ragcast"
     ) -> None:
         self._windows: dict[str, _Window] = {}
         for bucket in BUCKETS:
-            item = parse(limits[bucket])
+            item = parse(limits.get(bucket) or DEFAULT_LIMITS[bucket])
             self._windows[bucket] = _Window(item.amount, float(item.get_expiry()))
         self._redis = _RedisWindows(storage_url, f"{key_prefix}:ratelimit") if storage_url else None
         self._memory = _MemoryWindows()
@@ -200,12 +272,32 @@ class RateLimiter:
 
     async def ahit(self, bucket: str, user_id: int) -> RateState:
         """:meth:`hit` for the event loop: in memory at once, in Redis without blocking."""
+        return (await self.acount(bucket, user_id)).state
+
+    async def acount(self, bucket: str, user_id: int) -> Counted:
+        """:meth:`ahit`, answering what :meth:`arefund` needs to take the request back."""
         window = self._windows[bucket]
         if self._redis is not None:
-            answer = await self._redis.ahit(self._redis.key(bucket, f"u{user_id}"), window)
+            answer, token = await self._redis.ahit(self._redis.key(bucket, f"u{user_id}"), window)
         else:
             answer = self._memory.hit(f"{bucket}:u{user_id}", window)
-        return self._state(window, *answer)
+            token = repr(answer[3])
+        return Counted(bucket, user_id, token, self._state(window, *answer))
+
+    async def arefund(self, counted: Counted) -> RateState:
+        """Take back a request :meth:`acount` counted; the bucket's state after it."""
+        window = self._windows[counted.bucket]
+        if self._redis is not None:
+            key = self._redis.key(counted.bucket, f"u{counted.user_id}")
+            count, oldest, _now = await self._redis.arefund(key, window, counted.token)
+        else:
+            key = f"{counted.bucket}:u{counted.user_id}"
+            count, oldest, _now = self._memory.refund(key, window, float(counted.token))
+        return RateState(
+            limit=window.amount,
+            remaining=max(window.amount - count, 0),
+            reset=int(math.ceil(oldest + window.period)),
+        )
 
     @staticmethod
     def _state(window: _Window, allowed: bool, count: int, oldest: float, now: float) -> RateState:

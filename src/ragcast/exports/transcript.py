@@ -5,10 +5,15 @@ Speakers appear by name once named (``PATCH .../speakers``), else by label
 (``<v Host>...``, which players show as the cue's speaker), and as a paragraph prefix in
 text, one paragraph per speaker turn. A transcript without speakers reads as before.
 Segments without times (a parsed document) take the previous cue's end.
+
+No text can forge a cue: each cue's text and speaker are one line (every line break and
+control character becomes a space, so no blank line ends a cue early), and ``-->`` (a
+cue's timing arrow) is written ``->`` in SRT and ``--&gt;`` in WebVTT.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -71,7 +76,7 @@ def _cues(data: Transcript) -> list[tuple[float, float, Segment]]:
     cues: list[tuple[float, float, Segment]] = []
     last = 0.0
     for seg in data.segments:
-        if not seg.text.strip():
+        if not _one_line(seg.text):
             continue
         start = seg.start if seg.start is not None else last
         end = seg.end if seg.end is not None else start
@@ -88,27 +93,44 @@ def _clock(seconds: float, mark: str) -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}{mark}{millis:03d}"
 
 
+#: control characters (str.split() already breaks on the line-breaking ones)
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: a timing arrow, however many dashes lead it
+_ARROW = re.compile(r"-{2,}>")
+
+
+def _one_line(text: str) -> str:
+    """``text`` as one line: line breaks, tabs and other controls become single spaces."""
+    return " ".join(_CONTROLS.sub(" ", text).split())
+
+
+def _srt_text(text: str) -> str:
+    """Cue text for SRT, which has no escapes: one line, with no timing arrow in it."""
+    return _ARROW.sub("->", _one_line(text))
+
+
 def _srt(data: Transcript, names: Mapping[str, str] | None) -> str:
     blocks = []
     for n, (start, end, seg) in enumerate(_cues(data), start=1):
         who = display_name(seg.speaker, names)
-        text = " ".join(seg.text.split())
-        blocks.append(
-            f"{n}\n{_clock(start, ',')} --> {_clock(end, ',')}\n{f'{who}: ' if who else ''}{text}\n"
-        )
+        prefix = f"{_srt_text(who)}: " if who and _one_line(who) else ""
+        text = _srt_text(seg.text)
+        blocks.append(f"{n}\n{_clock(start, ',')} --> {_clock(end, ',')}\n{prefix}{text}\n")
     return "\n".join(blocks)
 
 
 def _vtt_escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """One line with WebVTT's escapes: ``-->`` becomes ``--&gt;``, which ends no cue."""
+    line = _one_line(text)
+    return line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _vtt(data: Transcript, names: Mapping[str, str] | None) -> str:
     blocks = ["WEBVTT\n"]
     for start, end, seg in _cues(data):
         who = display_name(seg.speaker, names)
-        text = _vtt_escape(" ".join(seg.text.split()))
-        voice = f"<v {_vtt_escape(who)}>" if who else ""
+        text = _vtt_escape(seg.text)
+        voice = f"<v {_vtt_escape(who)}>" if who and _one_line(who) else ""
         blocks.append(f"{_clock(start, '.')} --> {_clock(end, '.')}\n{voice}{text}\n")
     return "\n".join(blocks)
 

@@ -10,7 +10,8 @@ Two ways to reach it, both on the official ``mcp`` SDK (2.x, the ``integrations`
 Every tool is a call of the public REST API through :class:`ragcast.client.AsyncClient`
 with the caller's key (in-process through ``httpx.ASGITransport`` when mounted), so
 authentication, validation, rate limits and ownership are the REST API's own; an API
-error becomes a tool error carrying the API's message.
+error becomes a tool error carrying the API's message. Mounted, each request to
+``/mcp`` also counts in the caller's ``mcp`` rate-limit bucket (``RAGCAST_RATE_LIMIT_MCP``).
 """
 
 from __future__ import annotations
@@ -252,10 +253,22 @@ def build_server(connect: ClientFactory) -> MCPServer[Any]:
 # -- mounted on the API ----------------------------------------------------------------
 
 
+#: the rate-limit bucket every request to the mounted server counts in
+BUCKET = "mcp"
+
+
 class _KeyRequired:
-    """Answers a request without a valid API key with the API's own ``401``; else hands
-    the caller to the SDK (``scope["user"]``), whose tools find the key with
-    ``get_access_token()`` and whose sessions stay with the key that opened them."""
+    """Answers a request without a valid API key with the API's own ``401``; else counts
+    it in the caller's ``mcp`` bucket (the contract's ``429`` and ``X-RateLimit-*``
+    headers, as every route) and hands the caller to the SDK (``scope["user"]``), whose
+    tools find the key with ``get_access_token()`` and whose sessions stay with the key
+    that opened them.
+
+    Every request counts (``initialize``, ``tools/list``, a ``GET`` stream, a malformed
+    message); a tool call counts again in the bucket of each API route it calls. The key
+    is checked as the routes check it: a key checked a moment ago is found in the
+    process's :class:`~ragcast.auth.KeyCache`.
+    """
 
     def __init__(self, app: FastAPI, server: MCPServer[Any]) -> None:
         self.app = app
@@ -267,28 +280,30 @@ class _KeyRequired:
         from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
         from mcp.server.auth.provider import AccessToken
         from starlette.authentication import AuthCredentials
-        from starlette.concurrency import run_in_threadpool
+        from starlette.requests import Request
 
-        from ragcast.api.errors import error_body
-        from ragcast.auth import authenticate
-        from ragcast.errors import AuthError
+        from ragcast.api.deps import principal_of
+        from ragcast.api.errors import error_body, rate_limited
+        from ragcast.errors import AuthError, RateLimitError
 
-        ctx = self.app.state.ctx
         headers = dict(scope.get("headers") or [])
         scheme, _, key = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
         key = key.strip() if scheme.lower() == "bearer" else ""
-
-        def check() -> Any:
-            with ctx.db.session() as s:
-                return authenticate(s, key or None)
-
         try:
-            principal = await run_in_threadpool(check)
+            principal = await principal_of(Request(scope), key or None)
         except AuthError as exc:
             body = error_body("unauthorized", exc.message)
             answer = JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})
             await answer(scope, receive, send)
             return
+        state = scope.setdefault("state", {})
+        try:
+            counted = await self.app.state.limiter.ahit(BUCKET, principal.user_id)
+        except RateLimitError as exc:
+            state["rate_headers"] = exc.headers
+            await rate_limited(exc)(scope, receive, send)
+            return
+        state["rate_headers"] = counted.headers()  # RequestContextMiddleware sends them
         token = AccessToken(
             token=key, client_id="ragcast", scopes=[], subject=str(principal.user_id)
         )

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import delete, exists, select, update
 from sqlalchemy.orm import Session
 
 from ragcast.context import Context
@@ -36,6 +36,23 @@ class Purged:
     files: list[str] = field(default_factory=list)
     #: (vector_db, collection, content_id, tenant) whose vectors no remaining job holds
     vectors: list[tuple[str, str, str, str | None]] = field(default_factory=list)
+
+
+def claim_job(s: Session, job: Job) -> bool:
+    """Claim a finished ``job`` for deletion; False when another deletion has it.
+
+    One conditional UPDATE, the transaction's first write, whose row count decides: of
+    concurrent deletions of one job exactly one claims it. On PostgreSQL the others wait
+    on the row's lock and then find it gone; on SQLite they wait for the write lock and
+    then find it gone. Call it before :func:`delete_jobs`, in the same transaction.
+    """
+    claimed = s.execute(
+        update(Job)
+        .where(Job.id == job.id, Job.finished_at.is_not(None))
+        .values(stage="Deleting")
+        .execution_options(synchronize_session=False)
+    )
+    return getattr(claimed, "rowcount", 0) == 1
 
 
 def delete_jobs(s: Session, jobs: list[Job], *, vectors: bool) -> Purged:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -15,6 +16,14 @@ from ragcast.providers.diarizers.base import Turn
 
 #: how a chunk's speakers are joined in vector metadata (a name may not contain it)
 SPEAKER_SEPARATOR = "; "
+#: the most characters a speaker's name may have
+NAME_MAX = 64
+#: Unicode categories a name may not contain: controls (line breaks, tabs), invisible
+#: format characters (U+200B, U+FEFF, the bidirectional overrides U+202E...),
+#: surrogates, and the line and paragraph separators
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+#: what separates an SRT or WebVTT cue's times: in a name it would forge a cue
+CUE_ARROW = "-->"
 
 #: languages written without spaces between words (Whisper's words join without one)
 _UNSPACED = frozenset({"zh", "ja", "yue", "th", "lo", "km", "my", "bo"})
@@ -111,6 +120,29 @@ def _renumber(segments: list[Segment]) -> dict[str, str]:
         for word in segment.words:
             word.speaker = order.get(word.speaker or "")
     return order
+
+
+def name_issue(name: str) -> str | None:
+    """Why ``name`` cannot name a speaker, or None when it can (spaces are collapsed).
+
+    A name is shown in transcripts (an SRT cue's prefix, a WebVTT voice), exports and
+    search hits, so it must be one visible line: no control or format character, no
+    line break, no ``-->`` (a cue's timing arrow), no ``;`` (it joins a chunk's
+    speakers), and 1 to :data:`NAME_MAX` characters.
+    """
+    for char in name:
+        if unicodedata.category(char) in _REFUSED_CATEGORIES:
+            return (
+                f"a name may not contain control, invisible or line-break characters "
+                f"(U+{ord(char):04X})"
+            )
+    if CUE_ARROW in name:
+        return f"a name may not contain {CUE_ARROW!r} (it would read as a subtitle cue's times)"
+    if SPEAKER_SEPARATOR.strip() in name:
+        return f"a name may not contain {SPEAKER_SEPARATOR.strip()!r}"
+    if not 1 <= len(" ".join(name.split())) <= NAME_MAX:
+        return f"a name has 1-{NAME_MAX} characters"
+    return None
 
 
 def display_name(label: str | None, names: Mapping[str, str] | None) -> str | None:

@@ -20,7 +20,7 @@ from ragcast.errors import ItemError, MediaError, TransientError
 from ragcast.pipeline.archive import DocumentLimits
 from ragcast.pipeline.chunk import chunk_transcript
 from ragcast.pipeline.documents import parse_document
-from ragcast.pipeline.links import deep_link
+from ragcast.retrieval.links import deep_link
 from ragcast.pipeline.speakers import assign_speakers, display_name, load_audio, speaker_fields
 from ragcast.pipeline.types import ChunkSpec, TextChunk
 from ragcast.pipeline.types import Transcript as TranscriptData

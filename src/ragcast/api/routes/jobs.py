@@ -33,7 +33,7 @@ from ragcast.auth import TicketSigner
 from ragcast.context import Context
 from ragcast.errors import ConflictError, NotFoundError, ValidationError
 from ragcast.pipeline.progress import TERMINAL_ITEM, TERMINAL_JOB, job_result, terminal_event
-from ragcast.pipeline.purge import delete_jobs, finish
+from ragcast.pipeline.purge import claim_job, delete_jobs, finish
 from ragcast.store.models import Item, Job
 
 router = APIRouter(tags=["jobs"])
@@ -212,7 +212,8 @@ def get_job_items(
 )
 def delete_job(job_id: JobIdPath, user: CurrentUser, ctx: Ctx, request: Request) -> JobDeleted:
     """Delete a finished job: its items, chunks, exports, the uploads and media only it
-    used, and its vectors where no other job of yours holds the same content."""
+    used, and its vectors where no other job of yours holds the same content. Of
+    concurrent deletions of one job, one answers 200 and the others 404."""
     with ctx.db.session() as s:
         job = user_job(s, user.user_id, job_id)
         if job.finished_at is None:
@@ -220,6 +221,8 @@ def delete_job(job_id: JobIdPath, user: CurrentUser, ctx: Ctx, request: Request)
                 f"Job {job_id!r} is {job.status}: cancel it (POST /job/{job_id}/cancel) and "
                 "delete it once it has stopped"
             )
+        if not claim_job(s, job):  # a concurrent deletion of the job answers 200 alone
+            raise NotFoundError(f"Job {job_id!r} not found")
         job_pk = job.id
         out = delete_jobs(s, [job], vectors=True)
     request.app.state.statuses.invalidate(job_pk)  # its status answers 404 from now on

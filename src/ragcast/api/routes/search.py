@@ -17,7 +17,7 @@ from ragcast.api.schemas import (
     error_responses,
 )
 from ragcast.errors import ConfigurationError, ValidationError
-from ragcast.pipeline.links import deep_link
+from ragcast.retrieval.links import deep_link
 from ragcast.pipeline.speakers import split_speakers
 from ragcast.retrieval.filters import Filters
 from ragcast.retrieval.rerank import reranker

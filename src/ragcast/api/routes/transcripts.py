@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query
@@ -11,13 +10,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from ragcast.api.deps import Ctx, CurrentUser, ProcessUser
+from ragcast.api.deps import Ctx, CurrentUser, WriteUser
 from ragcast.api.routes.jobs import JobIdPath, user_job
 from ragcast.api.schemas import ItemSpeakers, ItemTranscript, SpeakerName, error_responses
 from ragcast.context import Context
 from ragcast.errors import ConflictError, NotFoundError, UpstreamUnavailableError, ValidationError
 from ragcast.exports.transcript import MEDIA_TYPES, TranscriptFormat, render, transcript_dict
-from ragcast.pipeline.speakers import SPEAKER_SEPARATOR, display_name, speaker_fields
+from ragcast.pipeline.speakers import display_name, name_issue, speaker_fields
 from ragcast.pipeline.types import Transcript as TranscriptData
 from ragcast.retrieval.layout import job_tenant
 from ragcast.store.models import Chunk, Item, Job, Transcript
@@ -25,9 +24,6 @@ from ragcast.store.models import Chunk, Item, Job, Transcript
 router = APIRouter(tags=["transcripts"])
 
 IndexPath = Annotated[int, Path(ge=0, le=1_000_000, description="The item's `index`")]
-#: the most characters a speaker's name may have
-NAME_MAX = 64
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _item(
@@ -110,12 +106,10 @@ def _clean_names(given: dict[str, str | None], labels: list[str]) -> dict[str, s
         if name is None or not name.strip():
             out[label] = None
             continue
-        text = " ".join(name.split())
-        if len(text) > NAME_MAX or _CONTROL.search(text) or SPEAKER_SEPARATOR.strip() in text:
-            raise ValidationError(
-                label, f"a name has 1-{NAME_MAX} characters, without ';' or control characters"
-            )
-        out[label] = text
+        issue = name_issue(name)  # before spaces are collapsed: a line break is refused
+        if issue is not None:
+            raise ValidationError(label, issue)
+        out[label] = " ".join(name.split())
     return out
 
 
@@ -195,7 +189,7 @@ def _update_vectors(
 async def name_item_speakers(
     job_id: JobIdPath,
     index: IndexPath,
-    user: ProcessUser,
+    user: WriteUser,
     ctx: Ctx,
     names: Annotated[
         dict[str, str | None],
@@ -207,5 +201,7 @@ async def name_item_speakers(
 ) -> ItemSpeakers:
     """Name an item's speakers: transcripts, exports, search hits and the vector store's
     metadata then show the names (the vectors are not recomputed). Search filters by the
-    new names (``speaker``)."""
+    new names (``speaker``). A name is one visible line of 1-64 characters: no control or
+    invisible format character, line break, ``-->`` or ``;``. Counted in the ``write``
+    rate limit."""
     return await run_in_threadpool(_rename, ctx, user.user_id, job_id, index, names)

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from ragcast.pipeline.stages import ItemStages, index_records
+from ragcast.pipeline.stages import ItemStages
 from ragcast.retrieval.layout import migrate_collections
+from ragcast.retrieval.records import index_records
 from ragcast.settings import packaged_model_path
 from ragcast.store.models import Item, Job
 from tests.conftest import Api

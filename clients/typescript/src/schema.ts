@@ -101,7 +101,8 @@ export interface paths {
         /**
          * Delete Job
          * @description Delete a finished job: its items, chunks, exports, the uploads and media only it
-         *     used, and its vectors where no other job of yours holds the same content.
+         *     used, and its vectors where no other job of yours holds the same content. Of
+         *     concurrent deletions of one job, one answers 200 and the others 404.
          */
         delete: operations["deleteJob"];
         options?: never;
@@ -170,7 +171,9 @@ export interface paths {
          * Name Item Speakers
          * @description Name an item's speakers: transcripts, exports, search hits and the vector store's
          *     metadata then show the names (the vectors are not recomputed). Search filters by the
-         *     new names (``speaker``).
+         *     new names (``speaker``). A name is one visible line of 1-64 characters: no control or
+         *     invisible format character, line break, ``-->`` or ``;``. Counted in the ``write``
+         *     rate limit.
          */
         patch: operations["nameItemSpeakers"];
         trace?: never;
@@ -339,6 +342,8 @@ export interface paths {
          * Create Subscription
          * @description Keep a channel indexed: its first run starts at once, then one every ``interval``,
          *     each an ordinary job of the channel's items not indexed yet.
+         *
+         *     A user has at most ``RAGCAST_MAX_SUBSCRIPTIONS_PER_USER`` subscriptions (409 beyond).
          */
         post: operations["createSubscription"];
         delete?: never;
@@ -423,6 +428,9 @@ export interface paths {
         /**
          * Run Subscription
          * @description Start a run now (paused or not); the next one follows an ``interval`` later.
+         *
+         *     Runs never overlap: while the last run's job is going, the answer is a 409 naming it
+         *     and nothing starts.
          */
         post: operations["runSubscription"];
         delete?: never;
@@ -487,6 +495,8 @@ export interface paths {
         /**
          * Create Webhook
          * @description Register a URL for events; the answer carries the signing secret, shown only here.
+         *
+         *     A user has at most ``RAGCAST_MAX_WEBHOOKS_PER_USER`` webhooks (409 beyond).
          */
         post: operations["createWebhook"];
         delete?: never;
@@ -3042,6 +3052,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Request Entity Too Large */
             413: {
                 headers: {
@@ -3694,6 +3713,15 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflict */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

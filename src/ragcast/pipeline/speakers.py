@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 from bisect import bisect_left
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +13,14 @@ from numpy.typing import NDArray
 from ragcast.errors import MediaError
 from ragcast.pipeline.types import Segment, Transcript, Word
 from ragcast.providers.diarizers.base import Turn
+from ragcast.retrieval.records import (
+    SPEAKER_SEPARATOR,
+    display_name,
+    display_names,
+    speaker_fields,
+    split_speakers,
+)
 
-#: how a chunk's speakers are joined in vector metadata (a name may not contain it)
-SPEAKER_SEPARATOR = "; "
 #: the most characters a speaker's name may have
 NAME_MAX = 64
 #: Unicode categories a name may not contain: controls (line breaks, tabs), invisible
@@ -26,6 +31,17 @@ _REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 CUE_ARROW = "-->"
 
 #: languages written without spaces between words (Whisper's words join without one)
+__all__ = [
+    "SPEAKER_SEPARATOR",
+    "assign_speakers",
+    "display_name",
+    "display_names",
+    "load_audio",
+    "name_issue",
+    "speaker_fields",
+    "split_speakers",
+]
+
 _UNSPACED = frozenset({"zh", "ja", "yue", "th", "lo", "km", "my", "bo"})
 #: a word further than this from every turn gets no speaker
 _REACH_S = 1.0
@@ -145,18 +161,6 @@ def name_issue(name: str) -> str | None:
     return None
 
 
-def display_name(label: str | None, names: Mapping[str, str] | None) -> str | None:
-    """What a speaker is called: the name given to ``label``, else the label itself."""
-    if label is None:
-        return None
-    return (names or {}).get(label) or label
-
-
-def display_names(labels: Sequence[str] | None, names: Mapping[str, str] | None) -> list[str]:
-    """:func:`display_name` of each label, in order."""
-    return [display_name(label, names) or label for label in labels or ()]
-
-
 def load_audio(path: Path) -> NDArray[np.float32]:
     """The recording as 16 kHz mono float32; MediaError when it cannot be decoded."""
     from faster_whisper import decode_audio
@@ -166,20 +170,3 @@ def load_audio(path: Path) -> NDArray[np.float32]:
     except Exception as exc:  # PyAV raises many kinds for a broken file
         raise MediaError(f"the recording could not be decoded for diarization: {exc}") from exc
     return np.asarray(audio, dtype=np.float32)
-
-
-def split_speakers(value: object) -> list[str]:
-    """The list a ``speakers`` metadata string was joined from."""
-    if not isinstance(value, str) or not value:
-        return []
-    return value.split(SPEAKER_SEPARATOR)
-
-
-def speaker_fields(
-    main: str | None, labels: Sequence[str] | None, names: Mapping[str, str] | None
-) -> dict[str, str | None]:
-    """A chunk's ``speaker`` (what its main speaker is called) and ``speakers`` (everyone
-    in it, most words first, joined by :data:`SPEAKER_SEPARATOR`: stores keep strings),
-    as vector metadata and exports carry them."""
-    joined = SPEAKER_SEPARATOR.join(display_names(labels, names))
-    return {"speaker": main, "speakers": joined or None}

@@ -8,7 +8,7 @@ names the last finished stage.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,15 +20,16 @@ from ragcast.errors import ItemError, MediaError, TransientError
 from ragcast.pipeline.archive import DocumentLimits
 from ragcast.pipeline.chunk import chunk_transcript
 from ragcast.pipeline.documents import parse_document
-from ragcast.retrieval.links import deep_link
-from ragcast.pipeline.speakers import assign_speakers, display_name, load_audio, speaker_fields
+from ragcast.pipeline.speakers import assign_speakers, display_name, load_audio
 from ragcast.pipeline.types import ChunkSpec, TextChunk
 from ragcast.pipeline.types import Transcript as TranscriptData
-from ragcast.providers.embedders.base import Embedder, EmbeddingSpec, Vectors
-from ragcast.providers.vectorstores.base import VectorRecord
-from ragcast.retrieval.filters import upload_ts
+from ragcast.providers.embedders.base import Embedder, Vectors
 from ragcast.retrieval.layout import job_tenant
 from ragcast.retrieval.lexical import lexical_index
+from ragcast.retrieval.records import (
+    chunk_records,
+    embedding_spec,
+)
 from ragcast.spec import job_diarize, job_language
 from ragcast.store.models import Chunk, Item, Job, Transcript, Upload
 
@@ -77,11 +78,6 @@ def _vector_db_down(exc: Exception) -> BackendUnavailable | None:
 def job_stages(job: Job) -> list[str]:
     """The stages a job's items go through: ``diarized`` only when the job asks for it."""
     return ORDER if job_diarize(job.request) is not None else [s for s in ORDER if s != "diarized"]
-
-
-def embedding_spec(job: Job) -> EmbeddingSpec:
-    """The resolved embedding spec a job was accepted with."""
-    return EmbeddingSpec(job.embedding_model, job.dimensions, dict(job.request["embedding_model"]))
 
 
 def chunk_spec(job: Job, embedder: Embedder) -> ChunkSpec:
@@ -321,60 +317,6 @@ class ItemStages:
                     job.collection, item.content_id, keep=kept[item.id], tenant=owner
                 )
         lexical_index(s).add(s, job.user_id, [(c.id, c.text) for c in rows])
-
-
-def index_records(ctx: Context, s: Session, item: Item, job: Job) -> list[VectorRecord]:
-    """The vector records of an item's stored chunks, ready to upsert."""
-    rows = s.scalars(
-        select(Chunk).where(Chunk.item_id == item.id).order_by(Chunk.chunk_index)
-    ).all()
-    return chunk_records(ctx, job, [(item, c) for c in rows])
-
-
-def chunk_records(
-    ctx: Context, job: Job, chunks: Sequence[tuple[Item, Chunk]]
-) -> list[VectorRecord]:
-    """The vector records of stored ``(item, chunk)`` pairs, ready to upsert."""
-    width = 0
-    if any(c.multi_embedding is not None for _, c in chunks):
-        width = ctx.providers.embedder(embedding_spec(job)).multi_vector_dimensions
-    return [
-        VectorRecord(
-            id=f"{item.content_id}:{c.chunk_index}",
-            vector=np.frombuffer(c.embedding or b"", dtype=np.float32),
-            text=c.text,
-            metadata=vector_metadata(job, item, c),
-            multi_vector=(
-                np.frombuffer(c.multi_embedding, dtype=np.float32).reshape(-1, width)
-                if c.multi_embedding is not None and width
-                else None
-            ),
-        )
-        for item, c in chunks
-    ]
-
-
-def vector_metadata(job: Job, item: Item, chunk: Chunk) -> dict[str, object]:
-    """The metadata stored with each vector (and exported beside it)."""
-    return {
-        "job_id": job.job_id,
-        "content_id": item.content_id,
-        "chunk_index": chunk.chunk_index,
-        "start_s": chunk.start_s,
-        "end_s": chunk.end_s,
-        "token_count": chunk.token_count,
-        "source_type": item.source_type,
-        "source": item.title or item.source_ref,
-        "title": item.title,
-        "url": item.url,
-        "deep_link": deep_link(job.platform, item.url, chunk.start_s),
-        "channel": item.channel,
-        "upload_date": item.upload_date,
-        "upload_ts": upload_ts(item.upload_date),
-        "platform": job.platform,
-        "language": item.language,
-        **speaker_fields(chunk.speaker, chunk.speakers, item.speaker_map),
-    }
 
 
 def _store_vectors(

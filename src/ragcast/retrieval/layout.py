@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 
 from ragcast.context import Context
 from ragcast.providers.embedders.base import EmbeddingSpec
+from ragcast.retrieval.records import embedding_spec, index_records
 from ragcast.store.models import Item, Job
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,6 @@ def migrate_collections(ctx: Context, stop: threading.Event | None = None) -> in
     at once (upserts are idempotent, and a job moves in one update) and to stop between
     jobs (``stop``); returns how many jobs moved.
     """
-    from ragcast.pipeline.stages import embedding_spec, index_records
-
     with ctx.db.session() as s:
         jobs = [
             (j.id, j.user_id, j.vector_db, j.collection, j.dimensions, embedding_spec(j))

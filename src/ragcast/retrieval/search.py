@@ -17,12 +17,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ragcast.context import Context
-from ragcast.pipeline.stages import embedding_spec, vector_metadata
 from ragcast.providers.vectorstores.base import VectorHit
 from ragcast.retrieval.filters import Filters
 from ragcast.retrieval.fusion import ALPHA, Fusion, fuse
 from ragcast.retrieval.layout import job_tenant
 from ragcast.retrieval.lexical import lexical_index
+from ragcast.retrieval.records import embedding_spec, vector_metadata
 from ragcast.retrieval.rerank import rerank_hits
 from ragcast.retrieval.types import MODES, Hit, Key, Mode, Passage, Query
 from ragcast.store.models import Chunk, Item, Job

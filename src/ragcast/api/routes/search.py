@@ -17,9 +17,9 @@ from ragcast.api.schemas import (
     error_responses,
 )
 from ragcast.errors import ConfigurationError, ValidationError
-from ragcast.retrieval.links import deep_link
 from ragcast.pipeline.speakers import split_speakers
 from ragcast.retrieval.filters import Filters
+from ragcast.retrieval.links import deep_link
 from ragcast.retrieval.rerank import reranker
 from ragcast.retrieval.search import Hit, Query, search
 

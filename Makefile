@@ -11,6 +11,7 @@ lint:
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy
+	$(PY) scripts/check_layers.py   # arrows point down the layer map, no import circles
 
 # PostgreSQL, Redis, RabbitMQ and Chromium for the tests, started or installed when absent.
 services:

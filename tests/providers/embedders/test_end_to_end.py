@@ -195,3 +195,24 @@ def test_the_default_local_model_cannot_late_chunk(api: Api, tmp_path: Path) -> 
 
 def _must_not_run(*args: object) -> None:
     raise AssertionError("re-embedded an item that was already embedded")
+
+
+def test_a_local_e5_job_indexes_and_searches(api: Api, tmp_path: Path) -> None:
+    """multilingual-e5-small, named per job: its own tokenizer, collection and query side."""
+    doc = upload_text(api, tmp_path)
+    e5 = {"id": "local", "model": "multilingual-e5-small"}
+    r = api.submit("e5-1", [doc], embedding_model=e5)
+    assert r.status_code == 200, r.text
+    assert api.wait("e5-1")["status"] == "completed", items(api, "e5-1")
+    job = job_row(api, "e5-1")
+    assert (job.dimensions, job.tokenizer) == (384, "multilingual-e5-small")
+    assert job.collection == "ragcast-local-multilingual-e5-small-384"
+    assert job.request["embedding_model"]["model"] == "multilingual-e5-small"
+    body = {"query": "who lit the lamp?", "job_id": "e5-1", "mode": "dense"}
+    r = api.client.post(f"{PREFIX}/search", json=body, headers=api.h())
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert results and "lit the lamp" in results[0]["text"]
+    late = {**e5, "late_chunking": True}
+    r = api.submit("e5-2", [doc], embedding_model=late)
+    assert r.status_code == 400 and "multilingual-e5-small" in r.json()["details"]["issue"]

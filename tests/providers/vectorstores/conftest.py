@@ -3,6 +3,8 @@ PostgreSQL that the ``pgserver`` wheel carries, Pinecone's SDK against a local i
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
@@ -23,18 +25,22 @@ DIMS = 8  # the conformance suite's vectors; the fake Pinecone index is built wi
 
 
 @pytest.fixture(scope="session")
-def pg_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_dsn() -> Iterator[str]:
     """A PostgreSQL with pgvector for the whole session (fails, never skips, when absent)."""
     with warnings.catch_warnings():
         # platformdirs warns at import when XDG_RUNTIME_DIR is unset (CI, containers).
         warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
         import pgserver
 
-    server = pgserver.get_server(tmp_path_factory.mktemp("pgvector"), cleanup_mode="stop")
+    # Not under pytest's own folders: run as root, pgserver runs PostgreSQL as its own
+    # ``pgserver`` user, and pytest keeps its base folder private (0700) to root.
+    pgdata = Path(tempfile.mkdtemp(prefix="ragcast-pgvector-"))
+    server = pgserver.get_server(pgdata, cleanup_mode="stop")
     try:
         yield server.get_uri()
     finally:
         server.cleanup()
+        shutil.rmtree(pgdata, ignore_errors=True)
 
 
 @pytest.fixture

@@ -28,7 +28,8 @@ FLOORS: dict[str, int] = {
     "context": 3,
     "providers": 2,
     **dict.fromkeys(
-        ("store", "settings", "spec", "errors", "types", "tokens", "retry_after", "auth"), 1
+        ("store", "settings", "spec", "errors", "types", "tokens", "text", "retry_after", "auth"),
+        1,
     ),
     "__init__": 1,
 }

@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from ragcast.text import CHINESE_SCRIPTS, ChineseScript
+
 #: the languages Whisper transcribes (ISO 639-1, plus Whisper's ``haw`` and ``yue``)
 LANGUAGES: frozenset[str] = frozenset(
     (
@@ -79,6 +81,16 @@ def job_language(request: dict[str, object]) -> str | None:
     return value
 
 
+def job_chinese_script(request: dict[str, object]) -> ChineseScript:
+    """The script a stored job request wants Chinese text in (``as_spoken`` by default)."""
+    settings = request.get("settings")
+    value = settings.get("chinese_script") if isinstance(settings, dict) else None
+    for script in CHINESE_SCRIPTS:
+        if value == script:
+            return script
+    return "as_spoken"
+
+
 def caption_language(key: str) -> str:
     """The language of a caption track key (``en-US`` -> ``en``, ``pt-BR`` -> ``pt``)."""
     return key.replace("_", "-").split("-", 1)[0].lower()
@@ -143,6 +155,11 @@ class ProcessingSettings(BaseModel):
     )
     max_speakers: int | None = Field(
         default=None, ge=1, le=MAX_SPEAKERS, strict=True, description="With `diarize`"
+    )
+    chinese_script: ChineseScript = Field(
+        default="as_spoken",
+        description="The script of Chinese items' transcripts and chunks: `as_spoken` (as "
+        "transcribed), `simplified` or `traditional`. Search finds both scripts either way.",
     )
 
     @field_validator("language")

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ragcast.text import join_words
+
 
 @dataclass(slots=True)
 class Word:
@@ -18,6 +20,8 @@ class Word:
     start: float | None = None
     end: float | None = None
     speaker: str | None = None  # ``SPEAKER_00``, ... once diarized
+    #: how sure the recogniser was of the word (0..1); None for captions and documents
+    probability: float | None = None
 
 
 @dataclass(slots=True)
@@ -48,8 +52,10 @@ class Transcript:
 
     @property
     def text(self) -> str:
-        """The transcript as one string."""
-        return " ".join(s.text.strip() for s in self.segments if s.text.strip())
+        """The transcript as one string: a recording's segments joined as their script
+        writes them (no space between two CJK characters), a document's with a space."""
+        texts = [s.text.strip() for s in self.segments if s.text.strip()]
+        return join_words(texts) if self.source == "asr" else " ".join(texts)
 
     def to_dict(self) -> dict[str, Any]:
         """Serialise for the job store."""
@@ -99,6 +105,8 @@ class TextChunk:
     end_s: float | None
     #: speaker labels of the chunk's words, most words first (empty when not diarized)
     speakers: list[str] = field(default_factory=list)
+    #: the recogniser's mean word probability over the chunk (0..1); None without one
+    confidence: float | None = None
 
     @property
     def speaker(self) -> str | None:

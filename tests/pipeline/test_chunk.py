@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import random
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -98,9 +99,17 @@ def check_invariants(
     assert [c.token_count for c in chunks] == real
     assert all(0 < t <= limit for t in real)
     if max(counter.count(source_words)) <= limit:
-        assert covers([c.text.split(" ") for c in chunks], source_words)
+        assert covers([words_of(c.text) for c in chunks], source_words)
     else:  # words over the limit were split into pieces
         assert covers_characters(chunks, source_words)
+
+
+def words_of(text: str) -> list[str]:
+    """The VOCAB words of a chunk text: recognised CJK words join without a space."""
+    out: list[str] = []
+    for part in text.split(" "):
+        out.extend(re.findall("東京", part) if re.fullmatch("(東京)+", part) else [part])
+    return out
 
 
 def covers_characters(chunks: list[TextChunk], source_words: list[str]) -> bool:
@@ -352,3 +361,37 @@ else:
         assert all(0 < t <= limit for t in real)
         # Words over the limit are split by characters, so compare characters.
         assert covers_characters(chunks, texts)
+
+
+def test_recognised_cjk_words_join_as_whisper_writes_them(counter: HFTokenCounter) -> None:
+    """Chinese and Japanese words join without a space, as Whisper's segment text; a space
+    stays between Latin words and around them, and Hangul keeps its spaces."""
+    cases = {
+        ("廣", "州", "市", "佛", "地", "產"): "廣州市佛地產",
+        ("マ", "ッ", "ギ、", "キ", "ャ", "ンプ", "の", "外", "れ"): "マッギ、キャンプの外れ",
+        ("iPhone", "很", "好。", "Yes!"): "iPhone 很好。 Yes!",
+        ("안녕", "하세요"): "안녕 하세요",
+        ("สวัสดี", "ครับ"): "สวัสดีครับ",
+    }
+    for words, text in cases.items():
+        transcript = timed_transcript(list(words))
+        (chunk,) = chunk_transcript(transcript, ChunkSpec(256, 32, 256), counter)
+        assert chunk.text == text
+        assert chunk.token_count == counter.count([text])[0]
+
+
+def test_a_documents_spacing_is_kept(counter: HFTokenCounter) -> None:
+    """A document's text is what it says, spaces between CJK words included."""
+    transcript = untimed_transcript(["中文 文本 的 空格", "東京 タワー"])
+    (chunk,) = chunk_transcript(transcript, ChunkSpec(256, 32, 256), counter)
+    assert chunk.text == "中文 文本 的 空格 東京 タワー"
+    assert transcript.text == "中文 文本 的 空格 東京 タワー"
+
+
+def test_a_recordings_transcript_text_joins_its_segments_by_script() -> None:
+    """``Transcript.text`` of a recording reads like its segments run together."""
+    asr = timed_transcript(["廣", "州", "市", "佛", "地", "產"], per_segment=3)
+    asr.segments[0].text, asr.segments[1].text = "廣州市", "佛地產"
+    assert asr.text == "廣州市佛地產"
+    english = timed_transcript(["Hello", "world"], per_segment=1)
+    assert english.text == "Hello world"

@@ -39,6 +39,7 @@ from ragcast.auth import KeyCache, TicketSigner, load_secret
 from ragcast.context import Context
 from ragcast.integrations.mcp import mount as mount_mcp
 from ragcast.notify.sender import WebhookSender
+from ragcast.pipeline.repairs import repair_vectors
 from ragcast.providers.embedders.base import EmbeddingSpec
 from ragcast.retrieval.layout import migrate_collections
 from ragcast.runner.boot import build_context
@@ -100,7 +101,13 @@ def create_app(settings: Settings | None = None, *, run_workers: bool | None = N
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop_moving = threading.Event()
+        # chunks a migration changed are embedded again where the workers run
+        repairer = threading.Thread(
+            target=repair_vectors, args=(ctx, stop_moving), name="ragcast-reembed"
+        )
         if run_workers:
+            repairer.start()
             runner.start()
             app.state.runner_started = True
             if runner.embedded:  # a shared broker keeps its messages; the stub does not
@@ -116,7 +123,6 @@ def create_app(settings: Settings | None = None, *, run_workers: bool | None = N
                 listen_redis(settings.redis_url, settings.redis_key_prefix, statuses, keys.clear),
                 name="ragcast-cache-events",
             )
-        stop_moving = threading.Event()
         mover = threading.Thread(
             target=_move_collections, args=(ctx, stop_moving), name="ragcast-layout"
         )
@@ -134,7 +140,7 @@ def create_app(settings: Settings | None = None, *, run_workers: bool | None = N
             scheduler.stop()
             runner.stop()
             sender.stop()
-            for thread in (preload, mover):
+            for thread in (preload, mover, repairer):
                 if thread.is_alive():
                     # A native library torn down mid-call at exit aborts the process.
                     thread.join()

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from ragcast.pipeline.speakers import display_name
 from ragcast.pipeline.types import Segment, Transcript
+from ragcast.text import join_words
 
 TranscriptFormat = Literal["json", "srt", "vtt", "txt"]
 FORMATS: tuple[TranscriptFormat, ...] = ("json", "srt", "vtt", "txt")
@@ -148,6 +149,6 @@ def _txt(data: Transcript, names: Mapping[str, str] | None) -> str:
         else:
             paragraphs.append((who, [seg.text.strip()]))
     return (
-        "\n\n".join(f"{f'{who}: ' if who else ''}{' '.join(texts)}" for who, texts in paragraphs)
+        "\n\n".join(f"{f'{who}: ' if who else ''}{join_words(texts)}" for who, texts in paragraphs)
         + "\n"
     )

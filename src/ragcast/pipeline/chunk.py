@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import accumulate
 
+from ragcast.text import tight
 from ragcast.tokens import HFTokenCounter, TokenCounter
 from ragcast.types import ChunkSpec, TextChunk, Transcript
 
@@ -42,6 +43,10 @@ class _Unit:
     boundary: bool = False  # a chunk may end after this unit (sentence or segment end)
     speaker: str | None = None
     turn: bool = False  # the speaker changes after this unit
+    probability: float | None = None  # the recogniser's, for the word this unit is from
+    #: a recogniser's word: it follows the unit before it as its script writes it (no space
+    #: between CJK characters); a document's or caption's units keep their own spaces
+    tight: bool = False
 
 
 def chunk_transcript(
@@ -76,15 +81,26 @@ def chunk_transcript(
 def _flatten(transcript: Transcript) -> list[_Unit]:
     """All words of all segments in order, split on whitespace, with boundary marks."""
     units: list[_Unit] = []
+    recognised = transcript.source == "asr"
     for segment in transcript.segments:
         before = len(units)
         if segment.words:
             for word in segment.words:
                 who = word.speaker or segment.speaker
-                units.extend(_Unit(t, word.start, word.end, speaker=who) for t in word.text.split())
+                units.extend(
+                    _Unit(
+                        t,
+                        word.start,
+                        word.end,
+                        speaker=who,
+                        probability=word.probability,
+                        tight=recognised,
+                    )
+                    for t in word.text.split()
+                )
         else:
             units.extend(
-                _Unit(t, segment.start, segment.end, speaker=segment.speaker)
+                _Unit(t, segment.start, segment.end, speaker=segment.speaker, tight=recognised)
                 for t in segment.text.split()
             )
         if len(units) > before:
@@ -141,6 +157,8 @@ def _split_long_units(
                     unit.boundary and last,
                     unit.speaker,
                     unit.turn and last,
+                    unit.probability,
+                    unit.tight,
                 )
             )
             out_counts.append(piece_count)
@@ -288,7 +306,7 @@ class _Packer:
         return self.counter.count([self._text(start, end)])[0]
 
     def _text(self, start: int, end: int) -> str:
-        return " ".join(u.text for u in self.units[start:end])
+        return _join(self.units[start:end])
 
 
 def _make_chunk(
@@ -300,12 +318,31 @@ def _make_chunk(
     last = next((u.end for u in reversed(span) if u.end is not None), None)
     return TextChunk(
         index=index,
-        text=" ".join(u.text for u in span),
+        text=_join(span),
         token_count=tokens,
         start_s=first,
         end_s=last,
         speakers=_speakers(span, counts[start:end]),
+        confidence=_confidence(span),
     )
+
+
+def _confidence(span: list[_Unit]) -> float | None:
+    """The mean probability of a chunk's recognised units; None when none has one
+    (captions, documents, transcripts stored before probabilities were kept)."""
+    known = [u.probability for u in span if u.probability is not None]
+    return round(sum(known) / len(known), 4) if known else None
+
+
+def _join(span: list[_Unit]) -> str:
+    """The text of ``span``: recognised words as their script writes them (no space
+    between two CJK characters, as Whisper's segment text), other units with a space."""
+    out: list[str] = []
+    for unit in span:
+        if out and not (unit.tight and tight(out[-1], unit.text)):
+            out.append(" ")
+        out.append(unit.text)
+    return "".join(out)
 
 
 def _speakers(span: list[_Unit], counts: list[int]) -> list[str]:

@@ -9,9 +9,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ragcast.context import Context
+from ragcast.pipeline.script import in_script
+from ragcast.pipeline.types import Transcript as TranscriptData
 from ragcast.sources.ytdlp import FetchConfig, fetch
-from ragcast.spec import caption_language, job_diarize, job_language
+from ragcast.spec import caption_language, job_chinese_script, job_diarize, job_language
 from ragcast.store.models import Item, Job, Transcript
+from ragcast.text import CHINESE_LANGUAGES
 
 
 def job_option(ctx: Context, job: Job, key: str, default: Any) -> Any:
@@ -28,7 +31,7 @@ def reuse_transcript(s: Session, item: Item, job: Job) -> bool:
     transcript that has them: diarizing needs the recording.
     """
     earlier = s.execute(
-        select(Transcript, Item)
+        select(Transcript, Item, Job.request)
         .join(Item, Item.id == Transcript.item_id)
         .join(Job, Job.id == Item.job_pk)
         .where(Job.user_id == job.user_id, Item.content_id == item.content_id, Item.id != item.id)
@@ -37,17 +40,24 @@ def reuse_transcript(s: Session, item: Item, job: Job) -> bool:
     ).first()
     if earlier is None:
         return False
-    transcript, source_item = earlier
+    transcript, source_item, earlier_request = earlier
     if job_diarize(job.request) is not None and (transcript.data or {}).get("speakers") is None:
         return False
+    data, text = transcript.data, transcript.text
+    script, written = job_chinese_script(job.request), job_chinese_script(earlier_request)
+    if script != written and (transcript.language or "") in CHINESE_LANGUAGES:
+        if written != "as_spoken":
+            return False  # converted for the earlier job: the text as spoken is not kept
+        converted = in_script(TranscriptData.from_dict(data), script)
+        data, text = converted.to_dict(), converted.text
     s.add(
         Transcript(
             item_id=item.id,
             source=transcript.source,
             language=transcript.language,
             duration_s=transcript.duration_s,
-            data=transcript.data,
-            text=transcript.text,
+            data=data,
+            text=text,
         )
     )
     item.language = transcript.language

@@ -20,6 +20,7 @@ from ragcast.retrieval.records import (
     speaker_fields,
     split_speakers,
 )
+from ragcast.text import join_words
 
 #: the most characters a speaker's name may have
 NAME_MAX = 64
@@ -30,7 +31,6 @@ _REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 #: what separates an SRT or WebVTT cue's times: in a name it would forge a cue
 CUE_ARROW = "-->"
 
-#: languages written without spaces between words (Whisper's words join without one)
 __all__ = [
     "SPEAKER_SEPARATOR",
     "assign_speakers",
@@ -42,7 +42,6 @@ __all__ = [
     "split_speakers",
 ]
 
-_UNSPACED = frozenset({"zh", "ja", "yue", "th", "lo", "km", "my", "bo"})
 #: a word further than this from every turn gets no speaker
 _REACH_S = 1.0
 
@@ -58,7 +57,6 @@ def assign_speakers(transcript: Transcript, turns: Sequence[Turn]) -> Transcript
     if not turns:
         transcript.speakers = []
         return transcript
-    joiner = "" if (transcript.language or "") in _UNSPACED else " "
     turns = sorted(turns, key=lambda t: t.start)
     ends = [t.end for t in turns]
     segments: list[Segment] = []
@@ -66,7 +64,7 @@ def assign_speakers(transcript: Transcript, turns: Sequence[Turn]) -> Transcript
         if segment.words:
             for word in segment.words:
                 word.speaker = _speaker_at(turns, ends, word.start, word.end)
-            segments.extend(_split(segment, joiner))
+            segments.extend(_split(segment))
         else:
             segment.speaker = _speaker_at(turns, ends, segment.start, segment.end)
             segments.append(segment)
@@ -100,7 +98,7 @@ def _speaker_at(
     return nearest if distance <= _REACH_S else None
 
 
-def _split(segment: Segment, joiner: str) -> list[Segment]:
+def _split(segment: Segment) -> list[Segment]:
     """One segment per run of words of the same speaker (unlabelled words join a run)."""
     runs: list[list[Word]] = []
     for word in segment.words:
@@ -115,7 +113,7 @@ def _split(segment: Segment, joiner: str) -> list[Segment]:
         return [segment]
     return [
         Segment(
-            text=joiner.join(w.text for w in run).strip(),
+            text=join_words(w.text.strip() for w in run),
             start=run[0].start,
             end=run[-1].end,
             words=run,

@@ -20,6 +20,7 @@ from ragcast.errors import ItemError, MediaError, TransientError
 from ragcast.pipeline.archive import DocumentLimits
 from ragcast.pipeline.chunk import chunk_transcript
 from ragcast.pipeline.documents import parse_document
+from ragcast.pipeline.script import in_script
 from ragcast.pipeline.speakers import assign_speakers, display_name, load_audio
 from ragcast.pipeline.types import ChunkSpec, TextChunk
 from ragcast.pipeline.types import Transcript as TranscriptData
@@ -30,7 +31,7 @@ from ragcast.retrieval.records import (
     chunk_records,
     embedding_spec,
 )
-from ragcast.spec import job_diarize, job_language
+from ragcast.spec import job_chinese_script, job_diarize, job_language
 from ragcast.store.models import Chunk, Item, Job, Transcript, Upload
 
 #: finished-stage name → share of the item's work done once it is finished
@@ -153,6 +154,7 @@ class ItemStages:
             data.language = item.language or named
         if not data.segments and data.source == "asr":
             raise MediaError("no speech was found in the recording")
+        data = in_script(data, job_chinese_script(job.request))
         s.add(
             Transcript(
                 item_id=item.id,
@@ -348,6 +350,7 @@ def _chunk_rows(item_id: int, chunks: list[TextChunk], names: dict[str, str] | N
             token_count=c.token_count,
             speakers=c.speakers or None,
             speaker=display_name(c.speaker, names),
+            confidence=c.confidence,
         )
         for c in chunks
     ]

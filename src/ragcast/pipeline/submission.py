@@ -77,7 +77,7 @@ def request_hash(body: JobCreate) -> str:
     """A digest of the request as the client meant it (``user_id`` left out)."""
     data = body.model_dump(mode="json", exclude={"user_id"})
     # defaults of settings added later are left out: bodies from before them hash the same
-    for key, default in (("language", AUTO), ("diarize", False)):
+    for key, default in (("language", AUTO), ("diarize", False), ("chinese_script", "as_spoken")):
         if data["settings"].get(key) == default:
             data["settings"].pop(key)
     for key in ("min_speakers", "max_speakers"):

@@ -6,13 +6,17 @@ Khmer, Myanmar) have no words to cut at, so a run of them becomes its overlappin
 character bigrams (a lone character stays a unigram): "广州市房地产" ->
 "广州 州市 市房 房地 地产". Bigrams are what CJK search engines index when they have no
 dictionary, and they match any query word of two or more characters wherever it sits.
-Diacritics are kept: Swedish å and a are different letters.
+Diacritics are kept: Swedish å and a are different letters. Chinese is folded to one
+script first (traditional characters written simplified, :func:`ragcast.text.fold_chinese`),
+so ``廣州`` and ``广州`` are the same term and either script finds both.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+
+from ragcast.text import fold_chinese
 
 #: scripts written without spaces between words
 _UNSPACED = (
@@ -35,7 +39,8 @@ MAX_TERM = 40
 def terms(text: str) -> list[str]:
     """The index terms of ``text``, in order, repeats kept (they count as frequency)."""
     out: list[str] = []
-    for run in _RUN.findall(unicodedata.normalize("NFKC", text).casefold()):
+    folded = fold_chinese(unicodedata.normalize("NFKC", text).casefold())
+    for run in _RUN.findall(folded):
         if _IS_UNSPACED.match(run):
             if len(run) == 1:
                 out.append(run)

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from types import FrameType
 
 from ragcast.notify.sender import WebhookSender
+from ragcast.pipeline.repairs import repair_vectors
 from ragcast.providers.embedders.base import EmbeddingSpec
 from ragcast.runner.boot import build_context
 from ragcast.runner.broker import QUEUES, Runner
@@ -50,6 +51,10 @@ def run_worker(
     # and runs subscriptions: the one holding the store's lease starts the due runs
     scheduler = Scheduler(ctx, runner.start_job.send)
     scheduler.start()
+    # chunks a migration changed are embedded again where embedding runs
+    repairer = threading.Thread(target=repair_vectors, args=(ctx, done), name="ragcast-reembed")
+    if "ragcast.embed" in chosen:
+        repairer.start()
     log.info("worker consuming %s", ", ".join(chosen))
     try:
         done.wait()
@@ -57,4 +62,6 @@ def run_worker(
         scheduler.stop()
         runner.stop()
         sender.stop()
+        if repairer.is_alive():
+            repairer.join()
         ctx.db.dispose()

@@ -215,6 +215,9 @@ class Chunk(Base):
     speakers: Mapped[list[str] | None] = mapped_column(JSON, default=None)
     #: what the main speaker is called: the name given to ``speakers[0]``, else the label
     speaker: Mapped[str | None] = mapped_column(String(128), default=None)
+    #: the recogniser's mean word probability over the chunk (0..1); None for captions,
+    #: documents and chunks made before it was kept
+    confidence: Mapped[float | None] = mapped_column(Float, default=None)
 
 
 class Export(Base):
@@ -346,6 +349,17 @@ class Lease(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(128))
     expires_at: Mapped[datetime] = mapped_column()
+
+
+class ReembedChunk(Base):
+    """A chunk whose text changed after it was embedded (migration ``0012``): the workers
+    embed it again and rewrite its vector (ragcast.pipeline.repairs), then delete the row."""
+
+    __tablename__ = "reembed_chunks"
+
+    chunk_id: Mapped[int] = mapped_column(
+        ForeignKey("chunks.id", ondelete="CASCADE"), primary_key=True
+    )
 
 
 class WorkerHeartbeat(Base):

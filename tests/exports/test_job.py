@@ -151,6 +151,7 @@ def expected_records(ctx: Context, job_pk: int) -> list[ExportRecord]:
                 url=item.url,
                 language=item.language,
                 **speaker_fields(chunk.speaker, chunk.speakers, item.speaker_map),
+                confidence=chunk.confidence,
                 embedding_model=f"{job.embedding_model}-{job.dimensions}",
                 embedding=np.frombuffer(chunk.embedding or b"", dtype=np.float32),
             )

@@ -22,9 +22,9 @@ import pytest
 from ragcast.exports import EXTENSIONS, FIELD_NAMES, FORMATS, ExportRecord, write_export
 
 DIM = 384
-NULLABLE = {"start_s", "end_s", "title", "url", "language", "speaker", "speakers"}
+NULLABLE = {"start_s", "end_s", "title", "url", "language", "speaker", "speakers", "confidence"}
 INT_FIELDS = {"chunk_index", "token_count"}
-FLOAT_FIELDS = {"start_s", "end_s"}
+FLOAT_FIELDS = {"start_s", "end_s", "confidence"}
 
 
 def make_record(
@@ -52,6 +52,7 @@ def make_record(
         language=(None, "en", "de", "zh")[i % 4],
         speaker=None if i % 3 else f"SPEAKER_0{i % 2}",
         speakers=None if i % 3 else ("Host; =Guest" if i % 2 else f"SPEAKER_0{i % 2}"),
+        confidence=None if not timed else round(0.5 + (i % 50) / 100, 4),
         embedding_model="all-MiniLM-L6-v2",
         embedding=embedding,
     )

@@ -1157,6 +1157,13 @@ export interface components {
          */
         ProcessingSettings: {
             /**
+             * Chinese Script
+             * @description The script of Chinese items' transcripts and chunks: `as_spoken` (as transcribed), `simplified` or `traditional`. Search finds both scripts either way.
+             * @default as_spoken
+             * @enum {string}
+             */
+            chinese_script?: "as_spoken" | "simplified" | "traditional";
+            /**
              * Chunkoverlap
              * @default 100
              */
@@ -1205,6 +1212,11 @@ export interface components {
             channel?: string | null;
             /** Chunk Index */
             chunk_index: number;
+            /**
+             * Confidence
+             * @description How sure the recogniser was of the chunk's words: their mean probability (0-1); null for documents and captions.
+             */
+            confidence?: number | null;
             /** Content Id */
             content_id: string;
             /** @description With `context` > 0: the hit and its neighbours. */
@@ -1227,7 +1239,7 @@ export interface components {
             platform?: string | null;
             /**
              * Score
-             * @description hybrid: the fused score (0-1); dense: cosine similarity; lexical: BM25; with rerank: the reranker's score.
+             * @description Relevance on a fixed 0-1 scale that means the same for every query (hybrid: 0.5 x meaning + 0.5 x terms; dense: the model's cosine similarity mapped from its unrelated level to its strong-match level; lexical: the share of the query's term weight the chunk holds); with rerank: the reranker's score.
              */
             score: number;
             /** Source */
@@ -1302,6 +1314,16 @@ export interface components {
              * @description Only chunks in this language (ISO 639-1).
              */
             language?: string | null;
+            /**
+             * Min Confidence
+             * @description Only recognised chunks whose `confidence` is at least this (0-1); documents and captions have none and are left out.
+             */
+            min_confidence?: number | null;
+            /**
+             * Min Score
+             * @description Only hits scoring at least this (0-1, on the fixed scale of `score`); with `rerank`, candidates are kept by this score before they are reordered.
+             */
+            min_score?: number | null;
             /**
              * Mode
              * @description `hybrid` fuses the lexical and dense rankings; `dense` compares embeddings only; `lexical` matches terms only (BM25).

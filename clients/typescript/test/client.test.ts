@@ -86,6 +86,22 @@ test("upload, process, follow progress, export, download and search", live, asyn
   const words = await client.search("lens", { job_id: jobId, mode: "lexical", context: 1 });
   assert.equal(words.mode, "lexical");
   assert.match(words.results[0]!.context!.text, /lens/);
+
+  // scores are 0-1 on a fixed scale; min_score keeps the hits at or over it
+  const all = await client.search("who polished the lens", { job_id: jobId });
+  assert.ok(all.results.every((h) => h.score > 0 && h.score <= 1));
+  const best = all.results[0]!.score;
+  const high = await client.search("who polished the lens", { job_id: jobId, min_score: best });
+  assert.ok(high.results.length >= 1 && high.results.every((h) => h.score >= best));
+  // subtitles carry no recogniser confidence: a min_confidence leaves them out
+  assert.equal(all.results[0]!.confidence ?? null, null);
+  const sure = await client.search("who polished the lens", { job_id: jobId, min_confidence: 0.5 });
+  assert.equal(sure.results.length, 0);
+  await assert.rejects(client.search("lens", { min_score: 2 }), (error: unknown) => {
+    assert.ok(error instanceof ValidationError);
+    assert.equal(error.details?.field, "min_score");
+    return true;
+  });
 });
 
 test("errors carry the contract's body", live, async () => {

@@ -52,6 +52,20 @@ def search(
     rerank: Annotated[
         bool, typer.Option("--rerank", help="Reorder the best hits with the reranker.")
     ] = False,
+    min_score: Annotated[
+        float | None,
+        typer.Option(
+            "--min-score",
+            help="Only hits scoring at least this (0-1, the same scale for any query).",
+        ),
+    ] = None,
+    min_confidence: Annotated[
+        float | None,
+        typer.Option(
+            "--min-confidence",
+            help="Only recognised speech the recogniser was at least this sure of (0-1).",
+        ),
+    ] = None,
     server: Server = None,
     api_key: ApiKey = None,
     as_json: AsJson = False,
@@ -72,6 +86,8 @@ def search(
             uploaded_before=before,
             context=context or None,
             rerank=rerank or None,
+            min_score=min_score,
+            min_confidence=min_confidence,
         )["results"]
     show(hits, as_json, hits_table(hits) if hits else "[yellow]No results.[/]")
 

@@ -338,12 +338,15 @@ class Client(BaseClient):
         uploaded_before: str | date | None = None,
         context: int | None = None,
         rerank: bool | None = None,
+        min_score: float | None = None,
+        min_confidence: float | None = None,
     ) -> dict[str, Any]:
         """The user's best chunks for ``query``: hybrid (lexical and dense) unless ``mode``
         is ``dense`` or ``lexical``. Filters narrow it (one job, content, platform, spoken
-        language, channel, main speaker by name or label, upload dates); ``context`` adds
-        each hit's neighbouring chunks; ``rerank`` reorders the best candidates with the
-        server's reranker."""
+        language, channel, main speaker by name or label, upload dates, the recogniser's
+        ``min_confidence``); ``min_score`` (0-1, a fixed scale) drops weaker hits;
+        ``context`` adds each hit's neighbouring chunks; ``rerank`` reorders the best
+        candidates with the server's reranker."""
         call = self._search(
             query,
             job_id,
@@ -358,6 +361,8 @@ class Client(BaseClient):
             uploaded_before=uploaded_before,
             context=context,
             rerank=rerank,
+            min_score=min_score,
+            min_confidence=min_confidence,
         )
         return self._json(call)
 

@@ -13,6 +13,8 @@
 - Every format carries ``speaker`` (the chunk's main speaker, as named) and ``speakers``
   (everyone speaking in it, most words first, joined by ``"; "``); both are null for a
   transcript that was not diarized.
+- Every format carries ``confidence``: the recogniser's mean word probability over the
+  chunk (0..1), null for documents, captions and chunks indexed before it was kept.
 - ``vector``: JSON Lines of ``{"id", "values", "metadata"}``, the import shape of Pinecone and
   Qdrant; ``None`` metadata values are dropped because those stores reject nulls.
 """

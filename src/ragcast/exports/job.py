@@ -57,6 +57,7 @@ _COLUMNS = (
     Chunk.embedding,
     type_coerce(Chunk.speakers, Text),
     Chunk.speaker,
+    Chunk.confidence,
 )
 
 
@@ -113,7 +114,7 @@ def _batch(rows: Sequence[Any], job_id: str, model: str, speakers: _Speakers) ->
     """One batch of export records from rows of :data:`_COLUMNS`."""
     (
         items, content_ids, source_types, refs, titles, urls, languages, maps,
-        indexes, texts, starts, ends, tokens, blobs, labels, mains,
+        indexes, texts, starts, ends, tokens, blobs, labels, mains, confidences,
     ) = zip(*rows, strict=True)  # fmt: skip
     n = len(rows)
     columns: dict[str, Sequence[Any]] = {
@@ -132,6 +133,7 @@ def _batch(rows: Sequence[Any], job_id: str, model: str, speakers: _Speakers) ->
         "language": languages,
         "speaker": mains,
         "speakers": [speakers.joined(i, m, s) for i, m, s in zip(items, maps, labels, strict=True)],
+        "confidence": confidences,
         "embedding_model": [model] * n,
     }
     values, offsets = _embeddings(blobs)

@@ -45,6 +45,8 @@ class ExportRecord:
     #: the chunk's main speaker and everyone in it ("; "-joined), when diarized
     speaker: str | None
     speakers: str | None
+    #: the recogniser's mean word probability over the chunk; None for documents, captions
+    confidence: float | None
     embedding_model: str
     embedding: Embedding
 
@@ -65,6 +67,7 @@ class ExportRecord:
             "language": self.language,
             "speaker": self.speaker,
             "speakers": self.speakers,
+            "confidence": self.confidence,
             "embedding_model": self.embedding_model,
         }
 
@@ -93,6 +96,7 @@ SCHEMA = pa.schema(
         pa.field("language", pa.string()),
         pa.field("speaker", pa.string()),
         pa.field("speakers", pa.string()),
+        pa.field("confidence", pa.float64()),
         pa.field("embedding_model", pa.string(), nullable=False),
         pa.field("embedding", pa.list_(pa.float32()), nullable=False),
     ]

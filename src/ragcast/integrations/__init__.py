@@ -15,5 +15,6 @@ METADATA_KEYS = (
     "channel",
     "speaker",
     "language",
+    "confidence",
     "score",
 )

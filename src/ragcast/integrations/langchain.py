@@ -10,7 +10,9 @@
 Each hit becomes a :class:`~langchain_core.documents.Document` whose ``page_content``
 is the chunk's text and whose metadata says where it was said (``deep_link``,
 ``start_s``, ``end_s``), in what (``job_id``, ``content_id``, ``chunk_index``, ``title``,
-``url``, ``source``), by whom and in which language, and the hit's ``score``.
+``url``, ``source``), by whom and in which language, how sure the recogniser was
+(``confidence``) and the hit's ``score`` (0-1, the same scale for any query:
+``score_threshold`` drops weaker hits on the server).
 Needs ``langchain-core``: ``pip install 'ragcast[integrations]'``.
 """
 
@@ -70,6 +72,12 @@ class RagcastRetriever(BaseRetriever):
     uploaded_after: str | date | None = None
     uploaded_before: str | date | None = None
     rerank: bool | None = None
+    score_threshold: float | None = Field(
+        default=None, ge=0, le=1, description="Only hits scoring at least this (min_score)"
+    )
+    min_confidence: float | None = Field(
+        default=None, ge=0, le=1, description="Only speech recognised at least this surely"
+    )
     timeout: float = Field(default=60.0, gt=0, description="Seconds per request")
     max_retries: int = Field(default=3, ge=0, description="Retries of 429/5xx answers")
 
@@ -95,6 +103,8 @@ class RagcastRetriever(BaseRetriever):
             "uploaded_after": self.uploaded_after,
             "uploaded_before": self.uploaded_before,
             "rerank": self.rerank,
+            "min_score": self.score_threshold,
+            "min_confidence": self.min_confidence,
         }
 
     def _client_options(self) -> dict[str, Any]:

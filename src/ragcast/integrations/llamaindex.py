@@ -8,7 +8,8 @@
 Each hit becomes a :class:`~llama_index.core.schema.NodeWithScore` holding a
 :class:`~llama_index.core.schema.TextNode` (the chunk's text; metadata ``deep_link``,
 ``start_s``, ``end_s``, ``job_id``, ``content_id``, ``chunk_index``, ``title``, ``url``,
-``source``, ``speaker``, ``language``, ``score``) and the hit's score.
+``source``, ``speaker``, ``language``, ``confidence``, ``score``) and the hit's score
+(0-1, the same scale for any query; ``min_score`` drops weaker hits on the server).
 Needs ``llama-index-core``: ``pip install 'ragcast[integrations]'``.
 """
 
@@ -78,6 +79,8 @@ class RagcastRetriever(BaseRetriever):
         uploaded_after: str | date | None = None,
         uploaded_before: str | date | None = None,
         rerank: bool | None = None,
+        min_score: float | None = None,
+        min_confidence: float | None = None,
         timeout: float = 60.0,
         max_retries: int = 3,
         callback_manager: CallbackManager | None = None,
@@ -87,6 +90,9 @@ class RagcastRetriever(BaseRetriever):
             raise ValueError(f"base_url must start with http:// or https://, not {base_url!r}")
         if not 1 <= top_k <= 100:
             raise ValueError(f"top_k must be between 1 and 100, not {top_k}")
+        for name, value in (("min_score", min_score), ("min_confidence", min_confidence)):
+            if value is not None and not 0 <= value <= 1:
+                raise ValueError(f"{name} must be between 0 and 1, not {value}")
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self.top_k = top_k
@@ -101,6 +107,8 @@ class RagcastRetriever(BaseRetriever):
             "uploaded_after": uploaded_after,
             "uploaded_before": uploaded_before,
             "rerank": rerank,
+            "min_score": min_score,
+            "min_confidence": min_confidence,
         }
         self._client_options: dict[str, Any] = {"timeout": timeout, "max_retries": max_retries}
         super().__init__(callback_manager=callback_manager, verbose=verbose)

@@ -76,7 +76,10 @@ class Hit(BaseModel):
     url: str | None = None
     job_id: str
     content_id: str
-    score: float
+    score: float = Field(description="Relevance, 0-1 on a scale that is the same for any query")
+    confidence: float | None = Field(
+        default=None, description="How sure the recogniser was of the words (0-1); null for text"
+    )
     speaker: str | None = Field(default=None, description="Main speaker, when diarized")
     language: str | None = None
     platform: str | None = None
@@ -167,10 +170,18 @@ def build_server(connect: ClientFactory) -> MCPServer[Any]:
         speaker: Annotated[str | None, Field(description="Name or label SPEAKER_00")] = None,
         uploaded_after: Annotated[str | None, Field(description="YYYY-MM-DD")] = None,
         uploaded_before: Annotated[str | None, Field(description="YYYY-MM-DD")] = None,
+        min_score: Annotated[
+            float | None, Field(ge=0, le=1, description="Least score (0-1) a hit may have")
+        ] = None,
+        min_confidence: Annotated[
+            float | None,
+            Field(ge=0, le=1, description="Least recogniser confidence (0-1); drops documents"),
+        ] = None,
     ) -> SearchAnswer:
         """Search the indexed transcripts and documents: the best chunks with their text,
         time span (start_s, end_s), deep link, title, job and content. Hybrid (lexical and
-        dense) unless mode says otherwise; every filter given must hold."""
+        dense) unless mode says otherwise; every filter given must hold. Scores are 0-1 on
+        a scale that is the same for any query (0.3: somewhat related, 0.5: clearly)."""
         async with _calling(connect) as client:
             data = await client.search(
                 query,
@@ -184,6 +195,8 @@ def build_server(connect: ClientFactory) -> MCPServer[Any]:
                 speaker=speaker,
                 uploaded_after=uploaded_after,
                 uploaded_before=uploaded_before,
+                min_score=min_score,
+                min_confidence=min_confidence,
             )
         hits = [_hit(h) for h in data.get("results", [])]
         return SearchAnswer(query=query, mode=str(data.get("mode", mode)), results=hits)

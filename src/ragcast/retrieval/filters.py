@@ -16,6 +16,7 @@ FIELDS = (
     "speaker",
     "uploaded_after",
     "uploaded_before",
+    "min_confidence",
 )
 
 
@@ -45,6 +46,9 @@ class Filters:
     #: upload date range, inclusive at both ends
     uploaded_after: date | None = None
     uploaded_before: date | None = None
+    #: the least recogniser confidence of a chunk (0..1); chunks without one (documents,
+    #: captions, chunks indexed before confidences were kept) never pass it
+    min_confidence: float | None = None
 
     def vector_where(self, job_contents: list[str] | None) -> dict[str, Any]:
         """The metadata filter for a vector store (the tenant is passed apart).
@@ -70,6 +74,9 @@ class Filters:
             span["$lte"] = date_key(self.uploaded_before)
         if span:
             where["upload_ts"] = span
+        if self.min_confidence is not None:
+            # stores keep no nulls: a record without a confidence fails the range
+            where["confidence"] = {"$gte": self.min_confidence}
         return where
 
     def sql(self) -> tuple[list[str], dict[str, Any]]:
@@ -97,4 +104,7 @@ class Filters:
             params["f_before"] = str(date_key(self.uploaded_before))
         if self.uploaded_after is not None or self.uploaded_before is not None:
             conds.append("length(i.upload_date) = 8")
+        if self.min_confidence is not None:
+            conds.append("c.confidence >= :f_confidence")  # NULL never passes
+            params["f_confidence"] = self.min_confidence
         return conds, params

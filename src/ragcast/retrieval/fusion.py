@@ -1,14 +1,16 @@
 """Fusing a dense and a lexical ranking of the same chunks into one.
 
-Two methods, both measured by ``python -m bench retrieval``:
+Dense scores come in already on the 0-1 scale of :mod:`ragcast.retrieval.scores` (each
+model's cosine mapped from its unrelated level to its strong level); lexical ones as BM25
+with the query's ceiling. Three methods, all measured by ``python -m bench retrieval``:
 
-- **convex** (the default): ``alpha * dense + (1 - alpha) * lexical`` over scores
-  normalised by their theoretical minimum (0: cosine similarities below 0 count as 0,
-  BM25 is never negative) and a maximum: the best cosine of the list, and for BM25 the
-  query's ceiling (the score of a chunk holding every query term once). A lexical match
-  must reach :data:`FLOOR` of the ceiling to count at all: an English question about a
-  Japanese recording shares a few words with English texts, and those weak matches must
-  not outvote the meaning. A chunk one list did not return scores 0 there.
+- **convex** (the default, and the only one whose scores are on the documented scale):
+  ``alpha * dense + (1 - alpha) * lexical``, lexical as the share of the query's ceiling
+  (the score of a chunk holding every query term once). A lexical match must reach
+  :data:`FLOOR` of the ceiling to count at all (``(share - FLOOR) / (1 - FLOOR)``): an
+  English question about a Japanese recording shares a few words with English texts,
+  and those weak matches must not outvote the meaning. A chunk one list did not return
+  scores 0 there.
 - **convex-max**: the same with BM25 divided by the best score of the list, as in TM2C2
   (Bruch, Gai and Ingber, "An Analysis of Fusion Functions for Hybrid Retrieval", TOIS
   2023): a list of weak matches is stretched to look as strong as a list of good ones.
@@ -47,13 +49,15 @@ def convex(
     lexical_ceiling: float | None = None,
     floor: float = FLOOR,
 ) -> list[tuple[K, float]]:
-    """Keys by ``alpha * dense + (1 - alpha) * lexical`` (normalised), best first.
+    """Keys by ``alpha * dense + (1 - alpha) * lexical``, best first.
 
-    With ``lexical_ceiling`` lexical scores are divided by it instead of by the best
-    lexical score (see :class:`ragcast.retrieval.lexical.LexicalResult`), and what lies
-    below ``floor`` of it counts as nothing: ``(x - floor) / (1 - floor)``.
+    ``dense`` scores are taken as they are (on 0-1, clamped). With ``lexical_ceiling``
+    lexical scores are divided by it instead of by the best lexical score (see
+    :class:`ragcast.retrieval.lexical.LexicalResult`), and what lies below ``floor`` of it
+    counts as nothing: ``(x - floor) / (1 - floor)``.
     """
-    d, lx = _normalised(dense), _normalised(lexical, lexical_ceiling)
+    d = {key: min(max(score, 0.0), 1.0) for key, score in dense}
+    lx = _normalised(lexical, lexical_ceiling)
     if lexical_ceiling is not None and floor > 0:
         lx = {k: max(0.0, (v - floor) / (1 - floor)) for k, v in lx.items()}
     keys = list(dict.fromkeys([k for k, _ in dense] + [k for k, _ in lexical]))

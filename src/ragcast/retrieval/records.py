@@ -79,6 +79,7 @@ def vector_metadata(job: Job, item: Item, chunk: Chunk) -> dict[str, object]:
         "upload_ts": upload_ts(item.upload_date),
         "platform": job.platform,
         "language": item.language,
+        "confidence": chunk.confidence,
         **speaker_fields(chunk.speaker, chunk.speakers, item.speaker_map),
     }
 

@@ -6,6 +6,10 @@ rows of the lexical index. Both apply the same :class:`~ragcast.retrieval.filter
 both return more candidates than asked for, and chunks are matched across them by
 ``(content_id, chunk_index)``, so a chunk indexed by two jobs counts once. The fused list
 may be reranked, and each hit can bring its neighbouring chunks as one passage.
+
+Scores are on the fixed 0-1 scale of :mod:`ragcast.retrieval.scores` in every mode; hits
+of no relevance (under :data:`~ragcast.retrieval.scores.NOTHING`) and under the query's
+``min_score`` are left out, so a query about nothing indexed finds nothing.
 """
 
 from __future__ import annotations
@@ -24,8 +28,10 @@ from ragcast.retrieval.layout import job_tenant
 from ragcast.retrieval.lexical import lexical_index
 from ragcast.retrieval.records import embedding_spec, vector_metadata
 from ragcast.retrieval.rerank import rerank_hits
+from ragcast.retrieval.scores import NOTHING, cosine_scale, lexical_share
 from ragcast.retrieval.types import MODES, Hit, Key, Mode, Passage, Query
 from ragcast.store.models import Chunk, Item, Job
+from ragcast.text import join_words
 
 #: candidates each side returns, at least (``top_k`` x 3 when more)
 DEPTH = 30
@@ -56,9 +62,13 @@ def search(
             alpha,
             ceiling,
         )
-    else:  # one side only: its own scores (cosine or BM25), best first
-        own = {k: h.score for k, h in dense.items()} | {k: v for k, (_, v) in lexical.items()}
+    else:  # one side only: its own scores (scaled cosine or share of the ceiling)
+        own = {k: h.score for k, h in dense.items()} | {
+            k: lexical_share(v, ceiling) for k, (_, v) in lexical.items()
+        }
         ranked = sorted(own.items(), key=lambda kv: kv[1], reverse=True)
+    least = max(NOTHING, q.min_score)
+    ranked = [(k, score) for k, score in ranked if score >= least]
     keep = ranked[: RERANK_DEPTH if q.rerank else q.top_k]
     with ctx.db.session() as s:
         hits = _materialise(s, keep, dense, {k: c for k, (c, _) in lexical.items()})
@@ -101,20 +111,24 @@ def _job_contents(ctx: Context, job: Job) -> list[str]:
 
 
 def _dense(ctx: Context, user_id: int, q: Query, depth: int) -> dict[Key, VectorHit]:
+    """Dense hits by key, each scored on the 0-1 scale of the model that found it."""
     found: dict[Key, VectorHit] = {}
     for job in _groups(ctx, user_id, q.filters):
         contents = _job_contents(ctx, job) if q.filters.job_id is not None else None
         if contents == []:
             continue
-        vector = ctx.providers.embedder(embedding_spec(job)).embed_query(q.text)
+        embedder = ctx.providers.embedder(embedding_spec(job))
+        vector = embedder.embed_query(q.text)
+        scale = cosine_scale(embedder.model_name or embedder.id)
         store = ctx.providers.vector_store(job.vector_db)
-        for hit in store.query(
+        for raw in store.query(
             job.collection,
             vector.tolist(),
             depth,
             q.filters.vector_where(contents),
             tenant=job_tenant(job.collection, user_id),
         ):
+            hit = VectorHit(raw.id, scale.score(raw.score), raw.text, raw.metadata)
             key = (str(hit.metadata.get("content_id")), int(hit.metadata.get("chunk_index", 0)))
             if key not in found or found[key].score < hit.score:
                 found[key] = hit
@@ -241,7 +255,7 @@ def merge_overlapping(texts: Sequence[str], longest: int = 4000) -> str:
         if shared:
             out += nxt[shared:]
         elif nxt:
-            out = f"{out} {nxt}" if out else nxt
+            out = join_words([out, nxt])  # a recording's CJK chunks meet without a space
     return out
 
 

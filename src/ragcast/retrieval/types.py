@@ -23,6 +23,9 @@ class Query:
     #: neighbouring chunks to return on each side of a hit
     context: int = 0
     rerank: bool = False
+    #: the least score a hit may have (0-1, the scale of :mod:`ragcast.retrieval.scores`);
+    #: with ``rerank``, candidates are kept by it before they are reordered
+    min_score: float = 0.0
 
 
 @dataclass(slots=True)
@@ -38,7 +41,8 @@ class Passage:
 
 @dataclass(slots=True)
 class Hit:
-    """A chunk found: its score (by mode: fused 0-1, cosine, or BM25), text and metadata."""
+    """A chunk found: its score (0-1, see :mod:`ragcast.retrieval.scores`; the reranker's
+    with rerank), text and metadata."""
 
     score: float
     text: str

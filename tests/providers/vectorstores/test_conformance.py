@@ -251,6 +251,27 @@ def test_range_filters(store: VectorStore, name: str) -> None:
     assert days(both) == [10, 15, 20]
 
 
+def test_a_float_range_leaves_records_without_the_key_out(store: VectorStore, name: str) -> None:
+    # min_confidence: ASR chunks carry a confidence, documents none (stores keep no nulls)
+    store.ensure_collection(name, DIMS)
+    spoken = records("clip", 4)
+    for r, confidence in zip(spoken, (0.42, 0.75, 0.9, 0.999), strict=True):
+        r.metadata["confidence"] = confidence
+    written = records("doc-a", 2, seed=1)
+    for r in written:
+        r.metadata["confidence"] = None
+    store.upsert(name, spoken + written, tenant="u1")
+
+    def sure(least: float) -> list[float]:
+        where = {"confidence": {"$gte": least}}
+        hits = store.query(name, unit(0).tolist(), 20, where, tenant="u1")
+        return sorted(float(h.metadata["confidence"]) for h in hits)
+
+    assert sure(0.0) == [0.42, 0.75, 0.9, 0.999]
+    assert sure(0.75) == [0.75, 0.9, 0.999]
+    assert sure(1.0) == []
+
+
 def test_in_filter_within_a_tenant(store: VectorStore, name: str) -> None:
     store.ensure_collection(name, DIMS)
     store.upsert(name, records("doc-a", 3) + records("yt-b", 3, seed=1), tenant="u1")

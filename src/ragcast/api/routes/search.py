@@ -41,6 +41,7 @@ def query_of(body: SearchQuery) -> Query:
         speaker=body.speaker,
         uploaded_after=after,
         uploaded_before=before,
+        min_confidence=body.min_confidence,
     )
     return Query(
         text=body.query,
@@ -49,6 +50,7 @@ def query_of(body: SearchQuery) -> Query:
         filters=filters,
         context=body.context,
         rerank=body.rerank,
+        min_score=body.min_score or 0.0,
     )
 
 
@@ -73,6 +75,7 @@ def hit_of(h: Hit, job_id: str | None) -> SearchHit:
         speaker=m.get("speaker"),
         speakers=split_speakers(m.get("speakers")),
         upload_date=m.get("upload_date"),
+        confidence=_confidence(m.get("confidence")),
         deep_link=deep_link(m.get("platform"), m.get("url"), m.get("start_s")),
         context=(
             None
@@ -86,6 +89,13 @@ def hit_of(h: Hit, job_id: str | None) -> SearchHit:
             )
         ),
     )
+
+
+def _confidence(value: object) -> float | None:
+    """A metadata confidence as a number (stores answer what they keep), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return round(float(value), 4)
 
 
 @router.post(

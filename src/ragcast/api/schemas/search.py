@@ -65,6 +65,24 @@ class SearchQuery(BaseModel):
     rerank: bool = Field(
         default=False, strict=True, description="Reorder the best candidates with the reranker."
     )
+    min_score: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        strict=True,
+        allow_inf_nan=False,
+        description="Only hits scoring at least this (0-1, on the fixed scale of `score`); "
+        "with `rerank`, candidates are kept by this score before they are reordered.",
+    )
+    min_confidence: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        strict=True,
+        allow_inf_nan=False,
+        description="Only recognised chunks whose `confidence` is at least this (0-1); "
+        "documents and captions have none and are left out.",
+    )
 
     @field_validator("language")
     @classmethod
@@ -111,8 +129,10 @@ class SearchHit(BaseModel):
     """One chunk found by a search."""
 
     score: float = Field(
-        description="hybrid: the fused score (0-1); dense: cosine similarity; lexical: "
-        "BM25; with rerank: the reranker's score."
+        description="Relevance on a fixed 0-1 scale that means the same for every query "
+        "(hybrid: 0.5 x meaning + 0.5 x terms; dense: the model's cosine similarity mapped "
+        "from its unrelated level to its strong-match level; lexical: the share of the "
+        "query's term weight the chunk holds); with rerank: the reranker's score."
     )
     text: str
     start_s: float | None
@@ -134,6 +154,11 @@ class SearchHit(BaseModel):
         default_factory=list, description="Everyone speaking in the chunk, most words first"
     )
     upload_date: str | None = Field(default=None, description="`YYYYMMDD`, where known")
+    confidence: float | None = Field(
+        default=None,
+        description="How sure the recogniser was of the chunk's words: their mean "
+        "probability (0-1); null for documents and captions.",
+    )
     deep_link: str | None = Field(
         default=None,
         description="The URL opened at `start_s` (YouTube `t=93s`, Twitch VODs "

@@ -21,6 +21,7 @@ Policy, all of it here rather than in the stage:
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -223,11 +224,24 @@ def _collect(
 
 def _segment(seg: Any) -> Segment:
     words = [
-        Word(text=w.word.strip(), start=float(w.start), end=float(w.end))
+        Word(
+            text=w.word.strip(),
+            start=float(w.start),
+            end=float(w.end),
+            probability=_probability(getattr(w, "probability", None)),
+        )
         for w in (seg.words or [])
         if w.word.strip()
     ]
     return Segment(text=seg.text.strip(), start=float(seg.start), end=float(seg.end), words=words)
+
+
+def _probability(value: Any) -> float | None:
+    """A word's probability as a float in [0, 1], or None when the recogniser gave none."""
+    if value is None:
+        return None
+    p = float(value)
+    return min(max(p, 0.0), 1.0) if math.isfinite(p) else None
 
 
 def _reason(exc: Exception, path: Path) -> str:

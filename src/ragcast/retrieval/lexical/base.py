@@ -92,7 +92,8 @@ class Plan:
     #: :data:`CANDIDATES` postings (the discriminating ones; the others are left out of
     #: both a chunk's sub-word score and its ceiling)
     grams: list[str]
-    #: the summed IDF of those trigrams: a chunk holding them all has the full share
+    #: the summed IDF of those trigrams and of the query's trigrams no chunk holds: a
+    #: chunk holding every one of them has the full share
     gram_ceiling: float
     #: the summed IDF of the expandable words (what a full sub-word match is worth)
     mass: float
@@ -133,7 +134,11 @@ def plan(
     gram_total, gram_df = stats.grams(grams)
     found = sorted((g for g in grams if 0 < gram_df[g] <= DF_CAP), key=lambda g: gram_df[g])
     looked = rarest(found, gram_df)
-    gram_ceiling = sum(idf(gram_total, gram_df[g]) for g in looked)
+    # Trigrams of the query that no chunk holds count in the ceiling at full weight: a
+    # made-up word shares a trigram or two with many chunks, and that must stay a small
+    # share of what the word is worth, not the whole of it.
+    missing = [g for g in grams if not gram_df[g]]
+    gram_ceiling = sum(idf(gram_total, gram_df[g]) for g in [*looked, *missing])
     return Plan(present, kept, weights, looked, gram_ceiling, mass)
 
 

@@ -112,10 +112,20 @@ def start_job(ctx: Context, job_pk: int, enqueue: Enqueue, *, defer: Defer | Non
                 return
             # Claimed in the same transaction as the check, under the user's row lock,
             # so no other worker can start one more of this user's jobs in between.
-            job.status = "initializing"
-            job.stage = "Listing the channel" if listing else "Initializing"
-            s.flush()
-            ctx.bus.publish(job.id, progress_event(job))
+            # Conditional too: a cancel committed since the job was read stays.
+            claimed = s.execute(
+                update(Job)
+                .where(Job.id == job_pk, Job.status == "pending")
+                .values(
+                    status="initializing",
+                    stage="Listing the channel" if listing else "Initializing",
+                )
+                .execution_options(synchronize_session=False)
+            )
+            s.refresh(job)
+            # Cancelled meanwhile: its items cancel themselves below and close the job.
+            if getattr(claimed, "rowcount", 0):
+                ctx.bus.publish(job.id, progress_event(job))
     if listing and not _resolve(ctx, job_pk):
         return
     with ctx.db.session() as s:

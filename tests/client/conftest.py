@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from ragcast.api.app import create_app
 from ragcast.auth import create_key
 from ragcast.client import Client
 from ragcast.settings import Settings
-from tests.conftest import DATA, make_settings
+from tests.conftest import DATA, make_settings, uvicorn_in_thread
 from tests.providers.diarizers.mixtures import conversation, write_wav
 
 SRT = """1
@@ -50,23 +46,8 @@ def serve_in_thread(settings: Settings) -> Iterator[LiveServer]:
     app = create_app(settings)
     with app.state.ctx.db.session() as s:
         key, _ = create_key(s, "alice")
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_config=None, log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-            time.sleep(0.02)
-        yield LiveServer(f"http://127.0.0.1:{port}", key, app)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
+    with uvicorn_in_thread(app) as url:
+        yield LiveServer(url, key, app)
 
 
 @contextmanager

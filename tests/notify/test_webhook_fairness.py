@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from alembic import command
 from alembic.config import Config
 from fastapi import FastAPI
@@ -32,7 +31,7 @@ from ragcast.runner.boot import build_context
 from ragcast.settings import Settings
 from ragcast.store.db import MIGRATIONS, make_engine
 from ragcast.store.models import User, endpoint_of
-from tests.conftest import PREFIX, fresh_postgres, make_settings
+from tests.conftest import PREFIX, fresh_postgres, make_settings, uvicorn_in_thread
 
 #: the overall deadline of one attempt in these tests
 DEADLINE_S = 1.5
@@ -76,23 +75,8 @@ def live_server(settings: Settings, users: tuple[str, ...] = ("alice", "bob")) -
     with app.state.ctx.db.session() as s:
         for name in users:
             keys[name], _ = create_key(s, name)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_config=None, log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-            time.sleep(0.02)
-        yield Live(f"http://127.0.0.1:{port}", keys, app)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
+    with uvicorn_in_thread(app) as url:
+        yield Live(url, keys, app)
 
 
 class Gauge:

@@ -49,6 +49,13 @@ class Transcript:
     warnings: list[str] = field(default_factory=list)
     #: the speaker labels in order of first appearance; None when not diarized
     speakers: list[str] | None = None
+    #: stretches where two or more speakers talk at once: ``{"start", "end", "speakers"}``
+    overlaps: list[dict[str, Any]] | None = None
+    #: each label's voice: ``{"vector": unit embedding, "speech_s": seconds}``, and
+    #: ``"match": {"name", "score"}`` where the user's speaker library recognised it
+    voices: dict[str, dict[str, Any]] | None = None
+    #: the speaker-embedding model the voices' vectors come from
+    voice_model: str | None = None
 
     @property
     def text(self) -> str:
@@ -82,6 +89,9 @@ class Transcript:
             language_probability=data.get("language_probability"),
             warnings=list(data.get("warnings") or []),
             speakers=data.get("speakers"),
+            overlaps=data.get("overlaps"),
+            voices=data.get("voices"),
+            voice_model=data.get("voice_model"),
         )
 
 

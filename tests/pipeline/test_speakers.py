@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from ragcast.exports.transcript import render, transcript_dict
 from ragcast.pipeline.chunk import chunk_transcript
-from ragcast.pipeline.speakers import assign_speakers, display_names, split_speakers
+from ragcast.pipeline.speakers import (
+    assign_speakers,
+    display_names,
+    label_transcript,
+    overlapped,
+    split_speakers,
+)
 from ragcast.pipeline.types import ChunkSpec, Segment, Transcript, Word
-from ragcast.providers.diarizers.base import Turn
+from ragcast.providers.diarizers.base import Diarization, Turn
 
 
 class WordCounter:
@@ -129,9 +137,10 @@ def test_transcripts_render_with_names_or_labels() -> None:
     )
     body = transcript_dict(t, names)
     assert body["speakers"] == [
-        {"label": "SPEAKER_00", "name": "SPEAKER_00"},
-        {"label": "SPEAKER_01", "name": "Guest <b>"},
+        {"label": "SPEAKER_00", "name": "SPEAKER_00", "recognised": None},
+        {"label": "SPEAKER_01", "name": "Guest <b>", "recognised": None},
     ]
+    assert body["overlaps"] == []
     assert body["segments"][1]["words"][0] == {
         "text": "fine",
         "start": 3.0,
@@ -163,3 +172,86 @@ def test_an_unlabelled_first_word_does_not_hide_a_later_change_of_speaker() -> N
         ("SPEAKER_00", "uh hello"),
         ("SPEAKER_01", "there friend"),
     ]
+
+
+def _turns_transcript(*parts: tuple[str, str]) -> Transcript:
+    """One segment per part, 0.5 s a word, each part spoken by its speaker."""
+    segments, at = [], 0.0
+    for text, _ in parts:
+        words = _words(text, at)
+        segments.append(Segment(text, at, words[-1].end, words))
+        at = words[-1].end + 0.1
+    return Transcript(source="asr", language="en", duration_s=at, segments=segments)
+
+
+def _part_turns(t: Transcript, parts: tuple[tuple[str, str], ...]) -> list[Turn]:
+    return [Turn(s.start, s.end, who) for s, (_, who) in zip(t.segments, parts, strict=True)]
+
+
+def test_a_turn_that_stands_alone_is_a_chunk_of_its_own_however_roomy_the_chunk() -> None:
+    # an 8-word turn, then 20 words of another speaker: one chunk of 64 would hold both
+    parts = (("ask not what your country can do for you", "A"), (" ".join(["word"] * 20), "B"))
+    t = _turns_transcript(*parts)
+    t = assign_speakers(t, _part_turns(t, parts))
+    spec = ChunkSpec(chunk_size=64, chunk_overlap=8, max_tokens=100)
+    chunks = chunk_transcript(t, spec, WordCounter(), reserve=0)
+    assert chunks[0].text == "ask not what your country can do for you"
+    assert [c.speakers for c in chunks] == [["SPEAKER_00"], ["SPEAKER_01"]]
+    assert chunks[1].start_s == t.segments[1].start  # no overlap back across the turn
+
+
+def test_a_turn_too_short_to_stand_alone_joins_its_neighbour_and_is_listed() -> None:
+    parts = (
+        ("we measured the tides every morning at six", "A"),
+        ("right", "B"),
+        ("and again at noon when the water was lowest", "A"),
+    )
+    t = _turns_transcript(*parts)
+    t = assign_speakers(t, _part_turns(t, parts))
+    spec = ChunkSpec(chunk_size=64, chunk_overlap=0, max_tokens=100)
+    (chunk,) = chunk_transcript(t, spec, WordCounter(), reserve=0)
+    assert chunk.speakers == ["SPEAKER_00", "SPEAKER_01"]
+    # a short first turn joins the turn after it
+    parts = (("yes", "B"), ("we measured the tides every morning at six", "A"))
+    t = _turns_transcript(*parts)
+    t = assign_speakers(t, _part_turns(t, parts))
+    (chunk,) = chunk_transcript(t, spec, WordCounter(), reserve=0)
+    assert chunk.speakers == ["SPEAKER_01", "SPEAKER_00"]
+
+
+def test_overlapped_stretches_are_found_between_overlapping_turns() -> None:
+    turns = [Turn(0.0, 3.0, "A"), Turn(2.0, 5.0, "B"), Turn(4.9, 6.0, "A")]
+    assert overlapped(turns) == [(2.0, 3.0, ["A", "B"])]  # 4.9-5.0 is too short to list
+
+
+def test_a_word_in_overlap_goes_to_the_most_active_speaker_and_voices_follow_labels() -> None:
+    words = _words("one two three four five six", 0.0)  # 0.0-2.9 s
+    t = Transcript("asr", "en", 3.0, [Segment("one two three four five six", 0.0, 2.9, words)])
+    # "X" talks throughout; "Y" over 1.0-2.0 s, louder than X there
+    activity = np.zeros((300, 2), dtype=np.float32)
+    activity[:, 0] = 0.6
+    activity[100:200, 1] = 0.9
+    found = Diarization(
+        turns=[Turn(0.0, 3.0, "X"), Turn(1.0, 2.0, "Y")],
+        duration_s=3.0,
+        speakers=["X", "Y"],
+        centroids={"X": [1.0, 0.0], "Y": [0.0, 1.0]},
+        embedding_model="test-space",
+        activity=activity,
+        frame_s=0.01,
+    )
+    out = label_transcript(t, found)
+    said = [(w.text, w.speaker) for s in out.segments for w in s.words]
+    assert said == [
+        ("one", "SPEAKER_00"),
+        ("two", "SPEAKER_00"),
+        ("three", "SPEAKER_01"),  # 1.0-1.4 s, inside Y's turn
+        ("four", "SPEAKER_01"),
+        ("five", "SPEAKER_00"),
+        ("six", "SPEAKER_00"),
+    ]
+    assert out.overlaps == [{"start": 1.0, "end": 2.0, "speakers": ["SPEAKER_00", "SPEAKER_01"]}]
+    assert out.voices is not None and out.voices["SPEAKER_01"]["vector"] == [0.0, 1.0]
+    assert out.voices["SPEAKER_00"]["speech_s"] == 3.0 and out.voice_model == "test-space"
+    again = Transcript.from_dict(out.to_dict())
+    assert again.overlaps == out.overlaps and again.voices == out.voices

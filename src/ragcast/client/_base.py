@@ -218,6 +218,14 @@ class BaseClient:
         return Call("PATCH", path, json=dict(names))
 
     @staticmethod
+    def _speakers() -> Call:
+        return Call("GET", "/speakers")
+
+    @staticmethod
+    def _forget_speaker(name: str) -> Call:
+        return Call("DELETE", f"/speakers/{_seg(name)}")
+
+    @staticmethod
     def _cancel(job_id: str) -> Call:
         return Call("POST", f"/job/{_seg(job_id)}/cancel")
 

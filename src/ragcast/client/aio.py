@@ -185,6 +185,15 @@ class AsyncClient(BaseClient):
         label with its name and how many chunks were updated."""
         return await self._json(self._name_speakers(job_id, index, names))
 
+    async def speakers(self) -> dict[str, Any]:
+        """The speaker library: the voices named so far (``{"speakers": [...]}``), which
+        name matching speakers of later diarized items."""
+        return await self._json(self._speakers())
+
+    async def forget_speaker(self, name: str) -> dict[str, Any]:
+        """Forget a voice of the speaker library (names already given to items stay)."""
+        return await self._json(self._forget_speaker(name))
+
     async def cancel(self, job_id: str) -> dict[str, Any]:
         """Cancel a job."""
         return await self._json(self._cancel(job_id))

@@ -93,7 +93,8 @@ class _Speakers:
         if key not in self._joined:
             if len(self._joined) >= self.LIMIT:
                 self._joined.clear()
-            self._joined[key] = speaker_fields(None, _json(labels), self._names)["speakers"]
+            joined = speaker_fields(None, _json(labels), self._names)["speakers"]
+            self._joined[key] = joined if isinstance(joined, str) else None
         return self._joined[key]
 
 

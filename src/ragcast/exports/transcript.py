@@ -32,13 +32,28 @@ MEDIA_TYPES: dict[str, str] = {
 
 
 def transcript_dict(data: Transcript, names: Mapping[str, str] | None) -> dict[str, Any]:
-    """The JSON form: language, duration, speakers (label and name) and segments."""
+    """The JSON form: language, duration, speakers (label, name, and the library voice
+    that recognised it), stretches of overlapped speech, and segments."""
+    voices = data.voices or {}
     return {
         "language": data.language,
         "duration_s": data.duration_s,
         "source": data.source,
         "speakers": [
-            {"label": label, "name": display_name(label, names)} for label in data.speakers or []
+            {
+                "label": label,
+                "name": display_name(label, names),
+                "recognised": (voices.get(label) or {}).get("match"),
+            }
+            for label in data.speakers or []
+        ],
+        "overlaps": [
+            {
+                "start": o["start"],
+                "end": o["end"],
+                "speakers": [display_name(x, names) for x in o["speakers"]],
+            }
+            for o in data.overlaps or []
         ],
         "segments": [
             {

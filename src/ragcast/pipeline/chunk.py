@@ -31,6 +31,10 @@ _FIRST_WINDOW = 16
 _MAX_WINDOW = 4096
 # No token of a real tokenizer spans more characters than this.
 _MAX_CHARS_PER_TOKEN = 128
+#: a speaker's turn with fewer tokens than this ("yes", "right, exactly") is too short to
+#: stand alone as a chunk: it joins the turn before it (the first turn, the one after),
+#: and the chunk lists both speakers
+MIN_TURN_TOKENS = 6
 
 
 @dataclass(slots=True)
@@ -57,8 +61,10 @@ def chunk_transcript(
     ``reserve`` leaves room for the special tokens the model adds. Chunks prefer to end at
     a sentence or segment end in their last half, overlap by at most ``chunk_overlap``
     tokens of trailing words, and always make progress. ``token_count`` is the real
-    count of the chunk text. In a diarized transcript a speaker's turn end is preferred
-    over a sentence end, and a chunk that ends at a turn is not overlapped by the next.
+    count of the chunk text. In a diarized transcript a chunk never runs across a turn
+    that stands alone (:data:`MIN_TURN_TOKENS` or more): every such turn starts a new chunk,
+    so no speaker hides inside another's chunk; shorter turns join a neighbour. A chunk
+    that ends at a turn is not overlapped by the next.
     """
     limit = min(spec.chunk_size, spec.max_tokens) - reserve
     if limit < 1:
@@ -219,6 +225,7 @@ class _Packer:
         self.prefix = [0, *accumulate(counts)]
         self.boundary_ends = [i + 1 for i, u in enumerate(units) if u.boundary]
         self.turn_ends = [i + 1 for i, u in enumerate(units) if u.turn]
+        self.cuts = _turn_cuts(units, self.prefix, self.turn_ends)
         self.limit = limit
         self.overlap = overlap
         self.counter = counter
@@ -260,6 +267,10 @@ class _Packer:
         full = bisect_right(prefix, prefix[start] + self.limit, lo=start + 1) - 1
         # Always take one new unit, even one whose estimate exceeds the limit.
         full = max(full, done + 1)
+        # A turn that stands alone starts a chunk of its own, however short this one is.
+        i = bisect_right(self.cuts, done)
+        if i < len(self.cuts) and self.cuts[i] <= full:
+            return self.cuts[i]
         if full >= len(self.units):
             return len(self.units)
         # The last turn end, else sentence end, that fits; taken if it keeps half the chunk.
@@ -307,6 +318,25 @@ class _Packer:
 
     def _text(self, start: int, end: int) -> str:
         return _join(self.units[start:end])
+
+
+def _turn_cuts(units: list[_Unit], prefix: list[int], turn_ends: list[int]) -> list[int]:
+    """Unit positions where a chunk must end: where a turn of at least
+    :data:`MIN_TURN_TOKENS` tokens starts by another speaker than the one holding the
+    floor. Shorter turns stay with the turns around them (an interjection does not split
+    its neighbour's talk)."""
+    starts = [0, *(e for e in turn_ends if e < len(units))]
+    bounds = [*starts, len(units)]
+    cuts: list[int] = []
+    floor: str | None = None  # the speaker of the last turn that stood alone
+    for start, end in zip(bounds, bounds[1:], strict=False):
+        if prefix[end] - prefix[start] < MIN_TURN_TOKENS:
+            continue
+        who = next((u.speaker for u in units[start:end] if u.speaker), None)
+        if floor is not None and who != floor and start > 0:
+            cuts.append(start)
+        floor = who
+    return cuts
 
 
 def _make_chunk(

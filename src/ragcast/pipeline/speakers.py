@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import unicodedata
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from itertools import accumulate
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from numpy.typing import NDArray
 
 from ragcast.errors import MediaError
 from ragcast.pipeline.types import Segment, Transcript, Word
-from ragcast.providers.diarizers.base import Turn
+from ragcast.providers.diarizers.base import Diarization, Turn
 from ragcast.retrieval.records import (
     SPEAKER_SEPARATOR,
     display_name,
@@ -20,6 +21,7 @@ from ragcast.retrieval.records import (
     speaker_fields,
     split_speakers,
 )
+from ragcast.store.models import Chunk, ChunkSpeaker
 from ragcast.text import join_words
 
 #: the most characters a speaker's name may have
@@ -35,6 +37,7 @@ __all__ = [
     "SPEAKER_SEPARATOR",
     "assign_speakers",
     "display_name",
+    "label_transcript",
     "display_names",
     "load_audio",
     "name_issue",
@@ -46,50 +49,134 @@ __all__ = [
 _REACH_S = 1.0
 
 
-def assign_speakers(transcript: Transcript, turns: Sequence[Turn]) -> Transcript:
+def assign_speakers(
+    transcript: Transcript,
+    turns: Sequence[Turn],
+    *,
+    loudest: Callable[[float, float], str | None] | None = None,
+) -> Transcript:
     """``transcript`` with a speaker on every timed word and segment.
 
-    A word takes the turn it overlaps most (or the nearest within a second); a segment
-    whose words change speaker is split there, so each segment has one speaker. Labels
-    are renumbered in order of first appearance in the transcript (``SPEAKER_00`` speaks
-    first), and ``speakers`` lists them; a transcript without turns gets none.
+    A word takes the turn it overlaps most (or the nearest within a second); where turns
+    overlap (two people talking at once) and ``loudest`` is given, it names the speaker
+    most active over the word's span, so a word goes to who said it where the diarizer
+    can tell. A segment whose words change speaker is split there, so each segment has
+    one speaker. Labels are renumbered in order of first appearance in the transcript
+    (``SPEAKER_00`` speaks first), and ``speakers`` lists them; a transcript without
+    turns gets none.
     """
+    _assign(transcript, turns, loudest)
+    return transcript
+
+
+def label_transcript(transcript: Transcript, found: Diarization) -> Transcript:
+    """``transcript`` labelled with a diarizer's answer: speakers on words and segments
+    (:func:`assign_speakers`, overlap resolved by frame activity where the diarizer gives
+    it), the overlapped stretches and each speaker's voice, under the transcript's labels."""
+    order = _assign(
+        transcript, found.turns, found.most_active if found.activity is not None else None
+    )
+    transcript.overlaps = [
+        {"start": start, "end": end, "speakers": [order[x] for x in who if x in order]}
+        for start, end, who in overlapped(found.turns)
+        if sum(x in order for x in who) >= 2
+    ]
+    speech = _speech_by_label(found.turns)
+    transcript.voices = {
+        order[label]: {"vector": [round(float(v), 6) for v in vector], "speech_s": speech[label]}
+        for label, vector in found.centroids.items()
+        if label in order
+    } or None
+    transcript.voice_model = found.embedding_model if transcript.voices else None
+    return transcript
+
+
+def _assign(
+    transcript: Transcript,
+    turns: Sequence[Turn],
+    loudest: Callable[[float, float], str | None] | None,
+) -> dict[str, str]:
+    """Label ``transcript`` from ``turns``; the diarizer's labels -> the transcript's."""
     if not turns:
         transcript.speakers = []
-        return transcript
+        return {}
     turns = sorted(turns, key=lambda t: t.start)
-    ends = [t.end for t in turns]
+    ends = list(accumulate((t.end for t in turns), max))
     segments: list[Segment] = []
     for segment in transcript.segments:
         if segment.words:
             for word in segment.words:
-                word.speaker = _speaker_at(turns, ends, word.start, word.end)
+                word.speaker = _speaker_at(turns, ends, word.start, word.end, loudest)
             segments.extend(_split(segment))
         else:
-            segment.speaker = _speaker_at(turns, ends, segment.start, segment.end)
+            segment.speaker = _speaker_at(turns, ends, segment.start, segment.end, loudest)
             segments.append(segment)
     order = _renumber(segments)
     transcript.segments = segments
     transcript.speakers = list(order.values())
-    return transcript
+    return order
+
+
+def chunk_speaker_rows(
+    chunks: Sequence[Chunk], names: Mapping[str, str] | None
+) -> list[ChunkSpeaker]:
+    """The ``chunk_speakers`` rows of ``chunks`` (stored, with ids): each speaker of each
+    chunk by the name shown, so the ``speaker`` filter finds every chunk they speak in."""
+    return [
+        ChunkSpeaker(chunk_id=c.id, name=name)
+        for c in chunks
+        for name in dict.fromkeys(display_names(c.speakers, names))
+    ]
+
+
+def overlapped(turns: Sequence[Turn], least_s: float = 0.2) -> list[tuple[float, float, list[str]]]:
+    """The stretches (of ``least_s`` or more) where two or more speakers' turns overlap,
+    with who speaks in each, in time order."""
+    edges = sorted({t.start for t in turns} | {t.end for t in turns})
+    out: list[tuple[float, float, list[str]]] = []
+    for start, end in zip(edges, edges[1:], strict=False):
+        who = sorted({t.speaker for t in turns if t.start < end and t.end > start})
+        if len(who) < 2:
+            continue
+        if out and out[-1][1] == start and out[-1][2] == who:
+            out[-1] = (out[-1][0], end, who)
+        else:
+            out.append((start, end, who))
+    return [(round(a, 2), round(b, 2), who) for a, b, who in out if b - a >= least_s]
+
+
+def _speech_by_label(turns: Sequence[Turn]) -> dict[str, float]:
+    speech: dict[str, float] = {}
+    for t in turns:
+        speech[t.speaker] = round(speech.get(t.speaker, 0.0) + (t.end - t.start), 2)
+    return speech
 
 
 def _speaker_at(
-    turns: Sequence[Turn], ends: list[float], start: float | None, end: float | None
+    turns: Sequence[Turn],
+    ends: list[float],
+    start: float | None,
+    end: float | None,
+    loudest: Callable[[float, float], str | None] | None = None,
 ) -> str | None:
-    """The speaker of ``[start, end]`` among time-ordered ``turns`` (``ends``: their end
-    times): the turn it overlaps most, else the nearest within ``_REACH_S``; found by
+    """The speaker of ``[start, end]`` among time-ordered ``turns`` (``ends``: the running
+    maximum of their end times): the turn it overlaps most, or the most active speaker by
+    ``loudest`` when two turns cover it, else the nearest within ``_REACH_S``; found by
     bisection, so hours of words against thousands of turns stay cheap."""
     if start is None or end is None:
         return None
-    best, overlap = None, 0.0
+    best, overlap, covering = None, 0.0, set()
     for turn in turns[bisect_left(ends, start) :]:
         if turn.start > end:
             break
         shared = min(end, turn.end) - max(start, turn.start)
+        if shared > 0:
+            covering.add(turn.speaker)
         if shared > overlap:
             best, overlap = turn.speaker, shared
     if best is not None:
+        if len(covering) > 1 and loudest is not None:
+            return loudest(start, end) or best
         return best
     middle = (start + end) / 2
     at = bisect_left(ends, middle)

@@ -17,11 +17,12 @@ from sqlalchemy.orm import Session
 
 from ragcast.context import Context
 from ragcast.errors import ItemError, MediaError, TransientError
+from ragcast.pipeline import voices
 from ragcast.pipeline.archive import DocumentLimits
 from ragcast.pipeline.chunk import chunk_transcript
 from ragcast.pipeline.documents import parse_document
 from ragcast.pipeline.script import in_script
-from ragcast.pipeline.speakers import assign_speakers, display_name, load_audio
+from ragcast.pipeline.speakers import chunk_speaker_rows, display_name, label_transcript, load_audio
 from ragcast.pipeline.types import ChunkSpec, TextChunk
 from ragcast.pipeline.types import Transcript as TranscriptData
 from ragcast.providers.embedders.base import Embedder, Vectors
@@ -195,7 +196,11 @@ class ItemStages:
             max_speakers=wanted.max_speakers,
             should_stop=self.ctx.stopping.is_set,
         )
-        row.data = assign_speakers(data, found.turns).to_dict()
+        data = label_transcript(data, found)
+        recognised = voices.recognise(s, job.user_id, data, self.ctx.settings.voice_match_threshold)
+        if recognised:  # names the user gave this item win over the library's
+            item.speaker_map = {**recognised, **(item.speaker_map or {})}
+        row.data = data.to_dict()
 
     # -- chunk ------------------------------------------------------------------------
     def chunk(self, s: Session, item: Item, job: Job) -> None:
@@ -212,7 +217,11 @@ class ItemStages:
             reserve=embedder.reserved_tokens,
         )
         s.execute(delete(Chunk).where(Chunk.item_id == item.id))
-        s.add_all(_chunk_rows(item.id, chunks, item.speaker_map))
+        rows = _chunk_rows(item.id, chunks, item.speaker_map)
+        s.add_all(rows)
+        if any(r.speakers for r in rows):
+            s.flush()  # the rows' ids, for their speakers
+            s.add_all(chunk_speaker_rows(rows, item.speaker_map))
         item.chunk_count = len(chunks)
         item.token_count = sum(c.token_count for c in chunks)
         if job.tokenizer != embedder.tokenizer_name:

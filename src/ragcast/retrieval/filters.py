@@ -41,7 +41,7 @@ class Filters:
     platform: str | None = None
     language: str | None = None
     channel: str | None = None
-    #: a chunk's main speaker, as named (or its label, ``SPEAKER_00``, while unnamed)
+    #: any speaker of a chunk, as named (or by label, ``SPEAKER_00``, while unnamed)
     speaker: str | None = None
     #: upload date range, inclusive at both ends
     uploaded_after: date | None = None
@@ -63,10 +63,12 @@ class Filters:
             where["content_id"] = (
                 job_contents[0] if len(job_contents) == 1 else {"$in": job_contents}
             )
-        for key in ("platform", "language", "channel", "speaker"):
+        for key in ("platform", "language", "channel"):
             value = getattr(self, key)
             if value is not None:
                 where[key] = value
+        if self.speaker is not None:  # anyone who speaks in the chunk, not only the main one
+            where["speaker_names"] = {"$contains": self.speaker}
         span: dict[str, int] = {}
         if self.uploaded_after is not None:
             span["$gte"] = date_key(self.uploaded_after)
@@ -89,13 +91,18 @@ class Filters:
             "platform": "j.platform",
             "language": "i.language",
             "channel": "i.channel",
-            "speaker": "c.speaker",
         }
         for key, column in columns.items():
             value = getattr(self, key)
             if value is not None:
                 conds.append(f"{column} = :f_{key}")
                 params[f"f_{key}"] = value
+        if self.speaker is not None:
+            conds.append(
+                "EXISTS (SELECT 1 FROM chunk_speakers cs"
+                " WHERE cs.chunk_id = c.id AND cs.name = :f_speaker)"
+            )
+            params["f_speaker"] = self.speaker
         if self.uploaded_after is not None:
             conds.append("i.upload_date >= :f_after")
             params["f_after"] = str(date_key(self.uploaded_after))

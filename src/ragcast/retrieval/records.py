@@ -20,6 +20,8 @@ from ragcast.retrieval.filters import upload_ts
 from ragcast.retrieval.links import deep_link
 from ragcast.store.models import Chunk, Item, Job
 
+#: the vector metadata key listing everyone who speaks in a chunk, by the names shown
+SPEAKER_NAMES = "speaker_names"
 #: how a chunk's speakers are joined in vector metadata (a name may not contain it)
 SPEAKER_SEPARATOR = "; "
 
@@ -105,9 +107,14 @@ def split_speakers(value: object) -> list[str]:
 
 def speaker_fields(
     main: str | None, labels: Sequence[str] | None, names: Mapping[str, str] | None
-) -> dict[str, str | None]:
+) -> dict[str, object]:
     """A chunk's ``speaker`` (what its main speaker is called) and ``speakers`` (everyone
-    in it, most words first, joined by :data:`SPEAKER_SEPARATOR`: stores keep strings),
-    as vector metadata and exports carry them."""
-    joined = SPEAKER_SEPARATOR.join(display_names(labels, names))
-    return {"speaker": main, "speakers": joined or None}
+    in it, most words first, joined by :data:`SPEAKER_SEPARATOR`), as vector metadata and
+    exports carry them, and ``speaker_names``, the same names as a list: the ``speaker``
+    search filter matches any of them, so every word a speaker said is found by name."""
+    shown = display_names(labels, names)
+    return {
+        "speaker": main,
+        "speakers": SPEAKER_SEPARATOR.join(shown) or None,
+        SPEAKER_NAMES: shown or None,
+    }

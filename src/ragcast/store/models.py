@@ -220,6 +220,43 @@ class Chunk(Base):
     confidence: Mapped[float | None] = mapped_column(Float, default=None)
 
 
+class ChunkSpeaker(Base):
+    """One speaker of a chunk, by the name shown (the label while unnamed): the ``speaker``
+    search filter matches a chunk any of whose speakers it names."""
+
+    __tablename__ = "chunk_speakers"
+    __table_args__ = (Index("ix_chunk_speakers_name", "name", "chunk_id"),)
+
+    chunk_id: Mapped[int] = mapped_column(
+        ForeignKey("chunks.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+
+
+class Voice(Base):
+    """A named voice in a user's speaker library: one item's speaker, as its diarizer's
+    embedding (a unit vector), kept when the user named it. A voice's centroid is the mean
+    of its rows of one embedding model; later diarized items are matched against it."""
+
+    __tablename__ = "voices"
+    __table_args__ = (Index("ix_voices_user_name", "user_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    #: the speaker-embedding model whose space ``vector`` is in
+    model: Mapped[str] = mapped_column(String(64))
+    vector: Mapped[list[float]] = mapped_column(JSON)
+    #: seconds of speech the vector was made from
+    speech_s: Mapped[float] = mapped_column(Float, default=0.0)
+    #: the item and label it was named from (the item may since have been deleted)
+    item_id: Mapped[int | None] = mapped_column(
+        ForeignKey("items.id", ondelete="SET NULL"), default=None, index=True
+    )
+    label: Mapped[str | None] = mapped_column(String(32), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Export(Base):
     """An export of a job's chunks to a file, written by a background task."""
 

@@ -376,6 +376,29 @@ def test_update_metadata_merges_keys(store: VectorStore, name: str) -> None:
     assert store.count(name) == 4
 
 
+def test_contains_finds_a_value_in_a_list_and_follows_updates(
+    store: VectorStore, name: str
+) -> None:
+    store.ensure_collection(name, DIMS)
+    rs = records("yt-a", 3)
+    rs[0].metadata["speaker_names"] = ["Host", "Guest"]
+    rs[1].metadata["speaker_names"] = ["Guest"]
+    store.upsert(name, rs, tenant="u1")
+    q = unit(0).tolist()
+
+    def having(who: str) -> list[str]:
+        hits = store.query(name, q, 5, {"speaker_names": {"$contains": who}}, tenant="u1")
+        return sorted(h.id for h in hits)
+
+    assert having("Guest") == ["yt-a:0", "yt-a:1"]
+    assert having("Host") == ["yt-a:0"] and having("Nobody") == []
+    assert store.query(name, q, 5, {"speaker_names": {"$contains": "Host"}}, tenant="u2") == []
+    store.update_metadata(name, {"yt-a:1": {"speaker_names": ["Host"]}}, tenant="u1")
+    assert having("Host") == ["yt-a:0", "yt-a:1"] and having("Guest") == ["yt-a:0"]
+    hit = store.query(name, q, 5, {"content_id": "yt-a", "chunk_index": 0}, tenant="u1")[0]
+    assert hit.metadata["speaker_names"] == ["Host", "Guest"]
+
+
 def test_update_metadata_changes_only_the_named_tenant(store: VectorStore, name: str) -> None:
     store.ensure_collection(name, DIMS)
     store.upsert(name, spoken("yt-a", 3), tenant="u1")

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query
 from fastapi.responses import Response
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -16,10 +16,16 @@ from ragcast.api.schemas import ItemSpeakers, ItemTranscript, SpeakerName, error
 from ragcast.context import Context
 from ragcast.errors import ConflictError, NotFoundError, UpstreamUnavailableError, ValidationError
 from ragcast.exports.transcript import MEDIA_TYPES, TranscriptFormat, render, transcript_dict
-from ragcast.pipeline.speakers import display_name, name_issue, speaker_fields
+from ragcast.pipeline import voices
+from ragcast.pipeline.speakers import (
+    chunk_speaker_rows,
+    display_name,
+    name_issue,
+    speaker_fields,
+)
 from ragcast.pipeline.types import Transcript as TranscriptData
 from ragcast.retrieval.layout import job_tenant
-from ragcast.store.models import Chunk, Item, Job, Transcript
+from ragcast.store.models import Chunk, ChunkSpeaker, Item, Job, Transcript
 
 router = APIRouter(tags=["transcripts"])
 
@@ -118,16 +124,23 @@ def _rename(
 ) -> ItemSpeakers:
     with ctx.db.session() as s:
         job, item = _item(s, user_id, job_id, index, lock=True)
-        labels = list(_transcript(s, item).speakers or [])
+        data = _transcript(s, item)
+        labels = list(data.speakers or [])
         names = dict(item.speaker_map or {})
-        for label, name in _clean_names(given, labels).items():
+        cleaned = _clean_names(given, labels)
+        for label, name in cleaned.items():
             if name is None:
                 names.pop(label, None)
             else:
                 names[label] = name
+        voices.remember(s, user_id, item, data, cleaned)
         chunks = list(s.scalars(select(Chunk).where(Chunk.item_id == item.id)))
         for chunk in chunks:
             chunk.speaker = display_name(chunk.speakers[0] if chunk.speakers else None, names)
+        if chunks:
+            ids = [c.id for c in chunks]
+            s.execute(delete(ChunkSpeaker).where(ChunkSpeaker.chunk_id.in_(ids)))
+            s.add_all(chunk_speaker_rows(chunks, names))
         if chunks and _holds_vectors(s, job, item):
             _update_vectors(ctx, job, item, chunks, names)
         item.speaker_map = names or None

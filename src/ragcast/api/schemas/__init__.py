@@ -35,9 +35,12 @@ from ragcast.api.schemas.jobs import (
     JobResult,
     JobStatus,
     JobSummary,
+    LibraryVoice,
+    SpeakerLibrary,
     SpeakerName,
     TranscriptSegment,
     TranscriptWord,
+    VoiceForgotten,
 )
 from ragcast.api.schemas.notify import (
     INTERVAL_UNITS,
@@ -118,6 +121,9 @@ __all__ = [
     "SearchQuery",
     "SearchResults",
     "SpeakerName",
+    "SpeakerLibrary",
+    "LibraryVoice",
+    "VoiceForgotten",
     "SubscriptionCreate",
     "SubscriptionDeleted",
     "SubscriptionList",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, Field
 
 from ragcast.api.schemas.common import (
@@ -105,6 +107,27 @@ class SpeakerName(BaseModel):
     name: str
 
 
+class VoiceMatch(BaseModel):
+    """The voice of the user's speaker library that named a speaker when diarized."""
+
+    name: str
+    score: float = Field(description="Cosine similarity of the two voices (-1..1)")
+
+
+class TranscriptSpeaker(SpeakerName):
+    """A speaker of a transcript, and the library voice that recognised it, if one did."""
+
+    recognised: VoiceMatch | None = None
+
+
+class TranscriptOverlap(BaseModel):
+    """A stretch where two or more speakers talk at once."""
+
+    start: float
+    end: float
+    speakers: list[str] = Field(description="Names, or labels while unnamed")
+
+
 class TranscriptWord(BaseModel):
     """One word with its time span and speaker."""
 
@@ -133,8 +156,11 @@ class ItemTranscript(BaseModel):
     source: str = Field(description="`asr`, `captions` or `document`")
     language: str | None
     duration_s: float | None
-    speakers: list[SpeakerName] = Field(
+    speakers: list[TranscriptSpeaker] = Field(
         default_factory=list, description="Empty when the job did not ask for `diarize`"
+    )
+    overlaps: list[TranscriptOverlap] = Field(
+        default_factory=list, description="Overlapped speech, where the diarizer found any"
     )
     segments: list[TranscriptSegment]
 
@@ -167,3 +193,28 @@ class JobDeleted(BaseModel):
     deleted_vector_contents: int = Field(
         description="Contents whose vectors were removed (none other of the user's jobs held them)"
     )
+
+
+class LibraryVoice(BaseModel):
+    """A name in the user's speaker library and how much of their voice is kept."""
+
+    name: str
+    samples: int = Field(description="Named speakers of items the voice was kept from")
+    speech_s: float = Field(description="Seconds of their speech the voice is made of")
+    models: list[str] = Field(description="Speaker-embedding models the voice is kept in")
+    created_at: datetime
+    updated_at: datetime
+
+
+class SpeakerLibrary(BaseModel):
+    """Answer of ``GET /speakers``."""
+
+    speakers: list[LibraryVoice]
+    threshold: float = Field(description="Cosine similarity at which a voice names a speaker")
+
+
+class VoiceForgotten(BaseModel):
+    """Answer of ``DELETE /speakers/{name}``."""
+
+    name: str
+    forgotten: int = Field(description="Kept samples of the voice that were deleted")

@@ -14,6 +14,7 @@ speaker label set after the fact), leaving their vectors and text as they are.
     {"k": value}                     # equality
     {"k": {"$in": [v1, v2]}}         # any of
     {"k": {"$gte": a, "$lte": b}}    # numeric range, either bound or both
+    {"k": {"$contains": v}}          # a list-valued key holding v
 """
 
 from __future__ import annotations
@@ -59,11 +60,11 @@ class VectorHit:
 
 @dataclass(frozen=True, slots=True)
 class Condition:
-    """One key of a ``where`` filter: ``eq`` (``value``), ``in`` (``values``) or
-    ``range`` (``gte`` and/or ``lte``)."""
+    """One key of a ``where`` filter: ``eq`` (``value``), ``in`` (``values``),
+    ``range`` (``gte`` and/or ``lte``) or ``contains`` (a list holding ``value``)."""
 
     key: str
-    kind: Literal["eq", "in", "range"]
+    kind: Literal["eq", "in", "range", "contains"]
     value: Any = None
     values: tuple[Any, ...] = ()
     gte: float | None = None
@@ -81,6 +82,8 @@ def conditions(where: dict[str, Any] | None) -> list[Condition]:
             out.append(Condition(key, "eq", value=spec))
         elif set(spec) == {"$in"}:
             out.append(Condition(key, "in", values=tuple(spec["$in"])))
+        elif set(spec) == {"$contains"}:
+            out.append(Condition(key, "contains", value=spec["$contains"]))
         elif spec and set(spec) <= RANGE_OPS:
             out.append(Condition(key, "range", gte=spec.get("$gte"), lte=spec.get("$lte")))
         else:

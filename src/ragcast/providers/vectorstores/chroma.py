@@ -377,6 +377,8 @@ def _chroma(conds: list[Condition]) -> dict[str, Any]:
             clauses.append({c.key: c.value})
         elif c.kind == "in":
             clauses.append({c.key: {"$in": list(c.values)}})
+        elif c.kind == "contains":
+            clauses.append({c.key: {"$contains": c.value}})
         else:
             bounds = (("$gte", c.gte), ("$lte", c.lte))
             clauses.extend({c.key: {op: b}} for op, b in bounds if b is not None)
@@ -391,6 +393,8 @@ def _holds(meta: dict[str, Any], c: Condition) -> bool:
         return _same(value, c.value)
     if c.kind == "in":
         return any(_same(value, v) for v in c.values)
+    if c.kind == "contains":
+        return isinstance(value, list) and any(_same(v, c.value) for v in value)
     if isinstance(value, bool) or not isinstance(value, int | float):
         return False
     return (c.gte is None or value >= c.gte) and (c.lte is None or value <= c.lte)

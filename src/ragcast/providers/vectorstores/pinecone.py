@@ -327,6 +327,8 @@ def _filter(where: dict[str, Any] | None) -> dict[str, Any] | None:
 def _clauses(c: Condition) -> list[dict[str, Any]]:
     if c.kind == "in":
         return [{c.key: {"$in": list(c.values)}}]
+    if c.kind == "contains":  # a list field matches $in when one of its values is listed
+        return [{c.key: {"$in": [c.value]}}]
     if c.kind == "eq":
         return [{c.key: {"$eq": c.value}}]
     bounds = (("$gte", c.gte), ("$lte", c.lte))

@@ -370,4 +370,5 @@ def _condition(c: Condition) -> qm.FieldCondition:
         return qm.FieldCondition(key=c.key, match=qm.MatchAny(any=list(c.values)))
     if c.kind == "range":
         return qm.FieldCondition(key=c.key, range=qm.Range(gte=c.gte, lte=c.lte))
+    # equality, and ``contains``: a value matches an array payload holding it
     return qm.FieldCondition(key=c.key, match=qm.MatchValue(value=c.value))

@@ -2,7 +2,8 @@
 condition and its named parameters.
 
 ``content_id`` and ``chunk_index`` are columns (the btree covers them); every other key is
-read from the ``metadata`` jsonb: equality as ``@>``, ``in`` as ``-> … = ANY``, and a range
+read from the ``metadata`` jsonb: equality as ``@>``, ``in`` as ``-> … = ANY``, ``contains``
+as ``@>`` of a one-element array, and a range
 only on numbers (text never reaches the cast).
 """
 
@@ -43,6 +44,8 @@ def _condition(c: Condition, p: str) -> tuple[sql.Composable, dict[str, Any]]:
             sql.Literal(c.key), sql.Placeholder(p)
         )
         return part, {p: [Jsonb(v) for v in c.values]}
+    if c.kind == "contains":  # a jsonb array holding the value
+        return sql.SQL("metadata @> {}").format(sql.Placeholder(p)), {p: Jsonb({c.key: [c.value]})}
     return sql.SQL("metadata @> {}").format(sql.Placeholder(p)), {p: Jsonb({c.key: c.value})}
 
 

@@ -52,6 +52,8 @@ CHUNKS_PER_ITEM = 1_000
 JOB_ID = "bench-export"
 #: the bare side's fetch size, also ragcast's writer batch
 BATCH = 1_000
+#: the job's local model, as its request names it
+MODEL = "use-multilingual-v3"
 MAX_RATIO = 1.2
 MAX_GROWTH_MB = 100.0
 
@@ -64,9 +66,10 @@ WORDS = (
 
 QUERY = """
 SELECT items.content_id, items.source_type, items.source_ref, items.title, items.url,
-       items.language, items.speaker_map, chunks.item_id, chunks.chunk_index, chunks.text,
-       chunks.start_s, chunks.end_s, chunks.token_count, chunks.embedding, chunks.speakers,
-       chunks.speaker
+       items.channel, items.upload_date, items.duration_s, items.language,
+       items.language_probability, items.speaker_map, chunks.item_id, chunks.chunk_index,
+       chunks.text, chunks.start_s, chunks.end_s, chunks.token_count, chunks.embedding,
+       chunks.speakers, chunks.speaker, chunks.confidence
 FROM chunks JOIN items ON items.id = chunks.item_id
 WHERE items.job_pk = ? AND items.status = 'completed'
 ORDER BY items."index", chunks.chunk_index
@@ -96,7 +99,11 @@ def _item_row(job_pk: int, index: int) -> dict[str, Any]:
         "source_ref": f"notes-{index}.pdf" if document else f"https://youtu.be/{content_id}",
         "title": None if document else f"Episode {index}: Life at the harbour",
         "url": None if document else f"https://www.youtube.com/watch?v={content_id}",
+        "channel": None if document else f"Harbour Radio {index % 7}",
+        "upload_date": None if document else f"2024{index % 12 + 1:02d}{index % 28 + 1:02d}",
+        "duration_s": CHUNKS_PER_ITEM * 14.25 + 15.5,
         "language": ("en", "de", "en", "fr")[index % 4],
+        "language_probability": 0.5 + (index % 50) / 100,
         "status": "completed",
         "stage": "indexed",
         "chunk_count": CHUNKS_PER_ITEM,
@@ -147,7 +154,7 @@ def build_store(data: Path, chunks: int, dim: int) -> None:
             "job_id": JOB_ID,
             "user_id": 1,
             "request_hash": "0" * 64,
-            "request": {},
+            "request": {"embedding_model": {"id": "local", "model": MODEL}},
             "platform": "youtube",
             "input_method": "url",
             "embedding_model": "local",
@@ -224,20 +231,24 @@ class _Speakers:
         self.item_id: int | None = None
         self.names: dict[str, str] = {}
 
-    def joined(self, item_id: int, speaker_map: str | None, speakers: str | None) -> str | None:
-        """The names of ``speakers`` (a JSON list, or null) joined with ``"; "``."""
+    def named(
+        self, item_id: int, speaker_map: str | None, speakers: str | None
+    ) -> list[str] | None:
+        """The names of ``speakers`` (a JSON list, or null)."""
         if item_id != self.item_id:
             self.item_id = item_id
             self.names = (json.loads(speaker_map) if speaker_map else None) or {}
         labels = json.loads(speakers) if speakers else None
         if not labels:
             return None
-        return "; ".join(self.names.get(label) or label for label in labels)
+        return [self.names.get(label) or label for label in labels]
 
 
-def bare_batches(data: Path, model: str) -> Iterator[dict[str, list[Any]]]:
+def bare_batches(data: Path, model: str, dim: int) -> Iterator[dict[str, list[Any]]]:
     """The job's chunks, ``BATCH`` at a time, as the export's columns (embeddings as blobs)."""
     import sqlite3
+
+    from ragcast.retrieval.links import deep_link  # the same links, made the same way
 
     conn = sqlite3.connect(data / "ragcast.db")
     cur = conn.cursor()
@@ -245,9 +256,10 @@ def bare_batches(data: Path, model: str) -> Iterator[dict[str, list[Any]]]:
     cur.execute(QUERY, (1,))
     speakers = _Speakers()
     while rows := cur.fetchmany():
-        (cid, stype, ref, title, url, lang, smap, item, idx, text, s, e, tok, emb, sp, spk) = zip(
-            *rows, strict=True
-        )
+        (
+            cid, stype, ref, title, url, chan, date, dur, lang, prob, smap,
+            item, idx, text, s, e, tok, emb, sp, spk, conf,
+        ) = zip(*rows, strict=True)  # fmt: skip
         n = len(rows)
         yield {
             "id": [f"{c}:{i}" for c, i in zip(cid, idx, strict=True)],
@@ -262,10 +274,18 @@ def bare_batches(data: Path, model: str) -> Iterator[dict[str, list[Any]]]:
             "source": [t or r for t, r in zip(title, ref, strict=True)],
             "title": list(title),
             "url": list(url),
+            "deep_link": [deep_link("youtube", u, a) for u, a in zip(url, s, strict=True)],
+            "platform": ["youtube"] * n,
+            "channel": list(chan),
+            "upload_date": list(date),
+            "duration_s": list(dur),
             "language": list(lang),
+            "language_probability": list(prob),
             "speaker": list(spk),
-            "speakers": [speakers.joined(*x) for x in zip(item, smap, sp, strict=True)],
+            "speakers": [speakers.named(*x) for x in zip(item, smap, sp, strict=True)],
+            "confidence": list(conf),
             "embedding_model": [model] * n,
+            "dimensions": [dim] * n,
             "embedding": list(emb),
         }
     conn.close()
@@ -281,7 +301,7 @@ def _dicts(columns: dict[str, list[Any]]) -> Iterator[dict[str, Any]]:
 
 
 def _bare_json(batches: Iterator[dict[str, list[Any]]], out: IO[str]) -> None:
-    out.write('{"format": "ragcast-export", "version": 1, "chunks": [')
+    out.write('{"format": "ragcast-export", "version": 2, "chunks": [')
     n = 0
     for batch in batches:
         for row in _dicts(batch):
@@ -302,6 +322,7 @@ def _bare_csv(batches: Iterator[dict[str, list[Any]]], out: IO[str]) -> None:
             json.dumps(np.frombuffer(blob, dtype=np.float32).tolist())
             for blob in batch["embedding"]
         ]
+        batch["speakers"] = [None if v is None else "; ".join(v) for v in batch["speakers"]]
         writer.writerows(zip(*batch.values(), strict=True))
 
 
@@ -321,7 +342,11 @@ def _bare_parquet(batches: Iterator[dict[str, list[Any]]], path: Path) -> None:
 
     from ragcast.exports import SCHEMA
 
-    dictionary = [name for name in SCHEMA.names if name != "embedding"]
+    dictionary = [
+        f"{name}.list.element" if name == "speakers" else name
+        for name in SCHEMA.names
+        if name != "embedding"
+    ]
     with pq.ParquetWriter(path, SCHEMA, use_dictionary=dictionary) as writer:
         for batch in batches:
             blobs = batch["embedding"]
@@ -342,10 +367,9 @@ def bare_side(data: Path, fmt: str, dim: int) -> dict[str, Any]:
     from ragcast.exports import EXTENSIONS
 
     path = data / f"bare.{EXTENSIONS[fmt]}"
-    model = f"local-{dim}"
 
     def run() -> None:
-        batches = bare_batches(data, model)
+        batches = bare_batches(data, MODEL, dim)
         if fmt == "parquet":
             _bare_parquet(batches, path)
         else:
@@ -433,7 +457,7 @@ def _run_side(side: str, fmt: str, data: Path, dim: int) -> dict[str, Any]:
 def _prepare(workdir: Path, chunks: int, dim: int) -> Path:
     data = workdir / "data"
     marker = workdir / "shape.json"
-    shape = {"chunks": chunks, "dim": dim, "per_item": CHUNKS_PER_ITEM}
+    shape = {"chunks": chunks, "dim": dim, "per_item": CHUNKS_PER_ITEM, "items": 2}
     if marker.exists() and json.loads(marker.read_text()) == shape:
         return data
     shutil.rmtree(data, ignore_errors=True)

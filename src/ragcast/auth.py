@@ -1,8 +1,8 @@
-"""API keys (hashed at rest, with expiry and rotation) and single-use WebSocket tickets."""
+"""API keys (hashed at rest, with expiry and rotation), single-use WebSocket tickets and
+signed media links."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import logging
@@ -17,12 +17,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, event, make_url, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import event, make_url, select, update
 from sqlalchemy.orm import Session
 
 from ragcast.errors import AuthError, NotFoundError, ValidationError
-from ragcast.store.models import ApiKey, User, WsTicket
+from ragcast.store.models import ApiKey, User
 
 log = logging.getLogger(__name__)
 
@@ -363,116 +362,3 @@ def local_key(s: Session, data_dir: Path) -> str:
     tmp.chmod(0o600)
     tmp.replace(path)
     return key
-
-
-def load_secret(explicit: str | None, data_dir: Path) -> bytes:
-    """The server's signing secret: the setting, or one kept in the data dir."""
-    if explicit:
-        return explicit.encode()
-    path = data_dir / "secret.key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(secrets.token_hex(32))
-        tmp.chmod(0o600)
-        tmp.replace(path)
-    return path.read_text().strip().encode()
-
-
-@dataclass(frozen=True, slots=True)
-class Ticket:
-    """What a verified ticket says: who, with which key, until when, and its nonce."""
-
-    user_id: int
-    key_id: int
-    expires: int
-    nonce: str
-
-
-class TicketSigner:
-    """HMAC-signed tickets naming one user, the key that asked, one job and an expiry.
-
-    A ticket opens one socket (:func:`redeem_ticket` records its nonce), only while the
-    key that issued it is still valid, and only within ``ttl_s`` of being issued.
-    """
-
-    def __init__(self, secret: bytes, ttl_s: int) -> None:
-        self._secret = secret
-        self.ttl_s = ttl_s
-
-    def _mac(self, payload: str) -> str:
-        mac = hmac.new(self._secret, payload.encode(), hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(mac[:20]).decode().rstrip("=")
-
-    def issue(self, user_id: int, job_id: str, key_id: int = 0) -> str:
-        """A ticket for ``user_id`` (acting with key ``key_id``) to follow ``job_id``."""
-        expires = int(time.time()) + self.ttl_s
-        payload = f"{user_id}.{key_id}.{expires}.{secrets.token_hex(8)}"
-        return f"{payload}.{self._mac(f'{payload}.{job_id}')}"
-
-    def verify(self, token: str, job_id: str) -> Ticket:
-        """The claims of a well-signed, unexpired ticket for ``job_id``; AuthError else."""
-        try:
-            user, key, expires, nonce, mac = token.split(".")
-            ticket = Ticket(int(user), int(key), int(expires), nonce)
-        except ValueError as exc:
-            raise AuthError("Malformed ticket") from exc
-        if not hmac.compare_digest(mac, self._mac(f"{user}.{key}.{expires}.{nonce}.{job_id}")):
-            raise AuthError("Invalid ticket")
-        if ticket.expires < time.time():
-            raise AuthError("Ticket expired: ask GET /job/{job_id}/ticket for a fresh one")
-        return ticket
-
-
-def redeem_ticket(s: Session, signer: TicketSigner, token: str, job_id: str) -> int:
-    """The user id of a valid, unused ticket whose key still works; AuthError otherwise.
-
-    The nonce is recorded (in the shared store, or in memory for an embedded SQLite
-    store, which one process serves), so a second use fails.
-    """
-    ticket = signer.verify(token, job_id)
-    if not key_is_usable(s, ticket.key_id):
-        raise AuthError("The API key that issued this ticket is revoked or expired")
-    if s.get_bind().dialect.name == "sqlite":
-        # One process serves an embedded store: its memory is the ledger, and the socket's
-        # handshake never waits for SQLite's write lock.
-        fresh = _USED_HERE.claim(ticket.nonce, ticket.expires)
-    else:
-        fresh = _claim_in_store(s, ticket)
-    if not fresh:
-        raise AuthError("Ticket already used: ask GET /job/{job_id}/ticket for a fresh one")
-    return ticket.user_id
-
-
-class _UsedTickets:
-    """Nonces of tickets used by this process, kept until they expire."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._used: dict[str, float] = {}
-
-    def claim(self, nonce: str, expires: int) -> bool:
-        now = time.time()
-        with self._lock:
-            if len(self._used) > 1024:
-                self._used = {n: e for n, e in self._used.items() if e >= now}
-            if nonce in self._used:
-                return False
-            self._used[nonce] = expires
-            return True
-
-
-_USED_HERE = _UsedTickets()
-
-
-def _claim_in_store(s: Session, ticket: Ticket) -> bool:
-    """Record the nonce in the shared store (unique), so every API process sees the use."""
-    now = datetime.now(UTC)
-    s.execute(delete(WsTicket).where(WsTicket.expires_at < now - timedelta(minutes=5)))
-    try:
-        with s.begin_nested():
-            expires = datetime.fromtimestamp(ticket.expires, UTC)
-            s.add(WsTicket(nonce=ticket.nonce, expires_at=expires))
-    except IntegrityError:
-        return False
-    return True

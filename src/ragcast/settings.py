@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     rate_limit_write: str = "300/hour"
     #: every request to ``/mcp`` (its tool calls count in their routes' buckets too)
     rate_limit_mcp: str = "1000/hour"
+    #: answers (``POST /ask``): each may run an LLM
+    rate_limit_ask: str = "100/hour"
 
     max_upload_bytes: int = 2 * 1024**3
     #: how far an archive-backed document (DOCX) may unfold (pipeline/archive.py):
@@ -67,6 +69,12 @@ class Settings(BaseSettings):
     max_json_bytes: int = 1024**2
     #: how long a ticket may wait before it opens its socket (the socket then stays open)
     ws_ticket_ttl_s: int = 300
+    #: how long a signed media link (``media_url`` of hits and transcripts) may be used
+    media_link_ttl_s: int = Field(default=6 * 3600, ge=1, le=30 * 86400)
+    #: what is kept of a recording once the jobs using it are done: ``original`` (as
+    #: uploaded or fetched), ``audio`` (an audio rendition browsers play; the original is
+    #: deleted) or ``none``; a job's ``settings.keepMedia`` overrides it
+    keep_media: str = Field(default="original", pattern="^(original|audio|none)$")
     #: seconds an API process keeps a checked API key and a finished job's status in
     #: memory (key changes and job events clear them at once); 0 turns both caches off
     read_cache_ttl_s: float = Field(default=5.0, ge=0, le=300)
@@ -116,6 +124,9 @@ class Settings(BaseSettings):
     #: work that made no progress for this long, that no live worker holds and whose
     #: message the broker does not hold, is lost and sent again
     reconcile_stale_s: float = Field(default=120.0, gt=0, le=86400)
+    #: cosine similarity at which a diarized speaker is named by a voice of the user's
+    #: speaker library (measured on real conversations: see docs/architecture.md)
+    voice_match_threshold: float = Field(default=0.6, ge=-1, le=1)
 
     #: ``base`` (multilingual, packaged), ``small``, ``tiny.en``, a CTranslate2 folder or a hub name
     whisper_model: str = "base"
@@ -143,6 +154,22 @@ class Settings(BaseSettings):
     #: a sentence-transformers CrossEncoder folder for ``rerank: true`` searches
     reranker: str = ""
     preload_models: bool = True
+
+    # Answers (POST /ask): an OpenAI-compatible chat-completions server, when there is one
+    #: e.g. ``http://127.0.0.1:8080/v1`` (``/chat/completions`` is added); unset: answers
+    #: are extractive (quoted sentences), no LLM
+    llm_base_url: str | None = None
+    llm_api_key: str | None = None
+    llm_model: str = "default"
+    #: tokens of context the model takes (the passages are cut to fit, with the answer)
+    llm_context_tokens: int = Field(default=8192, ge=1024)
+    #: seconds to wait for the LLM's answer (or, streamed, for each piece of it)
+    llm_timeout_s: float = Field(default=60.0, gt=0)
+    #: tries per answer (429/5xx/connection errors), and the backoff between them
+    llm_max_attempts: int = Field(default=3, ge=1, le=10)
+    llm_backoff_s: float = Field(default=0.5, ge=0)
+    #: a ``Retry-After`` longer than this is not waited for: 503 at once
+    llm_max_backoff_s: float = Field(default=10.0, ge=0)
 
     jina_api_key: str | None = None
     jina_base_url: str = "https://api.jina.ai"

@@ -120,6 +120,25 @@ def job_diarize(request: dict[str, object]) -> Diarize | None:
     )
 
 
+#: what may be kept of a recording once its jobs are done, from most to least
+KeepMedia = Literal["original", "audio", "none"]
+KEEP_MEDIA: tuple[KeepMedia, ...] = ("original", "audio", "none")
+
+
+def job_keep_media(request: dict[str, object], default: str) -> KeepMedia:
+    """What a stored job request keeps of its recordings: its ``keepMedia``, else
+    ``default`` (``RAGCAST_KEEP_MEDIA``), else ``original``."""
+    settings = request.get("settings")
+    value = settings.get("keepMedia") if isinstance(settings, dict) else None
+    for mode in KEEP_MEDIA:
+        if value == mode:
+            return mode
+    for mode in KEEP_MEDIA:
+        if default == mode:
+            return mode
+    return "original"
+
+
 # --- the body of ``POST /process``, also what a subscription submits on each run ---
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
@@ -160,6 +179,12 @@ class ProcessingSettings(BaseModel):
         default="as_spoken",
         description="The script of Chinese items' transcripts and chunks: `as_spoken` (as "
         "transcribed), `simplified` or `traditional`. Search finds both scripts either way.",
+    )
+    keepMedia: KeepMedia | None = Field(  # noqa: N815 - the contract's casing
+        default=None,
+        description="What is kept of the job's recordings once every job using them is "
+        "done: `original`, `audio` (an audio rendition browsers play; the original is "
+        "deleted) or `none`; null: the server's `RAGCAST_KEEP_MEDIA`.",
     )
 
     @field_validator("language")

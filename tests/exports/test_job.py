@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +14,21 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import insert, select
 
+import ragcast
 from ragcast.context import Context
-from ragcast.exports import FIELD_NAMES, FORMATS, ExportRecord, write_export
+from ragcast.exports import EXTENSIONS, FIELD_NAMES, FORMATS, ExportRecord, write_export
 from ragcast.exports.job import iter_records, run_export
+from ragcast.exports.meta import (
+    JOB_NAME_LIMIT,
+    embedding_model_name,
+    empty_job_warning,
+    export_filename,
+    safe_job_name,
+    stored_filename,
+)
 from ragcast.exports.writers import csv_safe
-from ragcast.pipeline.speakers import speaker_fields
+from ragcast.retrieval.links import deep_link
+from ragcast.retrieval.records import display_names
 from ragcast.runner.boot import build_context
 from ragcast.store.models import Chunk, Export, Item, Job, User
 from tests.conftest import fresh_postgres, make_settings
@@ -61,7 +72,11 @@ def _item(job_pk: int, item_id: int, index: int, status: str = "completed") -> d
         "source_ref": f"https://youtu.be/v{index}",
         "title": None if index % 4 == 1 else f'Episode {index}, "live"',
         "url": None if index % 4 == 1 else f"https://youtu.be/v{index}",
+        "channel": None if index % 4 == 1 else f"=Harbour {index % 2}",
+        "upload_date": None if index % 4 == 1 else f"2024010{index % 9 + 1}",
+        "duration_s": None if index % 5 == 4 else 60.0 + index * 7.5,
         "language": (None, "en", "de")[index % 3],
+        "language_probability": (None, 0.97, None)[index % 3],
         "status": status,
         "speaker_map": {"SPEAKER_00": "Host", "SPEAKER_01": "=Guest"} if diarized else None,
     }
@@ -100,7 +115,7 @@ def make_job(ctx: Context) -> int:
             "job_id": "big-job",
             "user_id": 1,
             "request_hash": "0" * 64,
-            "request": {},
+            "request": {"embedding_model": {"id": "local", "model": "use-multilingual-v3"}},
             "platform": "youtube",
             "input_method": "url",
             "embedding_model": "local",
@@ -149,11 +164,18 @@ def expected_records(ctx: Context, job_pk: int) -> list[ExportRecord]:
                 source=item.title or item.source_ref,
                 title=item.title,
                 url=item.url,
+                deep_link=deep_link(job.platform, item.url, chunk.start_s),
+                platform=job.platform,
+                channel=item.channel,
+                upload_date=item.upload_date,
+                duration_s=item.duration_s,
                 language=item.language,
+                language_probability=item.language_probability,
                 speaker=chunk.speaker,
-                speakers=speaker_fields(None, chunk.speakers, item.speaker_map)["speakers"],
+                speakers=display_names(chunk.speakers, item.speaker_map) or None,
                 confidence=chunk.confidence,
-                embedding_model=f"{job.embedding_model}-{job.dimensions}",
+                embedding_model="use-multilingual-v3",
+                dimensions=job.dimensions,
                 embedding=np.frombuffer(chunk.embedding or b"", dtype=np.float32),
             )
             for chunk, item in rows
@@ -163,6 +185,8 @@ def expected_records(ctx: Context, job_pk: int) -> list[ExportRecord]:
 def _csv_cells(record: ExportRecord) -> ExportRecord:
     """``record`` with every field as its csv cell reads back."""
     cells = {name: csv_safe(getattr(record, name)) for name in FIELD_NAMES if name != "embedding"}
+    if record.speakers is not None:  # joined in one guarded cell, split again by the reader
+        cells["speakers"] = cells["speakers"].split("; ")
     return dataclasses.replace(record, **cells)
 
 
@@ -247,3 +271,69 @@ def test_a_stored_nan_fails_the_export(ctx: Context) -> None:
         assert done is not None and done.status == "failed"
         assert done.error is not None and "JSON compliant" in done.error
     assert list((ctx.settings.data_dir / "exports").iterdir()) == []
+
+
+def test_files_carry_the_job_id_and_parquet_its_model(ctx: Context) -> None:
+    """The stored file is named by job, day and export; parquet says how it was embedded."""
+    job_pk = make_job(ctx)
+    paths = [export(ctx, job_pk, fmt, 1000, 4000) for fmt in FORMATS]
+    with ctx.db.sessions() as s:
+        done = {e.format: e for e in s.scalars(select(Export))}
+    for fmt, path in zip(FORMATS, paths, strict=True):
+        exp = done[fmt]
+        day = f"{exp.created_at:%Y%m%d}"
+        assert path.name == f"big-job-{day}-{exp.id}.{EXTENSIONS[fmt]}"
+        assert exp.filename == f"bulk-embeddings-{day}.{EXTENSIONS[fmt]}"  # the contract's
+    meta = {k.decode(): v.decode() for k, v in pq.read_schema(paths[2]).metadata.items()}
+    created = meta.pop("created_at")
+    assert meta == {
+        "embedding_model": "use-multilingual-v3",
+        "dimensions": str(DIM),
+        "job_id": "big-job",
+        "ragcast_version": ragcast.__version__,
+    }
+    assert datetime.fromisoformat(created).tzinfo is not None
+
+
+def test_a_job_id_is_made_safe_for_a_file_name() -> None:
+    when = datetime(2025, 1, 5, tzinfo=UTC)
+    assert stored_filename("talk:2024.v1", "vector", when, 7) == "talk_2024.v1-20250105-7.jsonl"
+    assert safe_job_name("../../etc/passwd") == "_.._etc_passwd"
+    assert safe_job_name("...") == "job" and len(safe_job_name("a" * 300)) == JOB_NAME_LIMIT
+    assert export_filename("parquet", when) == "bulk-embeddings-20250105.parquet"
+
+
+def test_the_model_is_named_as_the_job_recorded_it(ctx: Context) -> None:
+    """The local model from the request, else the tokenizer the job recorded; a backend
+    that is not installed keeps its id."""
+    job = Job(job_id="j", embedding_model="local", dimensions=512, request={})
+    job.request = {"embedding_model": {"id": "local", "model": "multilingual-e5-small"}}
+    assert embedding_model_name(ctx, job) == "multilingual-e5-small"
+    job.request = {"embedding_model": {"id": "local", "model": "/srv/models/acme/minilm"}}
+    assert embedding_model_name(ctx, job) == "acme/minilm"  # no server path in the file
+    job.request, job.tokenizer = {}, "use-multilingual-v3"
+    assert embedding_model_name(ctx, job) == "use-multilingual-v3"
+    job.embedding_model, job.request = "no-such-backend", {"embedding_model": {}}
+    assert embedding_model_name(ctx, job) == "no-such-backend"
+
+
+def test_an_empty_job_is_explained(ctx: Context) -> None:
+    """A job without chunks exports a valid empty file; the warning says why."""
+    job_pk = make_job(ctx)
+    with ctx.db.session() as s:
+        assert empty_job_warning(s, job_pk) is None
+    with ctx.db.engine.begin() as conn:
+        conn.execute(Chunk.__table__.delete())
+    with ctx.db.session() as s:
+        warning = empty_job_warning(s, job_pk)
+    assert warning is not None and warning.startswith("the job has no chunks: ")
+    assert "10 completed items held no text" in warning
+    with ctx.db.engine.begin() as conn:
+        conn.execute(Item.__table__.update().values(status="failed"))
+    with ctx.db.session() as s:
+        assert "none of its 11 items completed (the job is completed)" in str(
+            empty_job_warning(s, job_pk)
+        )
+    path = export(ctx, job_pk, "parquet", 1000, 4000)
+    assert pq.read_table(path).num_rows == 0
+    assert str(pq.read_schema(path).field("speakers").type) == "list<element: string>"

@@ -22,15 +22,32 @@ import pytest
 from ragcast.exports import EXTENSIONS, FIELD_NAMES, FORMATS, ExportRecord, write_export
 
 DIM = 384
-NULLABLE = {"start_s", "end_s", "title", "url", "language", "speaker", "speakers", "confidence"}
-INT_FIELDS = {"chunk_index", "token_count"}
-FLOAT_FIELDS = {"start_s", "end_s", "confidence"}
+NULLABLE = {
+    "start_s",
+    "end_s",
+    "title",
+    "url",
+    "deep_link",
+    "channel",
+    "upload_date",
+    "duration_s",
+    "language",
+    "language_probability",
+    "speaker",
+    "speakers",
+    "confidence",
+}
+INT_FIELDS = {"chunk_index", "token_count", "dimensions"}
+FLOAT_FIELDS = {"start_s", "end_s", "duration_s", "language_probability", "confidence"}
+#: what a csv cell joins a list of names with
+CSV_SEPARATOR = "; "
 
 
 def make_record(
     i: int, rng: np.random.Generator, *, dim: int = DIM, numpy_only: bool = False
 ) -> ExportRecord:
-    """A varied record: every 7th has no timing (a document), every 5th no title or url."""
+    """A varied record: every 7th has no timing (a document), every 5th no title or url
+    (an upload: no deep link, channel or upload date), every 3rd diarized."""
     vector = rng.standard_normal(dim, dtype=np.float32)
     # Half the records carry a list of Python floats, as a provider without numpy would.
     embedding: Any = vector if numpy_only or i % 2 else vector.tolist()
@@ -48,12 +65,19 @@ def make_record(
         source_type="youtube" if i % 3 else "upload",
         source=f"https://youtu.be/v{i // 100}" if i % 3 else f"talk {i // 100}.mp3",
         title=None if i % 5 == 0 else f"Title {i // 100}",
-        url=None if i % 5 == 0 else f"https://youtu.be/v{i // 100}?t={i}",
+        url=None if i % 5 == 0 else f"https://youtu.be/v{i // 100}",
+        deep_link=None if i % 5 == 0 else f"https://youtu.be/v{i // 100}?t={i}s",
+        platform="youtube",
+        channel=None if i % 5 == 0 else f'Channel, "{i % 3}"',
+        upload_date=None if i % 5 == 0 else f"202401{1 + i % 28:02d}",
+        duration_s=None if i % 11 == 0 else 600.0 + i / 8,
         language=(None, "en", "de", "zh")[i % 4],
+        language_probability=None if i % 4 < 2 else round(0.9 + (i % 10) / 100, 3),
         speaker=None if i % 3 else f"SPEAKER_0{i % 2}",
-        speakers=None if i % 3 else ("Host; =Guest" if i % 2 else f"SPEAKER_0{i % 2}"),
+        speakers=None if i % 3 else (["Host", "=Guest"] if i % 2 else [f"SPEAKER_0{i % 2}"]),
         confidence=None if not timed else round(0.5 + (i % 50) / 100, 4),
         embedding_model="all-MiniLM-L6-v2",
+        dimensions=dim,
         embedding=embedding,
     )
 
@@ -76,7 +100,7 @@ def read_json(path: Path) -> list[dict[str, Any]]:
     """Rows of a json export, checking its envelope."""
     doc = json.loads(path.read_text(encoding="utf-8"))
     assert doc["format"] == "ragcast-export"
-    assert doc["version"] == 1
+    assert doc["version"] == 2
     assert doc["count"] == len(doc["chunks"])
     rows: list[dict[str, Any]] = doc["chunks"]
     return rows
@@ -87,6 +111,8 @@ def _csv_value(name: str, value: str) -> Any:
         return json.loads(value)
     if name in NULLABLE and value == "":
         return None
+    if name == "speakers":
+        return value.split(CSV_SEPARATOR)
     if name in INT_FIELDS:
         return int(value)
     if name in FLOAT_FIELDS:
@@ -118,7 +144,10 @@ def read_vector(path: Path) -> list[dict[str, Any]]:
             item = json.loads(line)
             assert set(item) == {"id", "values", "metadata"}
             for value in item["metadata"].values():
-                assert isinstance(value, str | int | float | bool)
+                if isinstance(value, list):  # speakers: a list of strings
+                    assert value and all(isinstance(v, str) for v in value)
+                else:
+                    assert isinstance(value, str | int | float | bool)
             row = {name: item["metadata"].get(name) for name in FIELD_NAMES}
             row["id"] = item["id"]
             row["embedding"] = item["values"]
@@ -185,8 +214,40 @@ def test_parquet_schema_and_row_groups(tmp_path: Path) -> None:
     assert str(schema.field("chunk_index").type) == "int32"
     assert str(schema.field("token_count").type) == "int32"
     assert str(schema.field("start_s").type) == "double"
-    assert schema.field("start_s").nullable
-    assert not schema.field("id").nullable
+    assert str(schema.field("speakers").type) == "list<element: string>"
+    assert str(schema.field("dimensions").type) == "int32"
+    assert schema.field("start_s").nullable and schema.field("deep_link").nullable
+    assert not schema.field("id").nullable and not schema.field("platform").nullable
+    assert schema.metadata is None  # write_export was given none
+    table = pq.read_table(path)
+    assert table.column("speakers").to_pylist()[:4] == [
+        ["SPEAKER_00"],
+        None,
+        None,
+        ["Host", "=Guest"],
+    ]
+
+
+def test_parquet_carries_the_given_schema_metadata(tmp_path: Path) -> None:
+    """``metadata`` becomes the parquet schema's key/value metadata; other formats ignore it."""
+    meta = {"embedding_model": "use-multilingual-v3", "dimensions": "512", "job_id": "j:1"}
+    path = export_path(tmp_path, "parquet")
+    write_export("parquet", make_records(5), path, total=5, batch_size=2, metadata=meta)
+    schema = pq.read_schema(path)
+    assert {k.decode(): v.decode() for k, v in schema.metadata.items()} == meta
+    assert pq.read_table(path).num_rows == 5
+    json_path = export_path(tmp_path, "json")
+    write_export("json", make_records(5), json_path, total=5, metadata=meta)
+    assert len(read_json(json_path)) == 5
+
+
+def test_csv_joins_speakers_as_the_vector_metadata_does() -> None:
+    """The csv separator is the one the vector store's ``speakers`` metadata uses."""
+    from ragcast.exports import writers
+    from ragcast.retrieval.records import SPEAKER_SEPARATOR
+
+    assert writers.CSV_LIST_SEPARATOR == CSV_SEPARATOR == SPEAKER_SEPARATOR
+    assert writers.csv_safe(["=Guest", "Host"]) == "'=Guest; Host"
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -418,6 +479,7 @@ def test_csv_is_what_csv_writer_writes(tmp_path: Path) -> None:
     writer.writerow(FIELD_NAMES)
     for record in records:
         cells = [getattr(record, name) for name in FIELD_NAMES[:-1]]
+        cells = [CSV_SEPARATOR.join(c) if isinstance(c, list) else c for c in cells]
         cells = ["'" + c if isinstance(c, str) and c[:1] in "=+-@\t\r" and c else c for c in cells]
         writer.writerow([*cells, json.dumps(expected_row(record)["embedding"])])
     assert path.read_bytes().decode("utf-8") == expected.getvalue()

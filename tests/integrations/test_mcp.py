@@ -122,6 +122,7 @@ def assert_found(answer: dict[str, Any]) -> None:
     assert hit["job_id"] == JOB and hit["content_id"]
     assert hit["source"] == "quillmarsh.srt" and hit["score"] > 0
     assert hit["deep_link"] is None  # an upload has no URL to open at a time
+    assert hit["media_url"] is None  # and a subtitle file no recording to play
 
 
 async def test_tools_search_and_jobs_over_streamable_http(served: Served) -> None:
@@ -258,6 +259,37 @@ async def test_ragcast_mcp_over_stdio(served: Served) -> None:
         assert TOOLS <= {t.name for t in (await client.list_tools()).tools}
         found = await client.call_tool("search", {"query": "Quillmarsh harbours", "top_k": 3})
         assert_found(structured(found))
+
+
+async def test_a_recordings_hits_link_to_it_where_the_caller_reached_the_server(
+    served: Served,
+) -> None:
+    recording = DATA / "clip02.wav"
+    with served.live.client() as api:
+        doc = api.upload(recording)["document_id"]
+        api.process(
+            {
+                "job_id": "mcp-audio",
+                "platform": "documents",
+                "input_method": "upload",
+                "uploaded_documents": [doc],
+                "embedding_model": {"id": "local"},
+                "vector_db": {"id": "chroma"},
+                "settings": {"chunkSize": 64, "chunkOverlap": 8, "language": "en"},
+            }
+        )
+        assert api.wait("mcp-audio", poll_s=0.5, timeout=240)["status"] == "completed"
+    query = {"query": "the apostle of the middle classes", "job_id": "mcp-audio", "top_k": 1}
+    async with session(served.mcp_url, served.live.key) as client:
+        hit = structured(await client.call_tool("search", query))["results"][0]
+    # the in-process call is made on the caller's origin: the link is one it can follow
+    media = f"{served.live.url}/api/public/bulk/media/{hit['content_id']}?token="
+    assert hit["media_url"].startswith(media), hit
+    assert hit["deep_link"] == f"{hit['media_url']}#t={int(hit['start_s'])}"
+    async with httpx.AsyncClient() as http:  # a browser's <audio>: no key
+        played = await http.get(hit["media_url"])
+    assert played.status_code == 200 and played.headers["content-type"] == "audio/wav"
+    assert played.content == recording.read_bytes()
 
 
 def test_without_the_sdk_the_api_has_no_mcp_and_the_command_says_what_to_install(

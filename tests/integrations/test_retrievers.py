@@ -40,7 +40,7 @@ The violinist tuned her instrument before the orchestra began the symphony.
 
 BEES = "beekeeper honeybees smoker frame"
 GLACIER = "glacier carved the valley"
-PLACE_KEYS = {"deep_link", "start_s", "end_s", "job_id", "content_id", "chunk_index"}
+PLACE_KEYS = {"deep_link", "media_url", "start_s", "end_s", "job_id", "content_id", "chunk_index"}
 ALL_KEYS = PLACE_KEYS | {"title", "url", "source", "speaker", "language", "score"}
 
 
@@ -85,6 +85,7 @@ def assert_bees_first(docs: list[Document]) -> None:
     assert meta["job_id"] == JOB and meta["content_id"] and meta["chunk_index"] == 0
     assert meta["start_s"] == pytest.approx(2.0) and meta["end_s"] == pytest.approx(7.0)
     assert meta["deep_link"] is None  # an upload has no URL to open at start_s
+    assert meta["media_url"] is None  # and a subtitle file no recording to play
     assert meta["language"] == "en" and meta["title"] and meta["source"]
     assert isinstance(meta["score"], float)
 
@@ -143,6 +144,25 @@ def assert_bees_node_first(nodes: list[NodeWithScore]) -> None:
     assert first.score is not None and first.score == pytest.approx(meta["score"])
     assert [n.score or 0.0 for n in nodes] == sorted((n.score or 0.0 for n in nodes), reverse=True)
     assert "job_id" not in first.node.get_content(metadata_mode=MetadataMode.LLM)
+
+
+def test_a_hits_media_url_reaches_the_metadata_but_not_the_prompt() -> None:
+    link = "http://ragcast.example/api/public/bulk/media/upload-1?token=1.2.3.mac"
+    hit = {
+        "text": "ask not what your country can do for you",
+        "job_id": JOB,
+        "content_id": "upload-1",
+        "chunk_index": 0,
+        "start_s": 3.2,
+        "media_url": link,
+        "deep_link": f"{link}#t=3",
+        "score": 0.8,
+    }
+    assert lc.hit_document(hit).metadata["media_url"] == link
+    node = li.hit_node(hit).node
+    assert node.metadata["media_url"] == link
+    prompt = node.get_content(metadata_mode=MetadataMode.LLM)
+    assert "media_url" not in prompt and f"{link}#t=3" in prompt  # the moment stays
 
 
 def test_llamaindex_retrieve(live: LiveServer) -> None:

@@ -23,9 +23,11 @@ from ragcast.api.middleware import (
 from ragcast.api.ratelimit import RateLimiter
 from ragcast.api.routes import (
     admin,
+    answers,
     exports,
     health,
     jobs,
+    media,
     preview,
     process,
     search,
@@ -36,17 +38,20 @@ from ragcast.api.routes import (
     webhooks,
     ws,
 )
-from ragcast.auth import KeyCache, TicketSigner, load_secret
+from ragcast.auth import KeyCache
 from ragcast.context import Context
 from ragcast.integrations.mcp import mount as mount_mcp
 from ragcast.notify.sender import WebhookSender
 from ragcast.pipeline.repairs import repair_vectors
+from ragcast.pipeline.retention import sweep as sweep_media
 from ragcast.providers.embedders.base import EmbeddingSpec
+from ragcast.providers.llms import llm_from_settings
 from ragcast.retrieval.layout import migrate_collections
 from ragcast.runner.boot import build_context
 from ragcast.runner.broker import Runner
 from ragcast.settings import Settings
 from ragcast.sources.subscriptions import Scheduler
+from ragcast.tickets import MediaSigner, TicketSigner, load_secret
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +67,14 @@ def _move_collections(ctx: Context, stop: threading.Event) -> None:
         return
     if moved:
         log.info("moved %d jobs to shared collections", moved)
+
+
+def _sweep_media(ctx: Context) -> None:
+    """Finish media retention a crash interrupted (see ragcast.pipeline.retention)."""
+    try:
+        sweep_media(ctx)
+    except Exception:
+        log.exception("the media retention sweep failed; it runs again at the next start")
 
 
 def _preload(ctx: Context) -> None:
@@ -107,7 +120,10 @@ def create_app(settings: Settings | None = None, *, run_workers: bool | None = N
         repairer = threading.Thread(
             target=repair_vectors, args=(ctx, stop_moving), name="ragcast-reembed"
         )
+        # media retention a crash interrupted is finished where the workers run
+        retention = threading.Thread(target=_sweep_media, args=(ctx,), name="ragcast-retention")
         if run_workers:
+            retention.start()
             repairer.start()
             runner.start()
             app.state.runner_started = True
@@ -141,7 +157,7 @@ def create_app(settings: Settings | None = None, *, run_workers: bool | None = N
             scheduler.stop()
             runner.stop()
             sender.stop()
-            for thread in (preload, mover, repairer):
+            for thread in (preload, mover, repairer, retention):
                 if thread.is_alive():
                     # A native library torn down mid-call at exit aborts the process.
                     thread.join()
@@ -166,13 +182,16 @@ def create_app(settings: Settings | None = None, *, run_workers: bool | None = N
             "read": settings.rate_limit_read,
             "write": settings.rate_limit_write,
             "mcp": settings.rate_limit_mcp,
+            "ask": settings.rate_limit_ask,
         },
         settings.redis_url,
         settings.redis_key_prefix,
     )
-    app.state.signer = TicketSigner(
-        load_secret(settings.secret_key, settings.data_dir), settings.ws_ticket_ttl_s
-    )
+    # An LLM setting that points nowhere stops the start here, with the setting named.
+    app.state.llm = llm_from_settings(settings)
+    secret = load_secret(settings.secret_key, settings.data_dir)
+    app.state.signer = TicketSigner(secret, settings.ws_ticket_ttl_s)
+    app.state.media_signer = MediaSigner(secret, settings.media_link_ttl_s)
     errors.install(app)
     # Added last is outermost: request ids and headers wrap the body guard's answers too.
     app.add_middleware(BodyGuardMiddleware, prefix=API_PREFIX)
@@ -184,9 +203,11 @@ def create_app(settings: Settings | None = None, *, run_workers: bool | None = N
         jobs,
         transcripts,
         speakers,
+        media,
         exports,
         uploads,
         search,
+        answers,
         preview,
         subscriptions,
         admin,

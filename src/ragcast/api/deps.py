@@ -6,10 +6,11 @@ a key not seen lately is read from the store, in a worker thread.
 
 Buckets (``RAGCAST_RATE_LIMIT_<BUCKET>``, see :mod:`ragcast.api.ratelimit`):
 ``process`` (``POST /process``, ``POST /subscriptions``, running a subscription),
-``export`` (``POST /export``), ``write`` (``PATCH .../speakers``), ``mcp`` (every request
-to ``/mcp``; its tool calls count in their routes' buckets too) and ``read`` (every
-other route). A request refused as invalid (``400 validation_error``) is counted in
-``read`` instead of its route's bucket (:func:`forgive_invalid`).
+``export`` (``POST /export``), ``write`` (``PATCH .../speakers``), ``ask`` (``POST /ask``),
+``mcp`` (every request to ``/mcp``; its tool calls count in their routes' buckets too)
+and ``read`` (every other route). A request refused as invalid (``400
+validation_error``) is counted in ``read`` instead of its route's bucket
+(:func:`forgive_invalid`).
 """
 
 from __future__ import annotations
@@ -115,4 +116,5 @@ CurrentUser = Annotated[Principal, Depends(limited("read"))]
 ProcessUser = Annotated[Principal, Depends(limited("process"))]
 ExportUser = Annotated[Principal, Depends(limited("export"))]
 WriteUser = Annotated[Principal, Depends(limited("write"))]
+AskUser = Annotated[Principal, Depends(limited("ask"))]
 AdminUser = Annotated[Principal, Depends(_admin)]

@@ -12,7 +12,13 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ragcast.api.deps import forgive_invalid
-from ragcast.errors import RagcastError, RateLimitError, ValidationError
+from ragcast.errors import (
+    RagcastError,
+    RateLimitError,
+    UpstreamUnavailableError,
+    ValidationError,
+    redact_paths,
+)
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +99,11 @@ async def _ragcast(request: Request, exc: RagcastError) -> JSONResponse:
         extra["details"] = {"field": exc.field, "issue": exc.issue}
     if isinstance(exc, RateLimitError):
         return rate_limited(exc)
+    if isinstance(exc, UpstreamUnavailableError):  # a provider's outage, said as such
+        log.warning("upstream unavailable: %s", exc.message)
+        return JSONResponse(
+            error_body(exc.code, redact_paths(exc.message)), status_code=exc.status_code
+        )
     if exc.status_code >= 500:
         log.error("request failed: %s", exc.message)
         return _server_error(request)

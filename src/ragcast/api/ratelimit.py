@@ -31,7 +31,7 @@ from limits import parse
 
 from ragcast.errors import RateLimitError
 
-BUCKETS = ("process", "export", "read", "write", "mcp")
+BUCKETS = ("process", "export", "read", "write", "mcp", "ask")
 #: the limit of a bucket the caller does not set (the settings' defaults)
 DEFAULT_LIMITS = {
     "process": "20/hour",
@@ -39,6 +39,7 @@ DEFAULT_LIMITS = {
     "read": "1000/hour",
     "write": "300/hour",
     "mcp": "1000/hour",
+    "ask": "100/hour",
 }
 
 #: drops the window's expired entries, then counts the request if there is room; answers

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import typer
 
+from ragcast.cli.answers import ask
 from ragcast.cli.exports import export, transcript
 from ragcast.cli.jobs import SHOWN_ITEMS as SHOWN_ITEMS  # re-exported: tests page with it
 from ragcast.cli.jobs import _finish as _finish  # re-exported: tests drive it directly
@@ -34,6 +35,7 @@ for _command in (
     jobs,
     cancel,
     search,
+    ask,
     preview,
     export,
     transcript,

@@ -3,6 +3,7 @@ endpoint, error mapping and the retry policy. The two differ only in how they se
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import time
@@ -283,6 +284,19 @@ class BaseClient:
         return Call("POST", "/search", json=body)
 
     @staticmethod
+    def _ask(query: str, stream: bool, **options: Any) -> Call:
+        """``POST /ask``; options left as None are not sent (the server's defaults)."""
+        body: dict[str, Any] = {"query": query}
+        for key, value in options.items():
+            if isinstance(value, date):
+                value = value.isoformat()
+            if value is not None:
+                body[key] = value
+        if stream:
+            body["stream"] = True
+        return Call("POST", "/ask", json=body)
+
+    @staticmethod
     def _cleanup(older_than_hours: float | None) -> Call:
         params = {} if older_than_hours is None else {"older_than_hours": older_than_hours}
         return Call("DELETE", "/cleanup", params=params)
@@ -341,3 +355,25 @@ class BaseClient:
     def _socket_broken(exc: Exception) -> ApiError:
         message = f"WebSocket broke: {exc}"
         return ApiConnectionError(0, {"error": "connection_error", "message": message})
+
+
+class SseReader:
+    """Reads server-sent events line by line: ``{"event": name, "data": decoded JSON}``."""
+
+    def __init__(self) -> None:
+        self._event = "message"
+        self._data: list[str] = []
+
+    def feed(self, line: str) -> dict[str, Any] | None:
+        """The event a blank line ends, else None (the line is kept)."""
+        if line:
+            if line.startswith("event:"):
+                self._event = line[6:].strip()
+            elif line.startswith("data:"):
+                self._data.append(line[5:].removeprefix(" "))
+            return None
+        if not self._data:
+            return None
+        event = {"event": self._event, "data": json.loads("\n".join(self._data))}
+        self._event, self._data = "message", []
+        return event

@@ -22,6 +22,7 @@ from ragcast.client._base import (
     Call,
     CountingReader,
     Progress,
+    SseReader,
     TextFormat,
     filename_from,
 )
@@ -384,6 +385,82 @@ class AsyncClient(BaseClient):
             min_confidence=min_confidence,
         )
         return await self._json(call)
+
+    async def ask(
+        self,
+        query: str,
+        *,
+        top_k: int | None = None,
+        job_id: str | None = None,
+        mode: str | None = None,
+        language: str | None = None,
+        context: int | None = None,
+        fallback: bool | None = None,
+        min_score: float | None = None,
+        **filters: Any,
+    ) -> dict[str, Any]:
+        """An answer from the user's recordings citing its passages as ``[n]``:
+        ``{"answered", "answer", "mode", "model", "citations": [{"n", "text", "title",
+        "start_s", "end_s", "deep_link", "media_url", ...}]}``. ``mode`` is
+        ``extractive`` (quoted sentences) or ``generative`` (the server's LLM; its
+        default when one is configured); ``language`` is the answer's (default: the
+        question's); ``fallback`` answers extractively when the LLM is down; ``filters``
+        are those of :meth:`search` (``recording_language`` for its ``language``).
+        ``answered`` is false, with no citations, when nothing in the recordings answers."""
+        return await self._json(
+            self._ask(
+                query,
+                False,
+                top_k=top_k,
+                job_id=job_id,
+                mode=mode,
+                language=language,
+                context=context,
+                fallback=fallback,
+                min_score=min_score,
+                **filters,
+            )
+        )
+
+    async def ask_stream(
+        self,
+        query: str,
+        *,
+        top_k: int | None = None,
+        job_id: str | None = None,
+        mode: str | None = None,
+        language: str | None = None,
+        context: int | None = None,
+        fallback: bool | None = None,
+        min_score: float | None = None,
+        **filters: Any,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """:meth:`ask` streamed: events ``{"event", "data"}`` as they come, ``citations``
+        (the passages), ``delta`` (``{"text"}`` pieces of the answer), then ``done`` (the
+        whole answer, as :meth:`ask` returns it) or ``error`` (the contract's error body)."""
+        response = await self._send(
+            self._ask(
+                query,
+                True,
+                top_k=top_k,
+                job_id=job_id,
+                mode=mode,
+                language=language,
+                context=context,
+                fallback=fallback,
+                min_score=min_score,
+                **filters,
+            ),
+            stream=True,
+        )
+        reader = SseReader()
+        try:
+            async for line in response.aiter_lines():
+                event = reader.feed(line)
+                if event is not None:
+                    yield event
+        finally:
+            await response.aclose()
 
     async def cleanup(self, older_than_hours: float | None = None) -> dict[str, Any]:
         """Delete finished jobs older than ``older_than_hours`` (admin keys only)."""

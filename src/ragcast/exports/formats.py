@@ -1,42 +1,60 @@
 """The four export formats, each a writer of a stream of :class:`ExportBatch` to a file.
 
-- ``json``: one document ``{"format": "ragcast-export", "version": 1, "chunks": [...],
+- ``json``: one document ``{"format": "ragcast-export", "version": 2, "chunks": [...],
   "count": N}``; ``count`` comes last because it is only known once the stream ends.
-- ``csv``: a header row and one row per chunk; ``embedding`` is a JSON array string and a
-  ``None`` is an empty cell. A string cell that begins with ``=``, ``+``, ``-``, ``@``, a
-  tab or a carriage return gets a leading single quote (OWASP's guard against formula
-  injection), so a spreadsheet shows ``=HYPERLINK(…)`` as text instead of running it.
-- ``parquet``: an explicit schema (``embedding`` is ``list<float32>``); row groups of one
-  batch each, or of a given number of records.
+  Version 2 added the item's and the model's columns and made ``speakers`` an array.
+- ``csv``: a header row and one row per chunk; ``embedding`` is a JSON array string,
+  ``speakers`` the names joined by ``"; "`` and a ``None`` is an empty cell. A string
+  cell that begins with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a
+  leading single quote (OWASP's guard against formula injection), so a spreadsheet shows
+  ``=HYPERLINK(…)`` as text instead of running it.
+- ``parquet``: an explicit schema (``embedding`` is ``list<float32>``, ``speakers``
+  ``list<string>``) with the export's key/value metadata (model, dimensions, job id,
+  ragcast version, created time); row groups of one batch each, or of a given number of
+  records.
 - Embeddings in json, vector and the csv cell are written as ``json.dumps`` writes floats (the
   shortest text that reads back as the same double); NaN and infinity fail the export.
 - Every format carries ``speaker`` (the chunk's main speaker, as named) and ``speakers``
-  (everyone speaking in it, most words first, joined by ``"; "``); both are null for a
-  transcript that was not diarized.
+  (everyone speaking in it, most words first, a list); both are null for a transcript
+  that was not diarized.
+- Every format carries the item's ``deep_link`` (``url`` at ``start_s``), ``platform``,
+  ``channel``, ``upload_date``, ``duration_s`` and ``language_probability``, and the
+  model's own name (``embedding_model``) and ``dimensions``.
 - Every format carries ``confidence``: the recogniser's mean word probability over the
   chunk (0..1), null for documents, captions and chunks indexed before it was kept.
 - ``vector``: JSON Lines of ``{"id", "values", "metadata"}``, the import shape of Pinecone and
-  Qdrant; ``None`` metadata values are dropped because those stores reject nulls.
+  Qdrant; ``None`` metadata values are dropped because those stores reject nulls;
+  ``speakers`` is a list of strings, which both take as metadata.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ragcast.exports.records import COLUMN_NAMES, FIELD_NAMES, SCHEMA, ExportBatch, json_text
+from ragcast.exports.records import (
+    COLUMN_NAMES,
+    FIELD_NAMES,
+    LIST_COLUMNS,
+    SCHEMA,
+    ExportBatch,
+    json_text,
+)
 
 FORMATS: tuple[str, ...] = ("json", "csv", "parquet", "vector")
 EXTENSIONS: dict[str, str] = {"json": "json", "csv": "csv", "parquet": "parquet", "vector": "jsonl"}
 
 #: the vector format's metadata keys: every column but ``id``
 _METADATA_NAMES: tuple[str, ...] = COLUMN_NAMES[1:]
+#: how a csv cell joins a list (speaker names): the separator of the vector store's
+#: ``speakers`` metadata too (``ragcast.retrieval.records.SPEAKER_SEPARATOR``)
+CSV_LIST_SEPARATOR = "; "
 
 
 class Progress:
@@ -67,7 +85,7 @@ class Progress:
 
 
 def _write_json(batches: Iterator[ExportBatch], out: IO[str], progress: Progress) -> None:
-    out.write('{"format": "ragcast-export", "version": 1, "chunks": [')
+    out.write('{"format": "ragcast-export", "version": 2, "chunks": [')
     separator = "\n"
     for batch in batches:
         for row, vector in zip(batch.rows(), batch.embedding_json(), strict=True):
@@ -85,15 +103,29 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def csv_safe(value: Any) -> Any:
-    """A string cell a spreadsheet would run as a formula, quoted with ``'``; else as it is."""
+    """A value as its csv cell holds it: a list joined by :data:`CSV_LIST_SEPARATOR`, and a
+    string a spreadsheet would run as a formula quoted with ``'``; else as it is."""
+    if isinstance(value, list):
+        value = CSV_LIST_SEPARATOR.join(value)
     if isinstance(value, str) and value.startswith(FORMULA_STARTS):
         return "'" + value
     return value
 
 
 def _csv_column(values: Sequence[Any]) -> list[Any]:
-    """:func:`csv_safe` of every value of a column."""
+    """:func:`csv_safe` of every value of a column of scalars."""
     return ["'" + v if isinstance(v, str) and v.startswith(FORMULA_STARTS) else v for v in values]
+
+
+def _csv_columns(batch: ExportBatch) -> list[list[Any]]:
+    """Every column of ``batch`` as csv cells: list columns joined, formulas quoted."""
+    columns = []
+    for name in COLUMN_NAMES:
+        values = batch.columns[name]
+        if name in LIST_COLUMNS:
+            values = [None if v is None else CSV_LIST_SEPARATOR.join(v) for v in values]
+        columns.append(_csv_column(values))
+    return columns
 
 
 def _csv_cell(text: str) -> str:
@@ -111,7 +143,7 @@ def _write_csv(batches: Iterator[ExportBatch], out: IO[str], progress: Progress)
     writer = csv.writer(line)
     for batch in batches:
         # csv writes None as an empty cell and floats with repr, which round-trips.
-        columns = [_csv_column(batch.columns[name]) for name in COLUMN_NAMES]
+        columns = _csv_columns(batch)
         for row, vector in zip(zip(*columns, strict=True), batch.embedding_json(), strict=True):
             line.seek(0)
             line.truncate()
@@ -133,7 +165,12 @@ def _write_vector(batches: Iterator[ExportBatch], out: IO[str], progress: Progre
         progress.add(len(batch))
 
 
-_DICTIONARY_COLUMNS = [name for name in SCHEMA.names if name != "embedding"]
+#: parquet's column paths: a list column's strings are ``name.list.element``
+_DICTIONARY_COLUMNS = [
+    f"{name}.list.element" if name in LIST_COLUMNS else name
+    for name in SCHEMA.names
+    if name != "embedding"
+]
 
 
 class _RowGroups:
@@ -168,11 +205,16 @@ class _RowGroups:
 
 
 def _write_parquet(
-    batches: Iterator[ExportBatch], path: Path, progress: Progress, row_group_size: int | None
+    batches: Iterator[ExportBatch],
+    path: Path,
+    progress: Progress,
+    row_group_size: int | None,
+    metadata: Mapping[str, str] | None,
 ) -> None:
+    schema = SCHEMA.with_metadata(dict(metadata)) if metadata else SCHEMA
     # Dictionary encoding suits the repetitive string columns but not the embedding: float
     # values almost never repeat, and trying it costs ~3x the memory and ~7x the time.
-    with pq.ParquetWriter(path, SCHEMA, use_dictionary=_DICTIONARY_COLUMNS) as writer:
+    with pq.ParquetWriter(path, schema, use_dictionary=_DICTIONARY_COLUMNS) as writer:
         groups = _RowGroups(writer, row_group_size)
         for batch in batches:
             if len(batch):
@@ -187,10 +229,13 @@ def write_format(
     part: Path,
     progress: Progress,
     row_group_size: int | None,
+    metadata: Mapping[str, str] | None = None,
 ) -> None:
-    """Write ``batches`` to the file ``part`` in format ``fmt``, counting into ``progress``."""
+    """Write ``batches`` to the file ``part`` in format ``fmt``, counting into ``progress``;
+    ``metadata`` becomes the parquet schema's key/value metadata (other formats carry the
+    same facts in their columns)."""
     if fmt == "parquet":
-        _write_parquet(batches, part, progress, row_group_size)
+        _write_parquet(batches, part, progress, row_group_size, metadata)
         return
     text_writers = {"json": _write_json, "csv": _write_csv, "vector": _write_vector}
     # newline="" is what the csv module requires and harmless for the JSON formats.

@@ -1,4 +1,9 @@
-"""The export task: stream a job's chunks from the store into a file."""
+"""The export task: stream a job's chunks from the store into a file.
+
+Each chunk carries its item's facts (source, ``deep_link``, channel, upload date,
+duration, language and how sure its detection was) and the job's (platform, the model's
+own name and dimensions); :mod:`ragcast.exports.meta` names the files and the model.
+"""
 
 from __future__ import annotations
 
@@ -17,14 +22,16 @@ from sqlalchemy import Text, func, select, type_coerce
 
 from ragcast.context import Context
 from ragcast.errors import internal_reason
-from ragcast.exports.writers import (
-    EXTENSIONS,
-    ExportBatch,
-    ExportRecord,
-    write_export_batches,
+from ragcast.exports.meta import (
+    embedding_model_name,
+    export_filename,
+    parquet_metadata,
+    stored_filename,
 )
+from ragcast.exports.writers import ExportBatch, ExportRecord, write_export_batches
 from ragcast.notify.outbox import export_completed
-from ragcast.pipeline.speakers import speaker_fields
+from ragcast.retrieval.links import deep_link
+from ragcast.retrieval.records import display_names
 from ragcast.store.models import Chunk, Export, Item, Job
 
 log = logging.getLogger(__name__)
@@ -47,7 +54,11 @@ _COLUMNS = (
     Item.source_ref,
     Item.title,
     Item.url,
+    Item.channel,
+    Item.upload_date,
+    Item.duration_s,
     Item.language,
+    Item.language_probability,
     type_coerce(Item.speaker_map, Text),
     Chunk.chunk_index,
     Chunk.text,
@@ -61,11 +72,6 @@ _COLUMNS = (
 )
 
 
-def export_filename(fmt: str, when: datetime) -> str:
-    """The download name, as in the contract: ``bulk-embeddings-YYYYMMDD.<ext>``."""
-    return f"bulk-embeddings-{when:%Y%m%d}.{EXTENSIONS[fmt]}"
-
-
 def _json(value: Any) -> Any:
     """A JSON column's value: decoded when it came as text."""
     return json.loads(value) if isinstance(value, str) else value
@@ -73,7 +79,8 @@ def _json(value: Any) -> Any:
 
 class _Speakers:
     """The ``speakers`` field of each chunk, with each item's speaker map decoded once and
-    each distinct label list of an item named once."""
+    each distinct label list of an item named once (chunks with the same speakers share
+    one list, which no writer changes)."""
 
     #: distinct label lists remembered per item
     LIMIT = 1024
@@ -81,21 +88,20 @@ class _Speakers:
     def __init__(self) -> None:
         self._item: int | None = None
         self._names: dict[str, str] | None = None
-        self._joined: dict[str, str | None] = {}
+        self._named: dict[str, list[str] | None] = {}
 
-    def joined(self, item_id: int, speaker_map: Any, labels: Any) -> str | None:
-        """The names of ``labels`` joined as exports carry them (None when there are none)."""
+    def names(self, item_id: int, speaker_map: Any, labels: Any) -> list[str] | None:
+        """What ``labels`` are called, most words first (None when there are none)."""
         if labels is None:
             return None
         if item_id != self._item:
-            self._item, self._names, self._joined = item_id, _json(speaker_map), {}
+            self._item, self._names, self._named = item_id, _json(speaker_map), {}
         key = labels if isinstance(labels, str) else repr(labels)
-        if key not in self._joined:
-            if len(self._joined) >= self.LIMIT:
-                self._joined.clear()
-            joined = speaker_fields(None, _json(labels), self._names)["speakers"]
-            self._joined[key] = joined if isinstance(joined, str) else None
-        return self._joined[key]
+        if key not in self._named:
+            if len(self._named) >= self.LIMIT:
+                self._named.clear()
+            self._named[key] = display_names(_json(labels), self._names) or None
+        return self._named[key]
 
 
 def _embeddings(
@@ -111,16 +117,18 @@ def _embeddings(
     return np.frombuffer(b"".join(blobs), dtype=np.float32), offsets
 
 
-def _batch(rows: Sequence[Any], job_id: str, model: str, speakers: _Speakers) -> ExportBatch:
+def _batch(rows: Sequence[Any], job: Job, model: str, speakers: _Speakers) -> ExportBatch:
     """One batch of export records from rows of :data:`_COLUMNS`."""
     (
-        items, content_ids, source_types, refs, titles, urls, languages, maps,
+        items, content_ids, source_types, refs, titles, urls, channels, dates, durations,
+        languages, probabilities, maps,
         indexes, texts, starts, ends, tokens, blobs, labels, mains, confidences,
     ) = zip(*rows, strict=True)  # fmt: skip
     n = len(rows)
+    platform = job.platform
     columns: dict[str, Sequence[Any]] = {
         "id": [f"{c}:{i}" for c, i in zip(content_ids, indexes, strict=True)],
-        "job_id": [job_id] * n,
+        "job_id": [job.job_id] * n,
         "content_id": content_ids,
         "chunk_index": indexes,
         "text": texts,
@@ -131,20 +139,28 @@ def _batch(rows: Sequence[Any], job_id: str, model: str, speakers: _Speakers) ->
         "source": [t or r for t, r in zip(titles, refs, strict=True)],
         "title": titles,
         "url": urls,
+        "deep_link": [deep_link(platform, u, s) for u, s in zip(urls, starts, strict=True)],
+        "platform": [platform] * n,
+        "channel": channels,
+        "upload_date": dates,
+        "duration_s": durations,
         "language": languages,
+        "language_probability": probabilities,
         "speaker": mains,
-        "speakers": [speakers.joined(i, m, s) for i, m, s in zip(items, maps, labels, strict=True)],
+        "speakers": [speakers.names(i, m, s) for i, m, s in zip(items, maps, labels, strict=True)],
         "confidence": confidences,
         "embedding_model": [model] * n,
+        "dimensions": [job.dimensions] * n,
     }
     values, offsets = _embeddings(blobs)
     return ExportBatch(columns, values, offsets)
 
 
 def iter_batches(
-    ctx: Context, job: Job, batch_size: int = BATCH_SIZE
+    ctx: Context, job: Job, batch_size: int = BATCH_SIZE, model: str | None = None
 ) -> Generator[ExportBatch, None, None]:
-    """Every chunk of ``job`` in item and chunk order, ``batch_size`` chunks per batch.
+    """Every chunk of ``job`` in item and chunk order, ``batch_size`` chunks per batch;
+    ``model`` is the ``embedding_model`` column (default: :func:`embedding_model_name`).
 
     One query streams the rows (a server-side cursor on PostgreSQL); only the current
     batch is held.
@@ -155,12 +171,13 @@ def iter_batches(
         .where(Item.job_pk == job.id, Item.status == "completed")
         .order_by(Item.index, Chunk.chunk_index)
     )
-    model = f"{job.embedding_model}-{job.dimensions}"
+    if model is None:
+        model = embedding_model_name(ctx, job)
     speakers = _Speakers()
     with ctx.db.engine.connect() as conn:
         result = conn.execution_options(yield_per=batch_size).execute(stmt)
         for rows in result.partitions():
-            yield _batch(rows, job.job_id, model, speakers)
+            yield _batch(rows, job, model, speakers)
 
 
 def iter_records(ctx: Context, job: Job, batch: int = BATCH_SIZE) -> Iterator[ExportRecord]:
@@ -190,8 +207,14 @@ def run_export(
             .join(Item, Item.id == Chunk.item_id)
             .where(Item.job_pk == job.id, Item.status == "completed")
         )
-        path = ctx.settings.data_path("exports", f"{exp.user_id}-{exp.id}.{EXTENSIONS[fmt]}")
+        path = ctx.settings.data_path(
+            "exports", stored_filename(job.job_id, fmt, exp.created_at, exp.id)
+        )
         filename = export_filename(fmt, exp.created_at)
+        model = embedding_model_name(ctx, job)
+        metadata = parquet_metadata(job, model, exp.created_at)
+    if not total:
+        log.warning("export %s: job %s has no chunks", export_pk, job.job_id)
 
     reported = -PROGRESS_INTERVAL_S
 
@@ -208,7 +231,7 @@ def run_export(
 
     try:
         # closing: a failed write releases the store cursor at once, not when collected
-        with contextlib.closing(iter_batches(ctx, job, batch_size)) as batches:
+        with contextlib.closing(iter_batches(ctx, job, batch_size, model)) as batches:
             write_export_batches(
                 fmt,
                 batches,
@@ -216,6 +239,7 @@ def run_export(
                 total=int(total or 0),
                 on_progress=on_progress,
                 row_group_size=row_group_size,
+                metadata=metadata,
             )
     except Exception as exc:
         log.exception("export %s failed", export_pk)

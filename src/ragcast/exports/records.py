@@ -2,7 +2,9 @@
 :class:`ExportBatch` (consecutive records as columns), with the JSON text of their values.
 
 Embeddings are written as ``json.dumps`` writes floats (the shortest text that reads back
-as the same double); NaN and infinity are not JSON and raise ``ValueError``.
+as the same double); NaN and infinity are not JSON and raise ``ValueError``. ``speakers``
+is a list of names (a JSON array, a parquet ``list<string>``); csv joins it with
+``"; "`` (a speaker name may not hold ``;``).
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ Embedding: TypeAlias = Sequence[float] | npt.NDArray[np.floating[Any]]
 
 #: A scalar that a JSON export or a vector-store metadata value can hold.
 Scalar: TypeAlias = str | int | float | None
+#: A value of an exported field other than the embedding: a scalar or a list of names.
+Value: TypeAlias = Scalar | list[str]
 
 
 @dataclass(slots=True)
 class ExportRecord:
-    """One chunk as exported: its text, timing, source and embedding."""
+    """One chunk as exported: its text, timing, source, speakers and embedding."""
 
     id: str
     job_id: str
@@ -41,35 +45,31 @@ class ExportRecord:
     source: str
     title: str | None
     url: str | None
+    #: ``url`` opened at ``start_s`` where the player supports it (search hits' deep_link)
+    deep_link: str | None
+    #: the job's platform (``youtube``, ``tiktok``, ``twitch``, ``documents``)
+    platform: str
+    channel: str | None
+    #: as the platform gives it (``YYYYMMDD`` from yt-dlp); None for uploads
+    upload_date: str | None
+    #: the whole item's duration in seconds
+    duration_s: float | None
     language: str | None
-    #: the chunk's main speaker and everyone in it ("; "-joined), when diarized
+    #: how sure language detection was; None when the job named the language
+    language_probability: float | None
+    #: the chunk's main speaker and everyone in it (most words first), when diarized
     speaker: str | None
-    speakers: str | None
+    speakers: list[str] | None
     #: the recogniser's mean word probability over the chunk; None for documents, captions
     confidence: float | None
+    #: the model's own name (``use-multilingual-v3``, ``jina-embeddings-v4``…)
     embedding_model: str
+    dimensions: int
     embedding: Embedding
 
-    def metadata(self) -> dict[str, Scalar]:
+    def metadata(self) -> dict[str, Value]:
         """Every field except ``id`` and ``embedding`` (the vector format's metadata)."""
-        return {
-            "job_id": self.job_id,
-            "content_id": self.content_id,
-            "chunk_index": self.chunk_index,
-            "text": self.text,
-            "start_s": self.start_s,
-            "end_s": self.end_s,
-            "token_count": self.token_count,
-            "source_type": self.source_type,
-            "source": self.source,
-            "title": self.title,
-            "url": self.url,
-            "language": self.language,
-            "speaker": self.speaker,
-            "speakers": self.speakers,
-            "confidence": self.confidence,
-            "embedding_model": self.embedding_model,
-        }
+        return {name: getattr(self, name) for name in COLUMN_NAMES[1:]}
 
     def embedding_list(self) -> list[float]:
         """The embedding as Python floats; float32 values convert exactly."""
@@ -93,11 +93,18 @@ SCHEMA = pa.schema(
         pa.field("source", pa.string(), nullable=False),
         pa.field("title", pa.string()),
         pa.field("url", pa.string()),
+        pa.field("deep_link", pa.string()),
+        pa.field("platform", pa.string(), nullable=False),
+        pa.field("channel", pa.string()),
+        pa.field("upload_date", pa.string()),
+        pa.field("duration_s", pa.float64()),
         pa.field("language", pa.string()),
+        pa.field("language_probability", pa.float64()),
         pa.field("speaker", pa.string()),
-        pa.field("speakers", pa.string()),
+        pa.field("speakers", pa.list_(pa.string())),
         pa.field("confidence", pa.float64()),
         pa.field("embedding_model", pa.string(), nullable=False),
+        pa.field("dimensions", pa.int32(), nullable=False),
         pa.field("embedding", pa.list_(pa.float32()), nullable=False),
     ]
 )
@@ -105,6 +112,8 @@ SCHEMA = pa.schema(
 
 #: the columns of an :class:`ExportBatch`: every field but ``embedding``, in field order
 COLUMN_NAMES: tuple[str, ...] = FIELD_NAMES[:-1]
+#: the columns whose values are lists of strings
+LIST_COLUMNS: tuple[str, ...] = ("speakers",)
 
 
 def embedding_to_list(embedding: Embedding) -> list[float]:

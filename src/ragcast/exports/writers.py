@@ -17,10 +17,11 @@ import contextlib
 import itertools
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 from ragcast.exports.formats import (
+    CSV_LIST_SEPARATOR,
     EXTENSIONS,
     FORMATS,
     FORMULA_STARTS,
@@ -31,25 +32,30 @@ from ragcast.exports.formats import (
 from ragcast.exports.records import (
     COLUMN_NAMES,
     FIELD_NAMES,
+    LIST_COLUMNS,
     SCHEMA,
     Embedding,
     ExportBatch,
     ExportRecord,
     Scalar,
+    Value,
     embedding_to_list,
 )
 
 __all__ = [
     "COLUMN_NAMES",
+    "CSV_LIST_SEPARATOR",
     "EXTENSIONS",
     "FIELD_NAMES",
     "FORMATS",
     "FORMULA_STARTS",
+    "LIST_COLUMNS",
     "SCHEMA",
     "Embedding",
     "ExportBatch",
     "ExportRecord",
     "Scalar",
+    "Value",
     "csv_safe",
     "embedding_to_list",
     "write_export",
@@ -81,6 +87,7 @@ def write_export(
     total: int,
     on_progress: Callable[[int], None] | None = None,
     batch_size: int = 1000,
+    metadata: Mapping[str, str] | None = None,
 ) -> int:
     """Stream ``records`` to ``path`` in format ``fmt`` and return how many were written.
 
@@ -91,12 +98,14 @@ def write_export(
     ``total`` is the expected record count; a different actual count (chunks changed while
     exporting) is logged, not an error. ``on_progress`` is called with the running count
     after every ``batch_size`` records and always at least once, last with the final count.
-    Records are written ``batch_size`` at a time (a parquet row group each).
+    Records are written ``batch_size`` at a time (a parquet row group each). ``metadata``
+    is the parquet schema's key/value metadata (ignored by the other formats).
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     progress = Progress(batch_size, on_progress)
-    return _write_file(fmt, _batches(records, batch_size), path, total, progress, batch_size)
+    batches = _batches(records, batch_size)
+    return _write_file(fmt, batches, path, total, progress, batch_size, metadata)
 
 
 def write_export_batches(
@@ -107,6 +116,7 @@ def write_export_batches(
     total: int,
     on_progress: Callable[[int], None] | None = None,
     row_group_size: int | None = None,
+    metadata: Mapping[str, str] | None = None,
 ) -> int:
     """:func:`write_export` for records already in batches.
 
@@ -117,7 +127,7 @@ def write_export_batches(
     if row_group_size is not None and row_group_size < 1:
         raise ValueError("row_group_size must be at least 1")
     progress = Progress(1, on_progress)
-    return _write_file(fmt, iter(batches), path, total, progress, row_group_size)
+    return _write_file(fmt, iter(batches), path, total, progress, row_group_size, metadata)
 
 
 def _write_file(
@@ -127,12 +137,13 @@ def _write_file(
     total: int,
     progress: Progress,
     row_group_size: int | None,
+    metadata: Mapping[str, str] | None,
 ) -> int:
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
     part = path.with_suffix(path.suffix + ".part")
     try:
-        write_format(fmt, batches, part, progress, row_group_size)
+        write_format(fmt, batches, part, progress, row_group_size, metadata)
         progress.finish()
         # Flush to disk before the rename so a power loss cannot leave an empty file
         # under the final name.

@@ -3,6 +3,7 @@
 #: the fields of a search hit each retriever copies into its documents' metadata
 METADATA_KEYS = (
     "deep_link",
+    "media_url",
     "start_s",
     "end_s",
     "job_id",

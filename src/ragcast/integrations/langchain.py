@@ -9,10 +9,11 @@
 
 Each hit becomes a :class:`~langchain_core.documents.Document` whose ``page_content``
 is the chunk's text and whose metadata says where it was said (``deep_link``,
-``start_s``, ``end_s``), in what (``job_id``, ``content_id``, ``chunk_index``, ``title``,
-``url``, ``source``), by whom and in which language, how sure the recogniser was
-(``confidence``) and the hit's ``score`` (0-1, the same scale for any query:
-``score_threshold`` drops weaker hits on the server).
+``start_s``, ``end_s``; ``media_url``, a signed link to the recording a browser plays),
+in what (``job_id``, ``content_id``, ``chunk_index``, ``title``, ``url``, ``source``), by
+whom and in which language, how sure the recogniser was (``confidence``) and the hit's
+``score`` (0-1, the same scale for any query: ``score_threshold`` drops weaker hits on
+the server).
 Needs ``langchain-core``: ``pip install 'ragcast[integrations]'``.
 """
 

@@ -7,9 +7,10 @@
 
 Each hit becomes a :class:`~llama_index.core.schema.NodeWithScore` holding a
 :class:`~llama_index.core.schema.TextNode` (the chunk's text; metadata ``deep_link``,
-``start_s``, ``end_s``, ``job_id``, ``content_id``, ``chunk_index``, ``title``, ``url``,
-``source``, ``speaker``, ``language``, ``confidence``, ``score``) and the hit's score
-(0-1, the same scale for any query; ``min_score`` drops weaker hits on the server).
+``media_url``, ``start_s``, ``end_s``, ``job_id``, ``content_id``, ``chunk_index``,
+``title``, ``url``, ``source``, ``speaker``, ``language``, ``confidence``, ``score``) and
+the hit's score (0-1, the same scale for any query; ``min_score`` drops weaker hits on
+the server).
 Needs ``llama-index-core``: ``pip install 'ragcast[integrations]'``.
 """
 
@@ -33,8 +34,9 @@ except ImportError as exc:
 
 __all__ = ["METADATA_KEYS", "RagcastRetriever", "hit_node"]
 
-#: metadata that means nothing to a language model (kept out of the prompt text)
-_NOT_FOR_LLM = ["job_id", "content_id", "chunk_index", "source", "platform", "score"]
+#: metadata that means nothing to a language model (kept out of the prompt text), and
+#: the recording's signed link (an upload's ``deep_link`` carries it already)
+_NOT_FOR_LLM = ["job_id", "content_id", "chunk_index", "source", "platform", "score", "media_url"]
 
 Mode = Literal["hybrid", "dense", "lexical"]
 

@@ -25,6 +25,7 @@ from contextlib import (
     contextmanager,
     nullcontext,
 )
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import httpx
@@ -43,6 +44,9 @@ log = logging.getLogger(__name__)
 INSTALL_HINT = "the MCP server needs the mcp SDK 2.x: pip install 'ragcast[integrations]'"
 #: the base URL of the in-process client of the mounted server (never on a network)
 INTERNAL_URL = "http://ragcast.internal"
+#: the scheme and host the caller of the mounted server reached it at: its in-process
+#: client calls with them, so the links the API makes (``media_url``) are the caller's
+_CALLER_ORIGIN: ContextVar[str | None] = ContextVar("ragcast_mcp_origin", default=None)
 #: how long a tool waits for the API of ``--server`` (a first search may load a model)
 REMOTE_TIMEOUT_S = 300.0
 
@@ -71,6 +75,11 @@ class Hit(BaseModel):
     start_s: float | None = Field(description="Start of the chunk in the recording, seconds")
     end_s: float | None
     deep_link: str | None = Field(description="The URL opened at start_s, where known")
+    media_url: str | None = Field(
+        default=None,
+        description="A signed, expiring link to the recording a browser can play, where "
+        "ragcast keeps one",
+    )
     title: str | None
     source: str = Field(description="File name or URL of the item")
     url: str | None = None
@@ -91,6 +100,33 @@ class SearchAnswer(BaseModel):
     query: str
     mode: str
     results: list[Hit]
+
+
+class Cited(BaseModel):
+    """A passage an answer cites as ``[n]``, with its moment in the recording."""
+
+    n: int = Field(description="The number the answer cites it by: [n]")
+    text: str
+    title: str | None
+    start_s: float | None
+    end_s: float | None
+    deep_link: str | None = Field(description="The source opened at the passage's moment")
+    media_url: str | None = None
+    job_id: str
+    content_id: str
+    speaker: str | None = None
+    language: str | None = None
+    score: float
+
+
+class AskAnswer(BaseModel):
+    """An answer from the recordings: ``answered`` is false when none answers."""
+
+    answered: bool
+    answer: str = Field(description="The answer, citing its passages as [n]")
+    mode: str
+    model: str | None
+    citations: list[Cited]
 
 
 class JobStarted(BaseModel):
@@ -153,7 +189,8 @@ def build_server(connect: ClientFactory) -> MCPServer[Any]:
             "ragcast",
             version=__version__,
             instructions="Search the caller's transcribed recordings and documents (each hit "
-            "with its time span and a deep link), list and follow jobs, and start new ones.",
+            "with its time span and a deep link), ask them questions (answers cite the "
+            "moments), list and follow jobs, and start new ones.",
         )
     read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
@@ -200,6 +237,43 @@ def build_server(connect: ClientFactory) -> MCPServer[Any]:
             )
         hits = [_hit(h) for h in data.get("results", [])]
         return SearchAnswer(query=query, mode=str(data.get("mode", mode)), results=hits)
+
+    @server.tool(annotations=read_only)
+    async def ask(
+        query: Annotated[str, Field(min_length=1, max_length=4096)],
+        top_k: Annotated[int, Field(ge=1, le=20)] = 6,
+        mode: Literal["extractive", "generative"] | None = None,
+        language: Annotated[str | None, Field(description="Answer language, ISO 639-1")] = None,
+        job_id: Text = None,
+        content_id: Text = None,
+        fallback: bool = True,
+    ) -> AskAnswer:
+        """Answer a question from the caller's recordings, citing the passages it comes
+        from as [n], each with its time span and deep link. answered is false (and nothing
+        is cited) when no recording answers it: say so rather than guess. extractive
+        quotes the best sentences; generative (the server's LLM, its default when it has
+        one) writes the answer; fallback answers extractively when the LLM is down."""
+        async with _calling(connect) as client:
+            data = await client.ask(
+                query,
+                top_k=top_k,
+                mode=mode,
+                language=language,
+                job_id=job_id,
+                content_id=content_id,
+                fallback=fallback,
+            )
+        cited = [
+            Cited.model_validate({k: v for k, v in c.items() if k in Cited.model_fields})
+            for c in data.get("citations", [])
+        ]
+        return AskAnswer(
+            answered=bool(data.get("answered")),
+            answer=str(data.get("answer", "")),
+            mode=str(data.get("mode", "")),
+            model=data.get("model"),
+            citations=cited,
+        )
 
     @server.tool(annotations=read_only)
     async def list_jobs(
@@ -323,7 +397,12 @@ class _KeyRequired:
         scope["user"] = AuthenticatedUser(token)
         scope["auth"] = AuthCredentials([])
         handler = AuthContextMiddleware(self.server.session_manager.handle_request)
-        await handler(scope, receive, send)
+        url = Request(scope).url
+        origin = _CALLER_ORIGIN.set(f"{url.scheme}://{url.netloc}")
+        try:
+            await handler(scope, receive, send)
+        finally:
+            _CALLER_ORIGIN.reset(origin)
 
 
 def _in_process(app: FastAPI) -> ClientFactory:
@@ -338,7 +417,8 @@ def _in_process(app: FastAPI) -> ClientFactory:
             raise ToolError("not authenticated: send 'Authorization: Bearer <key>'")
         transport = httpx.ASGITransport(app=app)
         # No retries: a 429 reaches the agent at once, with the API's retry hint.
-        return AsyncClient(INTERNAL_URL, token.token, transport=transport, max_retries=0)
+        base = _CALLER_ORIGIN.get() or INTERNAL_URL
+        return AsyncClient(base, token.token, transport=transport, max_retries=0)
 
     return connect
 

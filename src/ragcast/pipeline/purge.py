@@ -5,11 +5,12 @@ admin's ``DELETE /cleanup``. Vector ids are ``content_id:chunk_index`` in the us
 tenant of the embedding model's collection, so the same video in two jobs of one user is
 one set of vectors: a content's vectors go only when no other job of that user in the
 same collection still holds the content. Upload and media files go only when no
-remaining item uses them.
+remaining item uses them, and with them their audio renditions (ragcast.pipeline.media).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,6 +20,7 @@ from sqlalchemy import delete, exists, select, update
 from sqlalchemy.orm import Session
 
 from ragcast.context import Context
+from ragcast.pipeline.media import rendition_path
 from ragcast.retrieval.layout import job_tenant
 from ragcast.store.models import Export, Item, Job, Upload
 
@@ -34,6 +36,8 @@ class Purged:
     exports: int = 0
     uploads: int = 0
     files: list[str] = field(default_factory=list)
+    #: recordings among ``files``, whose audio renditions go with them
+    recordings: list[str] = field(default_factory=list)
     #: (vector_db, collection, content_id, tenant) whose vectors no remaining job holds
     vectors: list[tuple[str, str, str, str | None]] = field(default_factory=list)
 
@@ -76,10 +80,9 @@ def delete_jobs(s: Session, jobs: list[Job], *, vectors: bool) -> Purged:
     others = Item.job_pk.not_in(ids)
     docs = {ref for kind, ref, *_ in items if kind == "upload"}
     kept_docs = set(s.scalars(select(Item.source_ref).where(others, Item.source_ref.in_(docs))))
-    for up in s.scalars(select(Upload).where(Upload.document_id.in_(docs - kept_docs))):
-        out.files.append(up.path)
-        out.uploads += 1
-        s.delete(up)
+    delete_uploads(
+        s, list(s.scalars(select(Upload).where(Upload.document_id.in_(docs - kept_docs)))), out
+    )
     for kind, _ref, content, media, job in items:
         shared = s.scalar(
             select(
@@ -102,6 +105,7 @@ def delete_jobs(s: Session, jobs: list[Job], *, vectors: bool) -> Purged:
         used_media = s.scalar(select(exists().where(others, Item.media_path == media)))
         if kind != "upload" and media and not used_media:
             out.files.append(media)
+            out.recordings.append(media)
     s.execute(delete(Export).where(Export.job_pk.in_(ids)))
     for job in jobs:
         s.delete(job)
@@ -122,6 +126,7 @@ def delete_uploads(s: Session, uploads: list[Upload], out: Purged) -> None:
     """Delete upload rows; their files are removed by :func:`finish`."""
     for up in uploads:
         out.files.append(up.path)
+        out.recordings.append(up.path)
         out.uploads += 1
         s.delete(up)
 
@@ -130,6 +135,9 @@ def finish(ctx: Context, out: Purged) -> None:
     """After the commit: remove the files and the vectors a deletion listed."""
     for path in out.files:
         Path(path).unlink(missing_ok=True)
+    for path in out.recordings:
+        with contextlib.suppress(ValueError):  # outside the data dir: ragcast made none
+            rendition_path(ctx.settings, Path(path)).unlink(missing_ok=True)
     for store_id, collection, content, owner in out.vectors:
         try:
             store = ctx.providers.vector_store(store_id)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from ragcast.context import Context
 from ragcast.errors import ItemError, MediaError, TransientError
-from ragcast.pipeline import voices
+from ragcast.pipeline import media, voices
 from ragcast.pipeline.archive import DocumentLimits
 from ragcast.pipeline.chunk import chunk_transcript
 from ragcast.pipeline.documents import parse_document
@@ -124,14 +124,30 @@ class ItemStages:
         """Put the item's media on local disk."""
         if item.source_type == "upload":
             upload = s.scalar(select(Upload).where(Upload.document_id == item.source_ref))
-            if upload is None or not Path(upload.path).is_file():
+            kept = None if upload is None else self._kept_media(upload)
+            if upload is None or kept is None:
                 raise ItemError(f"uploaded document {item.source_ref} is no longer available")
-            item.media_path = upload.path
-            item.content_type = upload.content_type
+            item.media_path = str(kept)
+            item.content_type = (
+                upload.content_type if kept == Path(upload.path) else media.RENDITION_TYPE
+            )
             return
         from ragcast.pipeline.fetch import fetch_platform_item
 
         fetch_platform_item(self.ctx, s, item, job)
+
+    def _kept_media(self, upload: Upload) -> Path | None:
+        """The upload's file, or its audio rendition where retention kept only that."""
+        original = Path(upload.path)
+        if original.is_file():
+            return original
+        if upload.media_kept != "audio":
+            return None
+        try:
+            rendition = media.rendition_path(self.ctx.settings, original)
+        except ValueError:
+            return None
+        return rendition if rendition.is_file() else None
 
     # -- transcript -------------------------------------------------------------------
     def transcribe(self, s: Session, item: Item, job: Job) -> None:

@@ -80,7 +80,7 @@ def request_hash(body: JobCreate) -> str:
     for key, default in (("language", AUTO), ("diarize", False), ("chinese_script", "as_spoken")):
         if data["settings"].get(key) == default:
             data["settings"].pop(key)
-    for key in ("min_speakers", "max_speakers"):
+    for key in ("min_speakers", "max_speakers", "keepMedia"):
         if data["settings"].get(key) is None:
             data["settings"].pop(key, None)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()

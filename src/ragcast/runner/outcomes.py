@@ -10,12 +10,13 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from ragcast.context import Context
 from ragcast.errors import RagcastError, redact_paths
 from ragcast.notify.outbox import item_failed, job_closed
+from ragcast.pipeline import retention
 from ragcast.pipeline.progress import (
     TERMINAL_ITEM,
     finalize_job,
@@ -126,10 +127,40 @@ def fail_items(ctx: Context, failures: dict[int, str]) -> None:
 
 
 def close_job(ctx: Context, job_pk: int) -> None:
+    """Close a job whose items are all finished, with the retention of its recordings:
+    decided in the closing transaction (so a finished job's media answer as kept), their
+    files deleted after it commits (ragcast.pipeline.retention)."""
+    plan = _planned_retention(ctx, job_pk)
     with ctx.db.session() as s:
         job = s.get(Job, job_pk)
         if job is None or not finalize_job(s, job):
             return
+        retention.record(s, plan)
         job_closed(s, job)  # in the closing transaction: sent exactly when the close commits
         event = terminal_event(job)
+    retention.discard(ctx.settings, plan.steps)
+    if plan.waited:  # another job using a recording may have closed since it was planned
+        retention.retain_job(ctx, job_pk)
     ctx.bus.publish(job_pk, event)
+
+
+def _planned_retention(ctx: Context, job_pk: int) -> retention.RetentionPlan:
+    """The retention of the job's recordings when its items are all finished, with the
+    renditions it keeps made before the close (ffmpeg holds no transaction open)."""
+    try:
+        with ctx.db.session() as s:
+            busy = s.scalar(
+                select(Item.id)
+                .where(Item.job_pk == job_pk, Item.status.not_in(TERMINAL_ITEM))
+                .limit(1)
+            )
+            job = s.get(Job, job_pk)
+            if busy is not None or job is None or job.finished_at is not None:
+                return retention.RetentionPlan()
+            plan = retention.plan_retention(s, ctx.settings, job_pk, closing=True)
+        return retention.prepare(ctx.settings, plan)
+    except Exception as exc:
+        if outage(exc) is not None:
+            raise
+        log.exception("job %s: media retention not planned; decided at the next start", job_pk)
+        return retention.RetentionPlan()

@@ -96,6 +96,9 @@ class Upload(Base):
     kind: Mapped[str] = mapped_column(String(16))
     path: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: what is kept of the recording since every job using it finished (migration
+    #: ``0016``): ``original``, ``audio`` (its rendition only) or ``none``; None: undecided
+    media_kept: Mapped[str | None] = mapped_column(String(16), default=None)
 
 
 class Job(Base):
@@ -160,6 +163,9 @@ class Item(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")
     stage: Mapped[str] = mapped_column(String(16), default="queued")
     media_path: Mapped[str | None] = mapped_column(Text, default=None)
+    #: what is kept of the item's recording, decided once its job (and every other job
+    #: using the recording) finished: ``original``, ``audio`` or ``none``; None: not yet
+    media_kept: Mapped[str | None] = mapped_column(String(16), default=None)
     content_type: Mapped[str | None] = mapped_column(String(128), default=None)
     transcript_source: Mapped[str | None] = mapped_column(String(16), default=None)
     duration_s: Mapped[float | None] = mapped_column(Float, default=None)

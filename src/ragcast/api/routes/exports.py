@@ -21,6 +21,7 @@ from ragcast.api.schemas import (
     error_responses,
 )
 from ragcast.errors import ConflictError, NotFoundError
+from ragcast.exports.meta import empty_job_warning
 from ragcast.pipeline.progress import TERMINAL_JOB
 from ragcast.store.models import Export
 
@@ -86,9 +87,14 @@ def start_export(
     responses=error_responses(400, 401, 404, 429),
 )
 def get_export_status(export_id: ExportIdPath, user: CurrentUser, ctx: Ctx) -> ExportStatus:
-    """Progress of an export; ``download_url`` and size once it is completed."""
+    """Progress of an export; ``download_url``, size and ``warnings`` once it is completed."""
     exp = _user_export(ctx, user.user_id, export_id)
     done = exp.status == "completed"
+    warnings: list[str] = []
+    if done:
+        with ctx.db.session() as s:
+            empty = empty_job_warning(s, exp.job_pk)
+        warnings = [empty] if empty else []
     return ExportStatus(
         export_id=exp.export_id,
         status=exp.status,  # type: ignore[arg-type]
@@ -97,6 +103,7 @@ def get_export_status(export_id: ExportIdPath, user: CurrentUser, ctx: Ctx) -> E
         filename=exp.filename if done else None,
         file_size=exp.file_size if done else None,
         error=exp.error,
+        warnings=warnings,
     )
 
 

@@ -29,12 +29,12 @@ from ragcast.api.schemas import (
     JobSummary,
     error_responses,
 )
-from ragcast.auth import TicketSigner
 from ragcast.context import Context
 from ragcast.errors import ConflictError, NotFoundError, ValidationError
 from ragcast.pipeline.progress import TERMINAL_ITEM, TERMINAL_JOB, job_result, terminal_event
 from ragcast.pipeline.purge import claim_job, delete_jobs, finish
 from ragcast.store.models import Item, Job
+from ragcast.tickets import TicketSigner
 
 router = APIRouter(tags=["jobs"])
 

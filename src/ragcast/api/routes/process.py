@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from ragcast.api.deps import Ctx, ProcessUser
 from ragcast.api.schemas import JobAccepted, error_responses
-from ragcast.auth import Principal, TicketSigner
+from ragcast.auth import Principal
 from ragcast.errors import ConflictError, ValidationError
 from ragcast.pipeline.submission import (
     check_backends,
@@ -24,6 +24,7 @@ from ragcast.pipeline.submission import (
 from ragcast.sources.platforms import content_id, video_id
 from ragcast.spec import JobCreate
 from ragcast.store.models import Item, Job, Upload
+from ragcast.tickets import TicketSigner
 
 router = APIRouter(tags=["jobs"])
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import date
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from ragcast.api.deps import Ctx, CurrentUser
 from ragcast.api.routes.jobs import user_job
+from ragcast.api.routes.media import media_links
 from ragcast.api.schemas import (
     SearchHit,
     SearchPassage,
@@ -54,9 +55,14 @@ def query_of(body: SearchQuery) -> Query:
     )
 
 
-def hit_of(h: Hit, job_id: str | None) -> SearchHit:
-    """A search hit as the API answers it."""
+def hit_of(h: Hit, job_id: str | None, media_url: str | None = None) -> SearchHit:
+    """A search hit as the API answers it; ``media_url`` is the signed link to its
+    recording, where ragcast keeps one (an upload's ``deep_link`` is that link, at the
+    hit's start: ``#t=93``)."""
     m = h.metadata
+    link = deep_link(m.get("platform"), m.get("url"), m.get("start_s"))
+    if link is None and media_url is not None:
+        link = media_moment(media_url, m.get("start_s"))
     return SearchHit(
         score=round(h.score, 6),
         text=h.text,
@@ -76,7 +82,8 @@ def hit_of(h: Hit, job_id: str | None) -> SearchHit:
         speakers=split_speakers(m.get("speakers")),
         upload_date=m.get("upload_date"),
         confidence=_confidence(m.get("confidence")),
-        deep_link=deep_link(m.get("platform"), m.get("url"), m.get("start_s")),
+        deep_link=link,
+        media_url=media_url,
         context=(
             None
             if h.context is None
@@ -89,6 +96,14 @@ def hit_of(h: Hit, job_id: str | None) -> SearchHit:
             )
         ),
     )
+
+
+def media_moment(media_url: str, start_s: object) -> str:
+    """The media link opened at a moment: a media fragment, ``#t=93`` (whole seconds,
+    rounded down to hear the start, as the platforms' deep links)."""
+    if isinstance(start_s, bool) or not isinstance(start_s, int | float) or start_s < 0:
+        return media_url
+    return f"{media_url}#t={int(start_s)}"
 
 
 def _confidence(value: object) -> float | None:
@@ -104,13 +119,16 @@ def _confidence(value: object) -> float | None:
     operation_id="search",
     responses=error_responses(400, 401, 404, 413, 429),
 )
-async def search_chunks(body: SearchQuery, user: CurrentUser, ctx: Ctx) -> SearchResults:
+async def search_chunks(
+    body: SearchQuery, user: CurrentUser, ctx: Ctx, request: Request
+) -> SearchResults:
     """Search the user's indexed chunks: hybrid (lexical and dense, fused) by default.
 
     Filters narrow the search to one job, content, platform, language, channel, speaker
     or upload date range; ``context`` returns each hit with its neighbouring chunks; ``rerank``
     reorders the best candidates with the server's reranker. Each hit links to its
-    moment in the source (``deep_link``).
+    moment in the source (``deep_link``), and to its recording where ragcast keeps one
+    (``media_url``, a signed link a browser can play: ``GET /media/{content_id}``).
     """
     q = query_of(body)
     if body.rerank:
@@ -127,6 +145,10 @@ async def search_chunks(body: SearchQuery, user: CurrentUser, ctx: Ctx) -> Searc
 
         await run_in_threadpool(check)
     hits = await run_in_threadpool(search, ctx, user.user_id, q)
+    contents = [str(h.metadata.get("content_id", "")) for h in hits]
+    links = await run_in_threadpool(media_links, ctx, request, user, contents) if hits else {}
     return SearchResults(
-        query=body.query, mode=body.mode, results=[hit_of(h, body.job_id) for h in hits]
+        query=body.query,
+        mode=body.mode,
+        results=[hit_of(h, body.job_id, links.get(c)) for h, c in zip(hits, contents, strict=True)],
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ragcast.api.deps import Ctx, CurrentUser, WriteUser
 from ragcast.api.routes.jobs import JobIdPath, user_job
+from ragcast.api.routes.media import media_links
 from ragcast.api.schemas import ItemSpeakers, ItemTranscript, SpeakerName, error_responses
 from ragcast.context import Context
 from ragcast.errors import ConflictError, NotFoundError, UpstreamUnavailableError, ValidationError
@@ -74,13 +75,15 @@ def get_item_transcript(
     index: IndexPath,
     user: CurrentUser,
     ctx: Ctx,
+    request: Request,
     fmt: Annotated[
         TranscriptFormat,
         Query(alias="format", description="`json` (default), `srt`, `vtt` or `txt`"),
     ] = "json",
 ) -> Any:
     """The whole transcript of one item, with speakers (named, or labelled) where the job
-    diarized it; ``srt`` and ``vtt`` put the speaker before each cue's text."""
+    diarized it; ``srt`` and ``vtt`` put the speaker before each cue's text. The JSON
+    carries ``media_url``, a signed link to the item's recording, while ragcast keeps one."""
     with ctx.db.session() as s:
         job, item = _item(s, user.user_id, job_id, index)
         data = _transcript(s, item)
@@ -88,7 +91,11 @@ def get_item_transcript(
         content_id = item.content_id
     if fmt == "json":
         return ItemTranscript(
-            job_id=job.job_id, index=index, content_id=content_id, **transcript_dict(data, names)
+            job_id=job.job_id,
+            index=index,
+            content_id=content_id,
+            media_url=media_links(ctx, request, user, [content_id]).get(content_id),
+            **transcript_dict(data, names),
         )
     filename = f"{job.job_id}-{index}.{fmt}"
     return Response(

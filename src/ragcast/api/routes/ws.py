@@ -12,11 +12,12 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from ragcast.api.errors import error_body
-from ragcast.auth import TicketSigner, authenticate, redeem_ticket
+from ragcast.auth import authenticate
 from ragcast.context import Context
 from ragcast.errors import AuthError, NotFoundError, RagcastError
 from ragcast.pipeline.progress import progress_event, terminal_event
 from ragcast.store.models import Job
+from ragcast.tickets import TicketSigner, redeem_ticket
 
 router = APIRouter()
 

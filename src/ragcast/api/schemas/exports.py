@@ -41,6 +41,11 @@ class ExportStatus(BaseModel):
     filename: str | None = None
     file_size: int | None = None
     error: str | None = None
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What a completed export should be read with, e.g. that the job has no "
+        "chunks (a ragcast extension)",
+    )
 
 
 class UploadPublic(BaseModel):

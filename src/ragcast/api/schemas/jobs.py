@@ -163,6 +163,12 @@ class ItemTranscript(BaseModel):
         default_factory=list, description="Overlapped speech, where the diarizer found any"
     )
     segments: list[TranscriptSegment]
+    media_url: str | None = Field(
+        default=None,
+        description="A signed, expiring link to the item's recording that a browser can "
+        "play without the API key (`GET /media/{content_id}`; add `#t=93` to start at a "
+        "segment); null when ragcast keeps no recording of it.",
+    )
 
 
 class ItemSpeakers(BaseModel):

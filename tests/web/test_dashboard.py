@@ -40,6 +40,8 @@ def test_the_page_and_its_assets_are_served_from_the_package(tmp_path: Path) -> 
             "jobs.js",
             "jobcard.js",
             "newjob.js",
+            "library.js",
+            "player.js",
             "search.js",
             "transcript.js",
         ):
@@ -129,6 +131,7 @@ def test_a_user_uploads_watches_exports_and_searches(
     assert "clip02.wav" in str(table.to_pylist()[0])
     expect(job.locator(".download-link")).to_contain_text(".parquet")
 
+    page.get_by_role("tab", name="Search").click()
     page.fill("#search-query", PHRASE)
     page.get_by_role("button", name="Search", exact=True).click()
     first = page.locator(".hit").first
@@ -309,6 +312,10 @@ def test_a_diarized_recording_shows_speaker_turns_that_take_names(
     assert all(a != b for a, b in zip(speakers, speakers[1:], strict=False)), speakers
     colors = {t.get_attribute("data-speaker"): t.get_attribute("data-color") for t in turns.all()}
     assert len(set(colors.values())) == 2, colors
+    # each turn's segments and time seek the recording's player
+    expect(view.locator("audio")).to_have_count(1)
+    expect(turns.first.locator(".seg.seekable").first).to_be_visible()
+    expect(turns.first.locator("button.turn-time")).to_be_visible()
     shoot(page, tmp_path, "transcript")
 
     view.get_by_label("SPEAKER_00").fill("Host")
@@ -323,7 +330,8 @@ def test_a_diarized_recording_shows_speaker_turns_that_take_names(
         web_server.url + "/api/public/bulk/job/web-speakers/items/0/transcript",
         headers=auth(web_server),
     )
-    assert {"label": "SPEAKER_00", "name": "Host"} in answer.json()["speakers"]
+    named_in_api = {s["label"]: s["name"] for s in answer.json()["speakers"]}
+    assert named_in_api["SPEAKER_00"] == "Host", named_in_api
 
     # the subtitles come through the API key, with the new name
     with page.expect_download(timeout=30_000) as download_info:
@@ -335,6 +343,7 @@ def test_a_diarized_recording_shows_speaker_turns_that_take_names(
     assert "Host: " in saved.read_text() and " --> " in saved.read_text()
 
     # search shows each hit's speaker, and finds by the new name
+    page.get_by_role("tab", name="Search").click()
     page.fill("#search-query", "what you can do for your country")
     page.fill("#search-speaker", "Host")
     with page.expect_request("**/api/public/bulk/search") as search_request:

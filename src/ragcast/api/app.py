@@ -186,6 +186,8 @@ def create_app(settings: Settings | None = None, *, run_workers: bool | None = N
         },
         settings.redis_url,
         settings.redis_key_prefix,
+        enabled=settings.rate_limits == "on",
+        exempt_admins=settings.rate_limit_exempt_admins,
     )
     # An LLM setting that points nowhere stops the start here, with the setting named.
     app.state.llm = llm_from_settings(settings)

@@ -67,7 +67,7 @@ def limited(bucket: str) -> Callable[..., Awaitable[Principal]]:
             principal = await principal_of(request, creds.credentials if creds else None)
         limiter: RateLimiter = request.app.state.limiter
         try:
-            counted = await limiter.acount(bucket, principal.user_id)
+            counted = await limiter.acount(bucket, principal.user_id, admin=principal.is_admin)
         except RateLimitError as exc:
             state["rate_headers"] = exc.headers
             raise
@@ -96,7 +96,7 @@ async def forgive_invalid(request: Request) -> None:
     if not isinstance(state, dict):
         return
     counted = state.pop("rate_hit", None)
-    if not isinstance(counted, Counted) or counted.bucket == INVALID_BUCKET:
+    if not isinstance(counted, Counted) or counted.bucket == INVALID_BUCKET or not counted.token:
         return
     limiter: RateLimiter = request.app.state.limiter
     try:

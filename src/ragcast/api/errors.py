@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ragcast.api.deps import forgive_invalid
+from ragcast.api.ratelimit import RateLimitExceeded
 from ragcast.errors import (
     RagcastError,
     RateLimitError,
@@ -37,7 +38,10 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     """``{"success": false, "error", "message", ...}``; echoed text capped at 300 characters."""
     details = extra.get("details")
     if isinstance(details, dict):
-        extra["details"] = {k: cap(str(v)) for k, v in details.items()}
+        extra["details"] = {
+            k: v if isinstance(v, int | float) and not isinstance(v, bool) else cap(str(v))
+            for k, v in details.items()
+        }
     return {"success": False, "error": code, "message": cap(message), **extra}
 
 
@@ -83,9 +87,13 @@ async def _validation(request: Request, exc: RequestValidationError) -> JSONResp
 
 def rate_limited(exc: RateLimitError) -> JSONResponse:
     """The contract's ``429``: ``retry_after``, ``Retry-After`` and the ``X-RateLimit-*``
-    headers of the bucket that refused (also sent by ``/mcp``, outside the routes)."""
+    headers of the bucket that refused (also sent by ``/mcp``, outside the routes), and
+    ``details`` naming the bucket, its limit and the setting that raises it."""
+    extra: dict[str, Any] = {}
+    if isinstance(exc, RateLimitExceeded):
+        extra["details"] = exc.details
     return JSONResponse(
-        error_body(exc.code, exc.message, retry_after=exc.retry_after),
+        error_body(exc.code, exc.message, retry_after=exc.retry_after, **extra),
         status_code=exc.status_code,
         headers={**exc.headers, "Retry-After": str(exc.retry_after)},
     )

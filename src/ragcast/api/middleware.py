@@ -115,7 +115,7 @@ class CachedStatusMiddleware:
         if body is None:
             return False
         try:
-            counted = await state.limiter.ahit("read", principal.user_id)
+            counted = await state.limiter.ahit("read", principal.user_id, admin=principal.is_admin)
         except RateLimitError:
             return False  # nothing was counted: the route counts again and answers 429
         scope.setdefault("state", {})["rate_headers"] = counted.headers()

@@ -14,6 +14,12 @@ A counted request can be given back (:meth:`RateLimiter.arefund`): a request ref
 an invalid body or path moves its hit from its route's bucket to ``read``
 (:func:`ragcast.api.deps.forgive_invalid`), so a typo never costs one of the few
 ``process`` slots, yet invalid requests stay limited.
+
+A refusal (:class:`RateLimitExceeded`) names its bucket, its limit and the setting that
+raises it (``RAGCAST_RATE_LIMIT_<BUCKET>``). A limiter built with ``enabled=False``
+(``RAGCAST_RATE_LIMITS=off``) counts nothing and refuses nothing; with
+``exempt_admins=True`` (``RAGCAST_RATE_LIMIT_EXEMPT_ADMINS``) the requests of admin keys
+are not counted. Either way the headers still report the bucket's limit, in full.
 """
 
 from __future__ import annotations
@@ -41,6 +47,53 @@ DEFAULT_LIMITS = {
     "mcp": "1000/hour",
     "ask": "100/hour",
 }
+#: what a bucket counts, as a refusal says it ("10 exports per hour")
+NOUNS = {
+    "process": "jobs started",
+    "export": "exports",
+    "read": "reads",
+    "write": "writes",
+    "mcp": "MCP requests",
+    "ask": "answers",
+}
+
+
+def setting_of(bucket: str) -> str:
+    """The environment variable that sets ``bucket``'s limit."""
+    return f"RAGCAST_RATE_LIMIT_{bucket.upper()}"
+
+
+class RateLimitExceeded(RateLimitError):
+    """A refusal that says which bucket refused, its limit and the setting that raises it."""
+
+    def __init__(
+        self,
+        bucket: str,
+        window: _Window,
+        retry_after: int,
+        headers: dict[str, str],
+    ) -> None:
+        self.bucket = bucket
+        self.limit = window.amount
+        self.window_s = int(window.period)
+        self.setting = setting_of(bucket)
+        super().__init__(
+            f"Too many requests: {self.limit} {NOUNS.get(bucket, 'requests')} "
+            f"per {window.unit} ({self.setting}). Try again in {_human(retry_after)}.",
+            retry_after,
+            headers,
+        )
+
+    @property
+    def details(self) -> dict[str, str | int]:
+        """The 429 body's ``details``: ``bucket``, ``limit``, ``window_s``, ``setting``."""
+        return {
+            "bucket": self.bucket,
+            "limit": self.limit,
+            "window_s": self.window_s,
+            "setting": self.setting,
+        }
+
 
 #: drops the window's expired entries, then counts the request if there is room; answers
 #: ``{allowed (0/1), requests in the window, the oldest one's time}`` (times as strings:
@@ -123,6 +176,8 @@ class Counted:
 class _Window:
     amount: int
     period: float
+    #: the period in words: ``hour``, ``2 minutes``
+    unit: str = "period"
 
 
 class _MemoryWindows:
@@ -248,45 +303,73 @@ class RateLimiter:
     """One moving window per user and bucket (see :data:`BUCKETS`).
 
     ``limits`` maps a bucket to its limit; a bucket it leaves out has its
-    :data:`DEFAULT_LIMITS` entry.
+    :data:`DEFAULT_LIMITS` entry. ``enabled=False`` counts and refuses nothing (a
+    one-person server); ``exempt_admins`` leaves the requests of admin keys uncounted.
     """
 
     def __init__(
-        self, limits: dict[str, str], storage_url: str | None = None, key_prefix: str = "ragcast"
+        self,
+        limits: dict[str, str],
+        storage_url: str | None = None,
+        key_prefix: str = "ragcast",
+        *,
+        enabled: bool = True,
+        exempt_admins: bool = False,
     ) -> None:
         self._windows: dict[str, _Window] = {}
         for bucket in BUCKETS:
             item = parse(limits.get(bucket) or DEFAULT_LIMITS[bucket])
-            self._windows[bucket] = _Window(item.amount, float(item.get_expiry()))
+            name = item.GRANULARITY.name
+            unit = name if item.multiples == 1 else f"{item.multiples} {name}s"
+            self._windows[bucket] = _Window(item.amount, float(item.get_expiry()), unit)
+        self.enabled = enabled
+        self.exempt_admins = exempt_admins
         self._redis = _RedisWindows(storage_url, f"{key_prefix}:ratelimit") if storage_url else None
         self._memory = _MemoryWindows()
 
-    def hit(self, bucket: str, user_id: int) -> RateState:
-        """Count one request; raises RateLimitError (with the headers' state) when over."""
+    def _free(self, bucket: str, admin: bool) -> RateState | None:
+        """The headers' state of a request not counted (limits off, an exempt admin)."""
+        if self.enabled and not (admin and self.exempt_admins):
+            return None
+        window = self._windows[bucket]
+        reset = int(math.ceil(time.time() + window.period))
+        return RateState(limit=window.amount, remaining=window.amount, reset=reset)
+
+    def hit(self, bucket: str, user_id: int, *, admin: bool = False) -> RateState:
+        """Count one request; raises RateLimitExceeded (with the headers' state) when over."""
+        if (free := self._free(bucket, admin)) is not None:
+            return free
         window = self._windows[bucket]
         key = f"{bucket}:u{user_id}"
         if self._redis is not None:
             answer = self._redis.hit(self._redis.key(bucket, f"u{user_id}"), window)
         else:
             answer = self._memory.hit(key, window)
-        return self._state(window, *answer)
+        return self._state(bucket, window, *answer)
 
-    async def ahit(self, bucket: str, user_id: int) -> RateState:
+    async def ahit(self, bucket: str, user_id: int, *, admin: bool = False) -> RateState:
         """:meth:`hit` for the event loop: in memory at once, in Redis without blocking."""
-        return (await self.acount(bucket, user_id)).state
+        return (await self.acount(bucket, user_id, admin=admin)).state
 
-    async def acount(self, bucket: str, user_id: int) -> Counted:
-        """:meth:`ahit`, answering what :meth:`arefund` needs to take the request back."""
+    async def acount(self, bucket: str, user_id: int, *, admin: bool = False) -> Counted:
+        """:meth:`ahit`, answering what :meth:`arefund` needs to take the request back.
+
+        A request not counted (limits off, an exempt admin) has an empty ``token``.
+        """
+        if (free := self._free(bucket, admin)) is not None:
+            return Counted(bucket, user_id, "", free)
         window = self._windows[bucket]
         if self._redis is not None:
             answer, token = await self._redis.ahit(self._redis.key(bucket, f"u{user_id}"), window)
         else:
             answer = self._memory.hit(f"{bucket}:u{user_id}", window)
             token = repr(answer[3])
-        return Counted(bucket, user_id, token, self._state(window, *answer))
+        return Counted(bucket, user_id, token, self._state(bucket, window, *answer))
 
     async def arefund(self, counted: Counted) -> RateState:
         """Take back a request :meth:`acount` counted; the bucket's state after it."""
+        if not counted.token:  # never counted: nothing to give back
+            return counted.state
         window = self._windows[counted.bucket]
         if self._redis is not None:
             key = self._redis.key(counted.bucket, f"u{counted.user_id}")
@@ -301,16 +384,14 @@ class RateLimiter:
         )
 
     @staticmethod
-    def _state(window: _Window, allowed: bool, count: int, oldest: float, now: float) -> RateState:
+    def _state(
+        bucket: str, window: _Window, allowed: bool, count: int, oldest: float, now: float
+    ) -> RateState:
         reset = int(math.ceil(oldest + window.period))
         state = RateState(limit=window.amount, remaining=max(window.amount - count, 0), reset=reset)
         if not allowed:
             retry_after = max(1, math.ceil(oldest + window.period - now))
-            raise RateLimitError(
-                f"Too many requests. Please try again in {_human(retry_after)}.",
-                retry_after,
-                state.headers(),
-            )
+            raise RateLimitExceeded(bucket, window, retry_after, state.headers())
         return state
 
     def reset(self) -> None:

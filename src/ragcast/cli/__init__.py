@@ -14,7 +14,7 @@ from ragcast.cli.answers import ask
 from ragcast.cli.exports import export, transcript
 from ragcast.cli.jobs import SHOWN_ITEMS as SHOWN_ITEMS  # re-exported: tests page with it
 from ragcast.cli.jobs import _finish as _finish  # re-exported: tests drive it directly
-from ragcast.cli.jobs import cancel, items, jobs, process, status, watch
+from ragcast.cli.jobs import cancel, delete, items, jobs, process, status, watch
 from ragcast.cli.keys import keys_app
 from ragcast.cli.search import preview, search
 from ragcast.cli.serve import mcp_server, serve, worker
@@ -34,6 +34,7 @@ for _command in (
     items,
     jobs,
     cancel,
+    delete,
     search,
     ask,
     preview,

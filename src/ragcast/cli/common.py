@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -40,16 +41,40 @@ ApiKey = Annotated[
     str | None,
     typer.Option("--api-key", envvar="RAGCAST_API_KEY", help="API key for --server."),
 ]
-AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+User = Annotated[
+    str | None,
+    typer.Option(
+        "--user",
+        envvar="RAGCAST_USER",
+        help="Embedded only: the data dir's user to act as (needed when it has several).",
+    ),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON.", metavar="")]
 STARTUP_TIMEOUT_S = 60.0
+#: the user the embedded service acts as, while a command runs (None against --server)
+_acting: list[str] = []
+
+
+def acting_user() -> str | None:
+    """The name of the user the running embedded command acts as; None against --server."""
+    return _acting[-1] if _acting else None
+
+
+def for_whom(text: str, user: str | None) -> str:
+    """``text`` ("No results") followed by the user it is for when known: "No results for
+    alice." (an empty answer may only mean that another user owns the data)."""
+    return f"{text} for {escape(user)}." if user else f"{text}."
 
 
 def print_error(exc: ApiError) -> None:
     """Print an API error, with the field at fault and the request id when it has them."""
-    err.print(f"[red]Error: {escape(exc.message)}[/]")
+    # Soft wrap: the terminal folds a long line, rich adds no newline to a copied one.
+    err.print(f"[red]Error: {escape(exc.message)}[/]", soft_wrap=True)
     if isinstance(exc, ValidationError) and exc.details:
         field, issue = exc.details.get("field"), exc.details.get("issue")
-        err.print(f"[red]  {escape(str(field))}: {escape(str(issue))}[/]")
+        said = f"{field}: {issue}"
+        if said not in exc.message:  # the API's message usually says it already
+            err.print(f"[red]  {escape(said)}[/]")
     if exc.request_id:
         err.print(f"[dim]  request id: {escape(exc.request_id)}[/]")
 
@@ -67,22 +92,70 @@ def local_store() -> Iterator[Context]:
         ctx.db.dispose()
 
 
+def _identity(s: Any, data_dir: Path, user: str | None) -> tuple[str, str]:
+    """The key and name the embedded service acts as: ``user`` when given, else the data
+    dir's one user besides the embedded ``local`` one; ``local`` when it has none.
+
+    A user's key is made once and kept in the data dir (``local-<id>.key``), as
+    :func:`ragcast.auth.local_key` keeps its own, so ``keys list`` gains one key per user.
+    """
+    from sqlalchemy import select
+
+    from ragcast.auth import LOCAL_USER, authenticate, create_key, local_key
+    from ragcast.errors import AuthError
+    from ragcast.store.models import User as UserRow
+
+    names = [n for n in s.scalars(select(UserRow.name).order_by(UserRow.name)) if n != LOCAL_USER]
+    if user is None:
+        if len(names) > 1:
+            err.print(
+                f"[red]Error: this data dir has {len(names)} users ({escape(', '.join(names))}): "
+                "say which with --user NAME (or RAGCAST_USER)[/]"
+            )
+            raise typer.Exit(2)
+        user = names[0] if names else LOCAL_USER
+    if user == LOCAL_USER:
+        return local_key(s, data_dir), LOCAL_USER
+    row = s.scalar(select(UserRow).where(UserRow.name == user))
+    if row is None:
+        known = escape(", ".join(names) or "none")
+        err.print(f"[red]Error: --user: no user {escape(user)} here (users: {known})[/]")
+        raise typer.Exit(2)
+    path = data_dir / f"local-{row.id}.key"
+    if path.is_file():
+        key = path.read_text().strip()
+        try:
+            if authenticate(s, key).user_id == row.id:
+                return key, user
+        except AuthError:
+            pass
+    key, _ = create_key(s, user)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(key)
+    tmp.chmod(0o600)
+    tmp.replace(path)
+    return key, user
+
+
 @contextmanager
-def embedded(*, workers: bool) -> Iterator[Client]:
-    """The API on a free local port in a background thread, with the data dir's own reusable key."""
+def embedded(*, workers: bool, user: str | None = None) -> Iterator[Client]:
+    """The API on a free local port in a background thread, acting as the data dir's user
+    (see :func:`_identity`) with a key kept in the data dir and reused run after run."""
     # Model loaders draw their own progress bars, which would tear the rich display.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     import uvicorn
 
     from ragcast.api.app import create_app
-    from ragcast.auth import local_key
     from ragcast.errors import ConfigurationError
     from ragcast.settings import Settings
 
     # No preloading: a command that ends while the loader thread is still inside native
     # model code aborts the interpreter at exit; the workers load models on first use.
     try:
-        fastapi_app = create_app(Settings(preload_models=False), run_workers=workers)
+        # One local user: the embedded service has no one to share its limits with.
+        settings = Settings(preload_models=False, rate_limits="off")
+        fastapi_app = create_app(settings, run_workers=workers)
     except ConfigurationError as exc:
         err.print(f"[red]Error: {escape(exc.message)}[/]")
         raise typer.Exit(2) from exc
@@ -105,9 +178,13 @@ def embedded(*, workers: bool) -> Iterator[Client]:
                 raise typer.Exit(1)
             time.sleep(0.02)
         with ctx.db.session() as s:
-            key = local_key(s, ctx.settings.data_dir)
-        with Client(f"http://127.0.0.1:{port}", key) as client:
-            yield client
+            key, name = _identity(s, ctx.settings.data_dir, user)
+        _acting.append(name)
+        try:
+            with Client(f"http://127.0.0.1:{port}", key) as client:
+                yield client
+        finally:
+            _acting.pop()
     finally:
         server.should_exit = True
         thread.join()
@@ -115,8 +192,11 @@ def embedded(*, workers: bool) -> Iterator[Client]:
 
 
 @contextmanager
-def service(server: str | None, api_key: str | None, *, workers: bool = False) -> Iterator[Client]:
-    """A client of ``server``, or of the embedded service; API errors end the command."""
+def service(
+    server: str | None, api_key: str | None, *, workers: bool = False, user: str | None = None
+) -> Iterator[Client]:
+    """A client of ``server``, or of the embedded service (acting as ``user``, by default
+    ``RAGCAST_USER`` or the data dir's one user); API errors end the command."""
     try:
         if server:
             if not api_key:
@@ -130,7 +210,8 @@ def service(server: str | None, api_key: str | None, *, workers: bool = False) -
             with remote as client:
                 yield client
         else:
-            with embedded(workers=workers) as client:
+            user = user or os.environ.get("RAGCAST_USER") or None
+            with embedded(workers=workers, user=user) as client:
                 yield client
     except ApiError as exc:
         print_error(exc)

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from ragcast.cli.common import ApiKey, Server, err, out, service
+from ragcast.cli.common import ApiKey, Server, User, err, out, service
 from ragcast.cli.progress import fetch_export
 
 
@@ -41,13 +41,15 @@ def export(
         Path | None, typer.Option("--output", "-o", help="File or folder to save to.")
     ] = None,
     wait: Annotated[
-        bool, typer.Option("--wait/--no-wait", help="Wait for the export and download it.")
+        bool,
+        typer.Option("--wait/--no-wait", help="Wait for the export and download it.", metavar=""),
     ] = True,
     server: Server = None,
     api_key: ApiKey = None,
+    user: User = None,
 ) -> None:
     """Export a job's chunks and embeddings to a file."""
-    with service(server, api_key, workers=True) as client:
+    with service(server, api_key, workers=True, user=user) as client:
         export_id = client.export(job_id, fmt.value)["export_id"]
         if not wait:
             out.print(f"Export {escape(export_id)} started.")
@@ -67,9 +69,10 @@ def transcript(
     ] = None,
     server: Server = None,
     api_key: ApiKey = None,
+    user: User = None,
 ) -> None:
     """Print an item's transcript (json, srt, vtt or txt) with its speakers, or save it."""
-    with service(server, api_key) as client:
+    with service(server, api_key, user=user) as client:
         body = client.transcript(job_id, index, fmt.value)
     text = body if isinstance(body, str) else json.dumps(body, indent=2, ensure_ascii=False) + "\n"
     if output is None:

@@ -20,7 +20,9 @@ keys_app = typer.Typer(help="Create, list and revoke API keys (acts on the local
 @keys_app.command("create")
 def keys_create(
     user: Annotated[str, typer.Option("--user", help="User the key acts for (created if new).")],
-    admin: Annotated[bool, typer.Option("--admin", help="Make the user an admin.")] = False,
+    admin: Annotated[
+        bool, typer.Option("--admin", help="Make the user an admin.", metavar="")
+    ] = False,
     expires_in: Annotated[
         str | None,
         typer.Option("--expires-in", help="Lifetime: 90d, 24h, 30m or 45s (default: none)."),

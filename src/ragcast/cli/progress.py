@@ -20,9 +20,9 @@ from rich.progress import (
     TimeElapsedColumn,
     TransferSpeedColumn,
 )
-from rich.table import Table
+from rich.table import Column, Table
 
-from ragcast.client import TERMINAL_STATUSES, ApiError, Client
+from ragcast.client import TERMINAL_STATUSES, ApiError, Client, ValidationError
 from ragcast.client.sync import Progress as OnProgress
 
 TERMINAL_ITEM = ("completed", "failed", "cancelled")
@@ -66,12 +66,22 @@ def _bar(progress: Progress, task: TaskID) -> OnProgress:
 def upload_files(
     client: Client, paths: list[Path], console: Console, *, enabled: bool = True
 ) -> list[str]:
-    """Upload each file with a progress bar; returns their document ids."""
+    """Upload each file with a progress bar; returns their document ids.
+
+    A file the server refuses as unrecognised is skipped with a warning line.
+    """
     ids: list[str] = []
     with _transfers(console, enabled=enabled) as bars:
         for path in paths:
             task = bars.add_task(f"Uploading {escape(path.name)}", total=path.stat().st_size)
-            ids.append(client.upload(path, on_progress=_bar(bars, task))["document_id"])
+            try:
+                ids.append(client.upload(path, on_progress=_bar(bars, task))["document_id"])
+            except ValidationError as exc:
+                if not exc.details or exc.details.get("field") != "file":
+                    raise
+                bars.remove_task(task)
+                issue = exc.details.get("issue") or exc.message
+                console.print(f"[yellow]Skipped {escape(str(path))}: {escape(str(issue))}[/]")
     return ids
 
 
@@ -107,6 +117,8 @@ class JobProgress:
         self._overall = self._progress.add_task("[bold]Job[/]", total=100.0)
         self._items: dict[int, TaskID] = {}
         self._done: dict[int, float] = {}
+        self._states: dict[int, str] = {}
+        self._shown = 0.0
 
     def __enter__(self) -> JobProgress:
         self._progress.start()
@@ -124,6 +136,7 @@ class JobProgress:
         """Show an item's state (from a WebSocket ``item`` or the items list)."""
         index = int(item["index"])
         status, stage = str(item.get("status") or ""), str(item.get("stage") or "")
+        self._states[index] = status
         name = str(item.get("title") or item.get("source") or item.get("content_id") or index)
         if len(name) > NAME_WIDTH:
             name = name[: NAME_WIDTH - 1] + "…"
@@ -145,16 +158,32 @@ class JobProgress:
         if kind == "error" or message.get("status") in ("failed", "cancelled"):
             text = message.get("message") or message.get("error") or message.get("status")
             text = escape(str(text)[:STAGE_WIDTH])
+            # A job that stopped early shows how far it got, not a full bar.
+            if message.get("progress") is not None:
+                self._shown = float(message["progress"])
             self._progress.update(
-                self._overall, completed=100.0, description=f"[bold red]Job[/] {text}"
+                self._overall, completed=self._shown, description=f"[bold red]Job[/] {text}"
             )
             return
-        progress = float(message.get("progress") or 0.0)
-        stage = escape(str(message.get("stage") or "")[:STAGE_WIDTH])
-        style = "green" if kind == "completed" or message.get("status") == "completed" else "bold"
+        done = kind == "completed" or message.get("status") == "completed"
+        self._shown = float(message.get("progress") or 0.0)
+        stage = str(message.get("stage") or "")
+        if not done and stage.startswith("Processing item") and self._states:
+            stage = self.counts(int(message.get("total_content") or 0))
+        style = "green" if done else "bold"
         self._progress.update(
-            self._overall, completed=progress, description=f"[{style}]Job[/] {stage}"
+            self._overall,
+            completed=self._shown,
+            description=f"[{style}]Job[/] {escape(stage[:STAGE_WIDTH])}",
         )
+
+    def counts(self, total: int = 0) -> str:
+        """What the items are doing: ``3 items running, 1 done of 4``."""
+        total = max(total, len(self._states))
+        done = sum(1 for status in self._states.values() if status in TERMINAL_ITEM)
+        running = sum(1 for status in self._states.values() if status == "processing")
+        word = "item" if running == 1 else "items"
+        return f"{running} {word} running, {done} done of {total}"
 
 
 def follow(
@@ -262,7 +291,10 @@ def status_table(body: dict[str, Any]) -> Table:
 
 def jobs_table(page: dict[str, Any]) -> Table:
     """One page of the job list."""
-    table = Table("Job", "Status", "Progress", "Items", "Embeddings", "Created")
+    table = Table("Status", "Progress", "Items", "Embeddings", "Created")
+    # An id is what the other commands take: it is never cut, whatever the terminal's width.
+    widest = max((len(job["job_id"]) for job in page["jobs"]), default=3)
+    table.columns.insert(0, Column("Job", no_wrap=True, min_width=widest))
     table.caption = f"{len(page['jobs'])} of {page['total']} jobs"
     for job in page["jobs"]:
         table.add_row(
@@ -277,8 +309,16 @@ def jobs_table(page: dict[str, Any]) -> Table:
 
 
 def hits_table(hits: list[dict[str, Any]]) -> Table:
-    """Search hits: score, source, time span in the recording and the chunk's text."""
-    table = Table("Score", "Source", "Span", "Text")
+    """Search hits: score, source, time span, speaker and language (when any hit has
+    them) and the chunk's text."""
+    speakers = any(hit.get("speaker") for hit in hits)
+    languages = any(hit.get("language") for hit in hits)
+    table = Table("Score", "Source", "Span")
+    if speakers:
+        table.add_column("Speaker")
+    if languages:
+        table.add_column("Language")
+    table.add_column("Text")
     for hit in hits:
         shown = hit.get("context") or hit  # with --context: the passage and its span
         span = (
@@ -287,5 +327,10 @@ def hits_table(hits: list[dict[str, Any]]) -> Table:
         source = escape(str(hit.get("title") or hit["source"]))
         if hit.get("deep_link"):  # opens the source at the moment, in terminals that can
             source = f"[link={hit['deep_link']}]{source}[/link]"
-        table.add_row(f"{hit['score']:.3f}", source, span, escape(shown["text"]))
+        row = [f"{hit['score']:.3f}", source, span]
+        if speakers:
+            row.append(escape(str(hit.get("speaker") or "")))
+        if languages:
+            row.append(escape(str(hit.get("language") or "")))
+        table.add_row(*row, escape(shown["text"]))
     return table

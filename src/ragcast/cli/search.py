@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -9,8 +10,25 @@ from rich.console import Group
 from rich.markup import escape
 from rich.table import Table
 
-from ragcast.cli.common import ApiKey, AsJson, Server, service, show
+from ragcast.cli.common import (
+    ApiKey,
+    AsJson,
+    Server,
+    User,
+    acting_user,
+    for_whom,
+    service,
+    show,
+)
 from ragcast.cli.progress import hits_table
+
+
+class Mode(StrEnum):
+    """How ``search`` ranks: the API's ``mode``."""
+
+    hybrid = "hybrid"
+    dense = "dense"
+    lexical = "lexical"
 
 
 def search(
@@ -18,9 +36,9 @@ def search(
     job_id: Annotated[str | None, typer.Option("--job-id", help="Search one job only.")] = None,
     top_k: Annotated[int, typer.Option("--top-k", help="How many chunks to return.")] = 5,
     mode: Annotated[
-        str,
+        Mode,
         typer.Option(help="hybrid (terms and meaning, fused), dense (meaning) or lexical (terms)."),
-    ] = "hybrid",
+    ] = Mode.hybrid,
     content_id: Annotated[
         str | None, typer.Option("--content-id", help="Search one content item only.")
     ] = None,
@@ -50,7 +68,7 @@ def search(
         int, typer.Option("--context", help="Neighbouring chunks to show with each hit.")
     ] = 0,
     rerank: Annotated[
-        bool, typer.Option("--rerank", help="Reorder the best hits with the reranker.")
+        bool, typer.Option("--rerank", help="Reorder the best hits with the reranker.", metavar="")
     ] = False,
     min_score: Annotated[
         float | None,
@@ -68,15 +86,16 @@ def search(
     ] = None,
     server: Server = None,
     api_key: ApiKey = None,
+    user: User = None,
     as_json: AsJson = False,
 ) -> None:
     """Search your indexed chunks; shows each hit's time span in its recording."""
-    with service(server, api_key) as client:
+    with service(server, api_key, user=user) as client:
         hits = client.search(
             query,
             job_id=job_id,
             top_k=top_k,
-            mode=mode,
+            mode=mode.value,
             content_id=content_id,
             platform=platform,
             language=language,
@@ -89,7 +108,8 @@ def search(
             min_score=min_score,
             min_confidence=min_confidence,
         )["results"]
-    show(hits, as_json, hits_table(hits) if hits else "[yellow]No results.[/]")
+        whom = acting_user()
+    show(hits, as_json, hits_table(hits) if hits else f"[yellow]{for_whom('No results', whom)}[/]")
 
 
 def preview(
@@ -98,10 +118,11 @@ def preview(
     page_size: Annotated[int, typer.Option("--page-size", help="Items per page.")] = 50,
     server: Server = None,
     api_key: ApiKey = None,
+    user: User = None,
     as_json: AsJson = False,
 ) -> None:
     """List a channel's items (ids for selected_content), one page at a time."""
-    with service(server, api_key) as client:
+    with service(server, api_key, user=user) as client:
         listing = client.preview(url, page=page, page_size=page_size)
     table = Table(title=f"{listing.get('channel') or listing.get('title') or url} — page {page}")
     for column in ("id", "title", "duration", "uploaded", "url"):

@@ -63,7 +63,12 @@ class ConflictError(ApiError):
 
 
 class RateLimitError(ApiError):
-    """429: ``retry_after`` is how many seconds the server asked to wait."""
+    """429: ``retry_after`` is how many seconds the server asked to wait.
+
+    ``bucket`` (``process``, ``export``, ``read``...), ``limit`` (requests per window),
+    ``window_s`` and ``setting`` (the server's variable that raises the limit, e.g.
+    ``RAGCAST_RATE_LIMIT_EXPORT``) say which limit refused; None when the server did not.
+    """
 
     def __init__(
         self, status_code: int, body: dict[str, Any], *, retry_after: float | None = None
@@ -74,6 +79,23 @@ class RateLimitError(ApiError):
         except (TypeError, ValueError):
             pass
         super().__init__(status_code, body, retry_after=retry_after)
+        details = body.get("details")
+        details = details if isinstance(details, dict) else {}
+        self.bucket: str | None = _text(details.get("bucket"))
+        self.setting: str | None = _text(details.get("setting"))
+        self.limit: int | None = _number(details.get("limit"))
+        self.window_s: int | None = _number(details.get("window_s"))
+
+
+def _text(value: Any) -> str | None:
+    return str(value) if value is not None else None
+
+
+def _number(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
 
 
 class ApiConnectionError(ApiError):

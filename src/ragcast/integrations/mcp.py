@@ -385,7 +385,9 @@ class _KeyRequired:
             return
         state = scope.setdefault("state", {})
         try:
-            counted = await self.app.state.limiter.ahit(BUCKET, principal.user_id)
+            counted = await self.app.state.limiter.ahit(
+                BUCKET, principal.user_id, admin=principal.is_admin
+            )
         except RateLimitError as exc:
             state["rate_headers"] = exc.headers
             await rate_limited(exc)(scope, receive, send)

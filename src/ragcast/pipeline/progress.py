@@ -198,8 +198,9 @@ def finalize_job(s: Session, job: Job) -> bool:
         "failed_items": failed,
         "finished_at": now,
         "processing_time": (now - started).total_seconds(),
-        "progress": 100.0,
     }
+    if job.status != "cancelled":  # a cancelled job's progress stays where it stood
+        values["progress"] = 100.0
     if job.status == "cancelled":
         status = "cancelled"
     elif completed or not total:

@@ -158,12 +158,17 @@ class Providers:
             return ""
 
     def diarizer(self) -> Diarizer:
-        """The speaker diarizer (GE2E encoder, loaded on first use)."""
+        """The speaker diarizer ``RAGCAST_DIARIZER`` names (its models load on first use)."""
         with self._lock:
             if self._diarizer is None:
-                from ragcast.providers.diarizers.ge2e import Ge2eDiarizer
+                if self.settings.diarizer == "ge2e":
+                    from ragcast.providers.diarizers.ge2e import Ge2eDiarizer
 
-                self._diarizer = Ge2eDiarizer()
+                    self._diarizer = Ge2eDiarizer()
+                else:
+                    from ragcast.providers.diarizers.pyannote import SegmentationDiarizer
+
+                    self._diarizer = SegmentationDiarizer()
             return self._diarizer
 
     def check_transcriber(self) -> None:

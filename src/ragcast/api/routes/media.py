@@ -80,7 +80,7 @@ async def media_user(
     state = request.scope.setdefault("state", {})
     limiter: RateLimiter = request.app.state.limiter
     try:
-        counted = await limiter.acount("read", principal.user_id)
+        counted = await limiter.acount("read", principal.user_id, admin=principal.is_admin)
     except RateLimitError as exc:
         state["rate_headers"] = exc.headers
         raise

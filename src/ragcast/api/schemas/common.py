@@ -20,13 +20,22 @@ class ErrorDetails(BaseModel):
     issue: str
 
 
+class RateLimitDetails(BaseModel):
+    """Which rate-limit bucket refused a ``429``, its limit and the setting that raises it."""
+
+    bucket: str
+    limit: int
+    window_s: int
+    setting: str
+
+
 class ErrorBody(BaseModel):
     """The contract's error body (``details``, ``retry_after``, ``request_id`` by kind)."""
 
     success: bool = False
     error: str
     message: str
-    details: ErrorDetails | None = None
+    details: ErrorDetails | RateLimitDetails | None = None
     retry_after: int | None = None
     request_id: str | None = None
 

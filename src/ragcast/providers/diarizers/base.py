@@ -69,6 +69,8 @@ class Diarizer(ABC):
     """Finds speaker turns in 16 kHz mono audio."""
 
     name: str = "diarizer"
+    #: the space its speaker centroids are in ("" when it gives none)
+    embedding_model: str = ""
 
     @abstractmethod
     def diarize(

@@ -28,6 +28,8 @@ from ragcast.errors import ConfigurationError, Interrupted
 from ragcast.providers.diarizers.base import Diarization, Diarizer, Turn
 
 SAMPLE_RATE = 16_000
+#: the space of this diarizer's speaker centroids
+EMBEDDING_MODEL = "ge2e"
 _N_FFT = 400  # 25 ms windows
 _HOP = 160  # 10 ms frames
 _N_MELS = 40
@@ -286,6 +288,7 @@ class Ge2eDiarizer(Diarizer):
     """Speaker turns from GE2E window embeddings and agglomerative clustering."""
 
     name = "ge2e"
+    embedding_model = EMBEDDING_MODEL
 
     def diarize(
         self,
@@ -318,7 +321,19 @@ class Ge2eDiarizer(Diarizer):
         smoothed = _relabel(_smooth(labels))
         if smoothed.max() >= labels.max() or min_speakers is None:
             labels = smoothed  # smoothing never takes a speaker below ``min_speakers``
-        return Diarization(turns=_turns(windows, labels, gap_s=1.0), duration_s=duration)
+        turns = _turns(windows, labels, gap_s=1.0)
+        return Diarization(
+            turns=turns,
+            duration_s=duration,
+            centroids=_speaker_centroids(vectors, labels),
+            embedding_model=EMBEDDING_MODEL,
+        )
+
+
+def _speaker_centroids(vectors: Floats, labels: NDArray[np.int64]) -> dict[str, list[float]]:
+    """Each label's unit mean window vector (labels are numbered by first appearance)."""
+    found = _centroids(vectors, labels, int(labels.max()) + 1)
+    return {f"SPEAKER_{n:02d}": found[n].astype(float).tolist() for n in range(len(found))}
 
 
 def _voiced_regions(audio: Floats) -> list[tuple[int, int]]:

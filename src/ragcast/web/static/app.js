@@ -3,17 +3,44 @@
 
 import { Api, describe } from "./api.js";
 import { JobsPanel } from "./jobs.js";
+import { LibraryPanel } from "./library.js";
 import { NewJobPanel } from "./newjob.js";
 import { SearchPanel } from "./search.js";
-import { $, showError } from "./ui.js";
+import { $, $$, showError } from "./ui.js";
 
 const STORAGE_KEY = "ragcast.apiKey";
 let api = null;
 const getApi = () => api;
 
 const search = new SearchPanel(getApi);
-const jobs = new JobsPanel(getApi, (list) => search.setJobs(list));
+const library = new LibraryPanel(getApi, (titles) => search.setTitles(titles));
+const jobs = new JobsPanel(
+  getApi,
+  (list) => search.setJobs(list),
+  (jobId, title) => search.setTitles(new Map([[jobId, title]])),
+);
 new NewJobPanel(getApi, (accepted) => jobs.add(accepted));
+
+/** The side column's tabs: Jobs, Library (loaded afresh when opened), Search. */
+function selectTab(tab, { focus = false } = {}) {
+  for (const other of $$('[role="tab"]')) {
+    const selected = other === tab;
+    other.setAttribute("aria-selected", String(selected));
+    other.tabIndex = selected ? 0 : -1;
+    $(`#${other.getAttribute("aria-controls")}`).hidden = !selected;
+  }
+  if (focus) tab.focus();
+  if (tab.id === "tab-library" && api) library.load();
+  if (tab.id === "tab-search") $("#search-query").focus();
+}
+const tabs = $$('[role="tab"]');
+tabs.forEach((tab, i) => {
+  tab.addEventListener("click", () => selectTab(tab));
+  tab.addEventListener("keydown", (event) => {
+    const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
+    if (step) selectTab(tabs[(i + step + tabs.length) % tabs.length], { focus: true });
+  });
+});
 
 function show(connected) {
   $("#connect").hidden = connected;
@@ -25,6 +52,8 @@ function show(connected) {
   } else {
     jobs.stop();
     search.clear();
+    library.clear();
+    selectTab($("#tab-jobs"));
     $("#key-input").focus();
   }
 }

@@ -42,8 +42,10 @@ function stepState(item) {
 }
 
 export class JobCard {
-  constructor(getApi, summary, { expanded = false } = {}) {
+  /** onTitle(jobId, title) once the job is named by its files. */
+  constructor(getApi, summary, { expanded = false, onTitle = null } = {}) {
     this.getApi = getApi;
+    this.onTitle = onTitle;
     this.jobId = summary.job_id;
     this.state = { ...summary };
     this.socket = null;
@@ -54,6 +56,29 @@ export class JobCard {
     this.itemsLoaded = false;
     this.build(expanded);
     this.render();
+    if (!expanded) this.loadTitle();
+  }
+
+  /** Name the job by its files: "talk.wav", "talk.wav + 2 more". */
+  setTitle(first, total) {
+    const name = first && (first.title || first.source);
+    if (!name) return;
+    const title = total > 1 ? `${name} + ${total - 1} more` : name;
+    if (title !== this.titleEl.textContent) this.onTitle?.(this.jobId, title);
+    this.titleEl.textContent = title;
+    this.titleEl.title = this.titleEl.textContent;
+    this.titleEl.hidden = false;
+    this.el.classList.add("titled");
+  }
+
+  /** The first item (for the title) of a job shown folded. */
+  async loadTitle() {
+    try {
+      const page = await this.getApi().items(this.jobId, { limit: 1 });
+      this.setTitle(page.items[0], page.total);
+    } catch {
+      /* the card keeps its id */
+    }
   }
 
   build(expanded) {
@@ -63,8 +88,9 @@ export class JobCard {
     this.stage = h("span", { class: "stage" });
     this.stats = h("span", { class: "stats muted" });
     this.when = h("span", { class: "muted when" });
+    this.titleEl = h("span", { class: "job-title", hidden: true });
     this.cancelButton = h("button", { type: "button", class: "btn btn-small btn-danger-quiet", onclick: () => this.cancel() }, "Cancel");
-    this.toggleButton = h("button", { type: "button", class: "job-toggle", "aria-expanded": "false", onclick: () => this.setExpanded(this.detail.hidden) }, h("span", { class: "chev", "aria-hidden": "true" }, "›"), h("span", { class: "job-id" }, this.jobId));
+    this.toggleButton = h("button", { type: "button", class: "job-toggle", "aria-expanded": "false", onclick: () => this.setExpanded(this.detail.hidden) }, h("span", { class: "chev", "aria-hidden": "true" }, "›"), this.titleEl, h("span", { class: "job-id" }, this.jobId));
     this.itemsBody = h("tbody");
     this.exportList = h("ul", { class: "export-list" });
     this.exportBar = h(
@@ -150,6 +176,7 @@ export class JobCard {
     try {
       const page = await this.getApi().items(this.jobId, { limit: ITEMS_PAGE, after });
       page.items.forEach((item) => this.updateItem(item));
+      if (after == null) this.setTitle(page.items[0], page.total);
       // Opening the job again refreshes the first page; the pages loaded after it stay.
       if (after != null || !this.itemsLoaded) this.nextAfter = page.next_after;
       this.itemsLoaded = true;
@@ -178,6 +205,7 @@ export class JobCard {
         transcriptButton: h("button", { type: "button", class: "btn btn-small transcript-toggle", hidden: true, "aria-expanded": "false", onclick: () => this.toggleTranscript(item.index) }, "Transcript"),
         transcriptRow: null,
         transcript: null,
+        url: item.url,
       };
       row.tr.append(h("td", { class: "muted" }, String(item.index + 1)), h("td", {}, row.name, row.language, row.error, row.warnings, row.transcriptButton), h("td", {}, h("ol", { class: "steps" }, steps)), row.chunks);
       this.itemRows.set(item.index, row);
@@ -210,7 +238,7 @@ export class JobCard {
     if (!row) return;
     const open = !row.transcriptRow || row.transcriptRow.hidden;
     if (open && !row.transcript) {
-      row.transcript = new TranscriptView(this.getApi, this.jobId, index);
+      row.transcript = new TranscriptView(this.getApi, this.jobId, index, { url: row.url });
       row.transcriptRow = h("tr", { class: "transcript-row" }, h("td", { colspan: 4 }, row.transcript.el));
       row.tr.after(row.transcriptRow);
     }

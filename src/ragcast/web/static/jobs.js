@@ -8,10 +8,12 @@ const PAGE = 20;
 const REFRESH_MS = 20000;
 
 export class JobsPanel {
-  /** onChange(jobs) after each refresh (the Search panel lists them). */
-  constructor(getApi, onChange) {
+  /** onChange(jobs) after each refresh (the Search panel lists them); onTitle(jobId,
+   *  title) when a job is named by its files. */
+  constructor(getApi, onChange, onTitle = null) {
     this.getApi = getApi;
     this.onChange = onChange;
+    this.onTitle = onTitle;
     this.cards = new Map();
     this.limit = PAGE;
     this.timer = null;
@@ -45,7 +47,7 @@ export class JobsPanel {
   card(summary, options) {
     let card = this.cards.get(summary.job_id);
     if (!card) {
-      card = new JobCard(this.getApi, summary, options);
+      card = new JobCard(this.getApi, summary, { ...options, onTitle: this.onTitle });
       this.cards.set(summary.job_id, card);
     } else {
       card.update(summary);

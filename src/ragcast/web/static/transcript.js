@@ -1,8 +1,11 @@
-// An item's transcript under its row in a job card: speaker turns (consecutive segments
-// of one speaker in one block, a colour per speaker), names for the speakers' labels,
-// and the srt / vtt / txt files, fetched with the API key.
+// An item's transcript under its row in a job card or the library: a player of its
+// recording (a click on a timestamp or a segment seeks there and plays; the segment being
+// heard is highlighted and kept in view), speaker turns (consecutive segments of one
+// speaker in one block, a colour per speaker), names for the speakers' labels, and the
+// srt / vtt / txt files, fetched with the API key.
 
 import { describe } from "./api.js";
+import { Player } from "./player.js";
 import { clock, h, showError, toast } from "./ui.js";
 
 const FORMATS = [
@@ -14,7 +17,7 @@ const FORMATS = [
 const COLORS = 8;
 const NAME_MAX = 64;
 
-/** Consecutive segments of one speaker as turns: {speaker, start, texts}. */
+/** Consecutive segments of one speaker as turns: {speaker, start, texts, segments}. */
 export function turns(segments) {
   const out = [];
   for (const segment of segments) {
@@ -24,25 +27,54 @@ export function turns(segments) {
     const last = out.at(-1);
     if (last && last.speaker === speaker) {
       last.texts.push(text);
+      last.segments.push(segment);
       if (last.start == null) last.start = segment.start;
     } else {
-      out.push({ speaker, start: segment.start, texts: [text] });
+      out.push({ speaker, start: segment.start, texts: [text], segments: [segment] });
     }
   }
   return out;
 }
 
+/** The index of the segment being heard at `t` (the last one started by then), or -1. */
+export function currentSegment(spans, t) {
+  let lo = 0;
+  let hi = spans.length - 1;
+  let found = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (spans[mid].start <= t) {
+      found = mid;
+      lo = mid + 1;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  if (found < 0) return -1;
+  const span = spans[found];
+  // in a silence after a segment's end, the next one is not yet highlighted either
+  return span.end == null || t < span.end + 1 ? found : -1;
+}
+
 export class TranscriptView {
   /** getApi() → the current Api; the transcript of item `index` of job `jobId`. */
-  constructor(getApi, jobId, index) {
+  constructor(getApi, jobId, index, { url = null } = {}) {
     this.getApi = getApi;
+    this.url = url; // the item's page on its platform, where it has one
     this.jobId = jobId;
     this.index = index;
     this.data = null;
     this.error = h("div", { class: "alert", role: "alert", hidden: true });
     this.meta = h("span", { class: "muted transcript-meta" });
     this.names = h("form", { class: "speaker-names", hidden: true, novalidate: true, onsubmit: (event) => this.saveNames(event) });
-    this.body = h("div", { class: "transcript-body", "aria-live": "polite" }, h("p", { class: "muted" }, "Loading the transcript…"));
+    this.body = h("div", { class: "transcript-body" }, h("p", { class: "muted" }, "Loading the transcript…"));
+    this.player = new Player({ label: `Recording of item ${index + 1}` });
+    this.player.el.hidden = true;
+    this.playError = h("div", { class: "alert", role: "alert", hidden: true });
+    this.spans = []; // {start, end, el} of the shown segments, in time order
+    this.current = null;
+    this.player.audio.addEventListener("timeupdate", () => this.follow());
+    this.player.audio.addEventListener("seeked", () => this.follow());
     this.el = h(
       "div",
       { class: "transcript", dataset: { index: String(index) } },
@@ -56,9 +88,67 @@ export class TranscriptView {
         FORMATS.map(([fmt, label]) => h("button", { type: "button", class: "btn btn-small fmt", dataset: { format: fmt }, onclick: (event) => this.download(fmt, event.currentTarget) }, label)),
       ),
       this.error,
+      this.player.el,
+      this.playError,
       this.names,
       this.body,
     );
+  }
+
+  /** Seek the recording to `seconds` and play it. */
+  seek(seconds) {
+    if (!this.player.available || seconds == null) return;
+    this.player.playFrom(seconds).then(
+      () => showError(this.playError, null, describe),
+      (cause) => showError(this.playError, cause, describe),
+    );
+  }
+
+  /** Highlight the segment being heard, scrolling the transcript to keep it in view. */
+  follow() {
+    const index = currentSegment(this.spans, this.player.audio.currentTime);
+    const el = index < 0 ? null : this.spans[index].el;
+    if (el === this.current) return;
+    this.current?.classList.remove("current");
+    this.current?.removeAttribute("aria-current");
+    this.current = el;
+    if (!el) return;
+    el.classList.add("current");
+    el.setAttribute("aria-current", "true");
+    // only the transcript's own box scrolls, never the page under the listener
+    const box = this.body.getBoundingClientRect();
+    const line = el.getBoundingClientRect();
+    if (line.top < box.top || line.bottom > box.bottom) {
+      this.body.scrollTop = Math.max(0, this.body.scrollTop + line.top - box.top - box.height / 3);
+    }
+  }
+
+  /** A segment that seeks the player there when clicked (or Enter / Space). */
+  segmentEl(tag, segment, attrs, ...children) {
+    const playable = this.player.available && segment.start != null;
+    const el = h(tag, { ...attrs, dataset: { start: segment.start ?? "", end: segment.end ?? "" }, tabindex: playable ? "0" : null, title: playable ? `Play from ${clock(segment.start)}` : null }, ...children);
+    if (playable) {
+      el.classList.add("seekable");
+      el.addEventListener("click", (event) => {
+        if (window.getSelection?.().toString()) return; // selecting text does not seek
+        event.stopPropagation();
+        this.seek(segment.start);
+      });
+      el.addEventListener("keydown", (event) => {
+        if (event.key === "Enter" || event.key === " ") {
+          event.preventDefault();
+          this.seek(segment.start);
+        }
+      });
+    }
+    if (segment.start != null) this.spans.push({ start: Number(segment.start), end: segment.end == null ? null : Number(segment.end), el });
+    return el;
+  }
+
+  /** A timestamp: a button that seeks there when the recording is kept. */
+  timeEl(seconds, className) {
+    if (!this.player.available || seconds == null) return h("span", { class: className }, clock(seconds));
+    return h("button", { type: "button", class: `${className} seek`, title: `Play from ${clock(seconds)}`, onclick: (event) => { event.stopPropagation(); this.seek(seconds); } }, clock(seconds));
   }
 
   async load() {
@@ -92,6 +182,13 @@ export class TranscriptView {
     const meta = [data.source, data.language, data.duration_s != null ? clock(data.duration_s) : null, speakers.length ? `${speakers.length} speaker${speakers.length === 1 ? "" : "s"}` : null];
     this.meta.textContent = meta.filter(Boolean).join(" · ");
     this.renderNames(speakers);
+    // A document has no recording to play; anything timed without one says so.
+    const timed = data.source !== "document" && (data.segments || []).some((segment) => segment.start != null);
+    this.player.el.hidden = !timed && !data.media_url;
+    const link = this.url ? h("a", { href: this.url, target: "_blank", rel: "noopener noreferrer" }, "open it at its source ↗") : null;
+    this.player.setSource(data.media_url || null, { missing: link ? ["Recording not kept: ", link] : "Recording not kept" });
+    this.spans = [];
+    this.current = null;
     const segments = data.segments || [];
     if (!segments.some((segment) => (segment.text || "").trim())) {
       this.body.replaceChildren(h("p", { class: "muted" }, "This transcript is empty."));
@@ -102,14 +199,21 @@ export class TranscriptView {
       this.body.replaceChildren(
         ...segments
           .filter((segment) => (segment.text || "").trim())
-          .map((segment) => h("p", { class: "segment" }, h("span", { class: "time" }, clock(segment.start)), " ", segment.text.trim())),
+          .map((segment) => this.segmentEl("p", segment, { class: "segment" }, this.timeEl(segment.start, "time"), " ", segment.text.trim())),
       );
+      this.spans.sort((a, b) => a.start - b.start);
+      this.follow();
       return;
     }
     const { color, labelOf } = this.speakerIndex();
     this.body.replaceChildren(
       ...turns(segments).map((turn) => {
         const label = turn.speaker == null ? null : labelOf.get(turn.speaker) ?? null;
+        const parts = [];
+        turn.segments.forEach((segment, i) => {
+          if (i) parts.push(" ");
+          parts.push(this.segmentEl("span", segment, { class: "seg" }, segment.text.trim()));
+        });
         return h(
           "div",
           { class: "turn", dataset: { speaker: label ?? "", color: label == null ? "none" : String(color.get(label)) } },
@@ -117,12 +221,14 @@ export class TranscriptView {
             "div",
             { class: "turn-head" },
             h("span", { class: "turn-speaker", title: label && label !== turn.speaker ? label : null }, turn.speaker ?? "Unknown speaker"),
-            h("span", { class: "time turn-time" }, clock(turn.start)),
+            this.timeEl(turn.start, "time turn-time"),
           ),
-          h("p", { class: "turn-text" }, turn.texts.join(" ")),
+          h("p", { class: "turn-text" }, parts),
         );
       }),
     );
+    this.spans.sort((a, b) => a.start - b.start);
+    this.follow();
   }
 
   /** One input per speaker label, filled with its name (empty while unnamed). */

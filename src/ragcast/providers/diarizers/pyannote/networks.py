@@ -43,8 +43,7 @@ class _ParamSincFB(nn.Module):
 
     def filters(self, min_low_hz: float = 50.0, min_band_hz: float = 50.0) -> Tensor:
         """The ``(80, 1, 251)`` filters: cosine (even) ones, then sine (odd) ones."""
-        n: Tensor = self.n_
-        window: Tensor = self.window_
+        n, window = self.get_buffer("n_"), self.get_buffer("window_")
         low = min_low_hz + torch.abs(self.low_hz_)
         high = torch.clamp(
             low + min_band_hz + torch.abs(self.band_hz_), min_low_hz, self.sample_rate / 2
@@ -86,7 +85,7 @@ class _SincNet(nn.Module):
         )
 
     def forward(self, waveforms: Tensor) -> Tensor:
-        out = self.wav_norm1d(waveforms)
+        out: Tensor = self.wav_norm1d(waveforms)
         for n, (conv, pool, norm) in enumerate(
             zip(self.conv1d, self.pool1d, self.norm1d, strict=True)
         ):
@@ -111,7 +110,8 @@ class PyanNet(nn.Module):
         out, _ = self.lstm(self.sincnet(waveforms).transpose(1, 2))
         for linear in self.linear:
             out = F.leaky_relu(linear(out))
-        return F.log_softmax(self.classifier(out), dim=-1)
+        logp: Tensor = F.log_softmax(self.classifier(out), dim=-1)
+        return logp
 
 
 def _bn_relu(channels: int) -> nn.Sequential:
@@ -185,7 +185,7 @@ class _CAMLayer(nn.Module):
         self.linear2 = nn.Conv1d(bn_channels // 2, out_channels, 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        y = self.linear_local(x)
+        y: Tensor = self.linear_local(x)
         context = x.mean(-1, keepdim=True) + self._segment_means(x)
         return y * torch.sigmoid(self.linear2(self.relu(self.linear1(context))))
 

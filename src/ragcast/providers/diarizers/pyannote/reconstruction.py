@@ -61,9 +61,7 @@ def cut(
     return out
 
 
-def assign(
-    pieces: list[Piece], similarity: Floats, activity: Bools, margin: float
-) -> NDArray[np.int16]:
+def assign(pieces: list[Piece], similarity: Floats, activity: Bools) -> NDArray[np.int16]:
     """Cluster of every active frame of every local speaker, ``(windows, frames, 3)``
     (-1 where none could be given: a local speaker without an embedded piece).
 
@@ -94,11 +92,13 @@ def assign(
         for p in embedded:
             c = default[p.speaker]
             best = int(np.argmax(similarity[p.row]))
-            if best != c and similarity[p.row, best] - similarity[p.row, c] > margin:
+            if best != c:
                 others = [
                     s
                     for s in default
-                    if s != p.speaker and default[s] == best and activity[w, p.first : p.last, s].any()
+                    if s != p.speaker
+                    and default[s] == best
+                    and activity[w, p.first : p.last, s].any()
                 ]
                 if not others:
                     c = best
@@ -186,10 +186,10 @@ def binarize(activity: Floats, speakers: Ints) -> Bools:
 
 
 def turns(
-    binary: Bools, frame_s: float, centre_s: float, duration: float, gap_s: float, min_s: float
+    binary: Bools, frame_s: float, centre_s: float, duration: float, gap_s: float
 ) -> list[tuple[float, float, int]]:
     """``(start, end, cluster)`` turns ordered by start; pauses under ``gap_s`` within a
-    speaker's speech are bridged and turns under ``min_s`` dropped."""
+    speaker's speech are bridged."""
     out: list[tuple[float, float, int]] = []
     for c in range(binary.shape[1]):
         merged: list[list[float]] = []
@@ -200,5 +200,5 @@ def turns(
                 merged[-1][1] = end
             else:
                 merged.append([start, end])
-        out.extend((s, e, c) for s, e in merged if e - s >= min_s and e > s)
+        out.extend((s, e, c) for s, e in merged if e > s)
     return sorted(out)

@@ -8,8 +8,9 @@ A collection's table holds
     embedding vector(d), text text, metadata jsonb, PRIMARY KEY (tenant, id)
 
 with a btree index on ``(tenant, content_id, chunk_index)`` and an HNSW index with
-``vector_cosine_ops``, or ``halfvec_cosine_ops`` on the ``halfvec`` cast for more than
-:data:`HNSW_MAX_DIMS` dimensions (none where the extension has no ``halfvec``). The
+``vector_cosine_ops`` (``ef_construction`` :data:`HNSW_EF_CONSTRUCTION`), or
+``halfvec_cosine_ops`` on the ``halfvec`` cast for more than :data:`HNSW_MAX_DIMS`
+dimensions (none where the extension has no ``halfvec``). The
 dimension lives in the column's type modifier, which :func:`existing_dims` reads.
 ``toast_tuple_target`` is :data:`TOAST_TARGET`, so that a row of up to 8 kB (a vector of
 up to about 1,900 dimensions and its text) stays in the heap: an exact search reads
@@ -39,6 +40,11 @@ from psycopg import sql
 log = logging.getLogger("ragcast.providers.vectorstores.pgvector")
 
 HNSW_MAX_DIMS = 2000  # pgvector's limit for an HNSW index on ``vector``
+#: HNSW's links per node and build-time candidate list (pgvector's defaults: 16 and 64).
+#: 128 costs about twice the insert time of 64 and lifts recall@10 at ef_search 200 from
+#: 0.95 to 0.98 for a tenant of 100,000 rows (``python -m bench tenants``).
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 128
 TOAST_TARGET = 8160  # PostgreSQL's largest toast_tuple_target: rows stay whole up to it
 #: the trigger function, one per schema, that keeps the tables' ``$tenants`` counts
 COUNT_FUNCTION = "ragcast_count_tenants"
@@ -134,11 +140,15 @@ def create_table(
         log.warning("pgvector %s: %d dimensions, no HNSW index (exact search)", name, dimensions)
         return
     conn.execute(
-        sql.SQL("CREATE INDEX {} ON {} USING hnsw (({}) {})").format(
+        sql.SQL(
+            "CREATE INDEX {} ON {} USING hnsw (({}) {}) WITH (m = {}, ef_construction = {})"
+        ).format(
             sql.Identifier(f"{base}_hnsw"),
             table,
             ann[0],
             sql.SQL(ann[1]),
+            sql.Literal(HNSW_M),
+            sql.Literal(HNSW_EF_CONSTRUCTION),
         )
     )
 

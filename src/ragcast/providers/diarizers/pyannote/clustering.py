@@ -32,8 +32,11 @@ def unit(vectors: Floats) -> Floats:
 
 
 #: a cluster with less speech than the minimum is still kept if it has two members or
-#: more this similar to each other on average (a speaker heard briefly but clearly)
-COHERENT_SIM = 0.4
+#: more this similar to each other on average (a speaker heard briefly but clearly) ...
+COHERENT_SIM = 0.5
+#: ... or if it holds this much speech and sounds like none of the kept clusters
+LONE_S = 2.5
+FAR_SIM = 0.3
 
 
 def _split(
@@ -43,13 +46,20 @@ def _split(
     sizes = np.bincount(clusters, weights=seconds)
     ids = np.flatnonzero(np.bincount(clusters) > 0)
     large = sizes[ids] >= min_size_s
-    if vectors is not None and COHERENT_SIM <= 1:
-        for n in np.flatnonzero(~large).tolist():
-            members = unit(vectors[clusters == ids[n]])
-            if len(members) >= 2:
-                sims = members @ members.T
-                mean = (sims.sum() - len(members)) / (len(members) * (len(members) - 1))
-                large[n] = mean >= COHERENT_SIM
+    if vectors is None:
+        return ids[large], ids[~large]
+    for n in np.flatnonzero(~large).tolist():
+        members = unit(vectors[clusters == ids[n]])
+        if len(members) >= 2:
+            sims = members @ members.T
+            mean = (sims.sum() - len(members)) / (len(members) * (len(members) - 1))
+            large[n] = mean >= COHERENT_SIM
+    lone = np.flatnonzero(~large & (sizes[ids] >= LONE_S)).tolist()
+    if lone and large.any():
+        kept = unit(np.stack([vectors[clusters == k].mean(axis=0) for k in ids[large]]))
+        for n in lone:
+            centre = unit(vectors[clusters == ids[n]].mean(axis=0))
+            large[n] = float((kept @ centre).max()) < FAR_SIM
     return ids[large], ids[~large]
 
 
@@ -80,6 +90,9 @@ def agglomerate(
     if wanted is not None:
         clusters = _cut_for(tree, seconds, threshold, min_size_s, wanted)
         large, small = _split(clusters, seconds, min_size_s, vectors)
+        if len(large) < low:  # too few large clusters at any cut: small ones count too
+            clusters = _cut_for(tree, seconds, threshold, 0.0, low)
+            large, small = _split(clusters, seconds, 0.0)
     if len(large) == 0:
         return np.zeros(n, dtype=np.int64)
     if len(small):
@@ -125,12 +138,19 @@ def centroids(
     min_size_s: float,
     min_clusters: int = 1,
     max_clusters: int | None = None,
-) -> Floats:
-    """Unit centroids ``(k, dim)`` of the clusters of ``vectors`` (a sample of them when
-    there are very many)."""
+) -> tuple[Floats, Ints | None]:
+    """Unit centroids ``(k, dim)`` of the clusters of ``vectors``, and each vector's
+    cluster (None when there were so many that a sample of them was clustered)."""
+    labels: Ints | None = None
     if len(vectors) > MAX_CLUSTERED:
         pick = np.linspace(0, len(vectors) - 1, MAX_CLUSTERED).round().astype(np.int64)
-        vectors, seconds = vectors[pick], seconds[pick]
-    labels = agglomerate(vectors, seconds, threshold, min_size_s, min_clusters, max_clusters)
-    k = int(labels.max()) + 1
-    return unit(np.stack([unit(vectors[labels == c]).mean(axis=0) for c in range(k)]))
+        found = agglomerate(
+            vectors[pick], seconds[pick], threshold, min_size_s, min_clusters, max_clusters
+        )
+        vectors = vectors[pick]
+    else:
+        found = labels = agglomerate(
+            vectors, seconds, threshold, min_size_s, min_clusters, max_clusters
+        )
+    k = int(found.max()) + 1
+    return unit(np.stack([unit(vectors[found == c]).mean(axis=0) for c in range(k)])), labels

@@ -272,3 +272,12 @@ class CAMPPlus(nn.Module):
 
     def forward(self, features: Tensor) -> Tensor:
         return self.xvector(self.head(features.permute(0, 2, 1)))  # type: ignore[no-any-return]
+
+    def frames(self, features: Tensor) -> Tensor:
+        """The frame-level features the embedding pools: ``(batch, 512, ceil(frames / 2))``."""
+        out: Tensor = self.head(features.permute(0, 2, 1))
+        for name, layer in self.xvector.named_children():
+            if name == "stats":
+                break
+            out = layer(out)
+        return out

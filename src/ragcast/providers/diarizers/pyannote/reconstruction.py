@@ -188,17 +188,20 @@ def binarize(activity: Floats, speakers: Ints) -> Bools:
 def turns(
     binary: Bools, frame_s: float, centre_s: float, duration: float, gap_s: float
 ) -> list[tuple[float, float, int]]:
-    """``(start, end, cluster)`` turns ordered by start; pauses under ``gap_s`` within a
-    speaker's speech are bridged."""
+    """``(start, end, cluster)`` turns ordered by start; a pause under ``gap_s`` within
+    a speaker's speech is bridged when no one else speaks in it."""
+    gap = round(gap_s / frame_s)
+    anyone: Bools = np.asarray(binary.any(axis=1))
     out: list[tuple[float, float, int]] = []
     for c in range(binary.shape[1]):
-        merged: list[list[float]] = []
+        merged: list[list[int]] = []
         for a, b in runs(binary[:, c]):
-            start = a * frame_s + centre_s
-            end = min(duration, b * frame_s + centre_s)
-            if merged and start - merged[-1][1] < gap_s:
-                merged[-1][1] = end
+            if merged and a - merged[-1][1] < gap and not anyone[merged[-1][1] : a].any():
+                merged[-1][1] = b
             else:
-                merged.append([start, end])
-        out.extend((s, e, c) for s, e in merged if e > s)
+                merged.append([a, b])
+        for a, b in merged:
+            start, end = a * frame_s + centre_s, min(duration, b * frame_s + centre_s)
+            if end > start:
+                out.append((start, end, c))
     return sorted(out)

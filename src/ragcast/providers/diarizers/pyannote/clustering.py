@@ -87,12 +87,16 @@ def agglomerate(
     clusters: Ints = fcluster(tree, threshold, criterion="distance").astype(np.int64) - 1
     large, small = _split(clusters, seconds, min_size_s, vectors)
     wanted = low if len(large) < low else high if len(large) > high else None
-    if wanted is not None:
+    if wanted is not None:  # the bounds decide: clusters are large by their size alone
         clusters = _cut_for(tree, seconds, threshold, min_size_s, wanted)
-        large, small = _split(clusters, seconds, min_size_s, vectors)
+        large, small = _split(clusters, seconds, min_size_s)
         if len(large) < low:  # too few large clusters at any cut: small ones count too
             clusters = _cut_for(tree, seconds, threshold, 0.0, low)
             large, small = _split(clusters, seconds, 0.0)
+        if len(large) > high:  # the largest ones are kept
+            sizes = np.bincount(clusters, weights=seconds)[large]
+            order = np.argsort(-sizes, kind="stable")
+            large, small = np.sort(large[order[:high]]), np.union1d(small, large[order[high:]])
     if len(large) == 0:
         return np.zeros(n, dtype=np.int64)
     if len(small):

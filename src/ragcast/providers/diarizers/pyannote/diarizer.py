@@ -49,14 +49,14 @@ PIECE_GAP_S = 0.5
 #: fbank frames (10 ms) a piece needs for an embedding (alone where it has so many)
 MIN_EMBED_FRAMES = 50
 #: most fbank frames a piece is embedded from (its middle ones): the encoder's cost
-MAX_EMBED_FRAMES = 1000
+MAX_EMBED_FRAMES = 150
 #: a piece joins the segment of the previous piece of its local speaker when this similar
 SPLIT_SIM = 0.3
 #: weight of a window's say on the frames another window owns (its own weigh 1)
 OUTSIDE_WEIGHT = 0.1
 #: pauses shorter than this within one speaker's speech are bridged
 MIN_GAP_S = 1.5
-_SEG_BATCH = 8
+_SEG_BATCH = 32  # windows segmented at once (20 MB of audio)
 
 #: powerset class -> local speakers active, ``(7, 3)``
 _MULTILABEL = np.array([[s in c for s in range(LOCAL_SPEAKERS)] for c in POWERSET], dtype=bool)
@@ -223,7 +223,7 @@ def analyse(
         with torch.inference_mode():
             tensor = torch.from_numpy(waves)
             classes = models.segmentation(tensor.unsqueeze(1)).argmax(dim=-1).numpy()
-            feats = fbank(tensor).numpy()  # (batch, 998, 80)
+            feats = torch.cat([fbank(part) for part in torch.split(tensor, 8)]).numpy()
         activity[batch.start : batch.stop] = _MULTILABEL[classes]
         first_piece = len(pieces)
         inputs = [
@@ -232,7 +232,7 @@ def analyse(
             for found in _inputs(w, activity[w], owned[w], feats[row], pieces, first_piece)
         ]
         chunk = Stats.empty(len(pieces) - first_piece)
-        accumulate(models.encoder, inputs, chunk)
+        accumulate(models.encoder, inputs, chunk, should_stop)
         chunks.append(chunk)
     stats = Stats(
         np.concatenate([c.counts for c in chunks]),

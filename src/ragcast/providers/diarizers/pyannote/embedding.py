@@ -10,11 +10,13 @@ encoder's last layer alone.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
+
+from ragcast.errors import Interrupted
 
 Floats = NDArray[np.float32]
 Ints = NDArray[np.int64]
@@ -68,9 +70,15 @@ def _batches(n: int, size: int) -> Iterator[range]:
         yield range(first, min(n, first + size))
 
 
-def accumulate(encoder: object, inputs: list[tuple[int, Floats]], stats: Stats) -> None:
+def accumulate(
+    encoder: object,
+    inputs: list[tuple[int, Floats]],
+    stats: Stats,
+    should_stop: Callable[[], bool] | None = None,
+) -> None:
     """Encode each ``(piece, fbank frames)`` of ``inputs`` and add its sums to ``stats``
-    (inputs shorter than ``LENGTH_STEP`` frames are left out)."""
+    (inputs shorter than ``LENGTH_STEP`` frames are left out); ``should_stop`` is asked
+    before every batch."""
     import torch
 
     by_length: dict[int, list[tuple[int, Floats]]] = {}
@@ -81,6 +89,8 @@ def accumulate(encoder: object, inputs: list[tuple[int, Floats]], stats: Stats) 
             by_length.setdefault(length, []).append((piece, frames[cut : cut + length]))
     for _, group in sorted(by_length.items()):
         for batch in _batches(len(group), BATCH):
+            if should_stop is not None and should_stop():
+                raise Interrupted("the process is shutting down")
             stack = np.stack([group[n][1] - group[n][1].mean(axis=0) for n in batch])
             with torch.inference_mode():
                 out = encoder.frames(torch.from_numpy(stack.astype(np.float32)))  # type: ignore[attr-defined]

@@ -106,8 +106,11 @@ class PyanNet(nn.Module):
         self.linear = nn.ModuleList([nn.Linear(256, 128), nn.Linear(128, 128)])
         self.classifier = nn.Linear(128, len(POWERSET))
 
-    def forward(self, waveforms: Tensor) -> Tensor:
-        out, _ = self.lstm(self.sincnet(waveforms).transpose(1, 2))
+    def forward(self, waveforms: Tensor, front_batch: int = 8) -> Tensor:
+        """The SincNet front end runs ``front_batch`` windows at a time (its activations
+        are large); the LSTM takes them all at once (fewer of its sequential steps)."""
+        front = [self.sincnet(part) for part in torch.split(waveforms, front_batch)]
+        out, _ = self.lstm(torch.cat(front).transpose(1, 2))
         for linear in self.linear:
             out = F.leaky_relu(linear(out))
         logp: Tensor = F.log_softmax(self.classifier(out), dim=-1)
